@@ -1,0 +1,176 @@
+"""`farm`: start, stop and inspect a farm. Every error is one line that says what to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import click
+
+from farm import config as config_mod
+
+
+def load_config(path: str | None, overrides: dict | None = None):
+    try:
+        return config_mod.load(path, overrides=overrides)
+    except config_mod.ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"farm: config: {problem}", err=True)
+        sys.exit(2)
+
+
+def redis_url_of(cfg) -> str:
+    """The Redis a farm with this config uses (its private one lives in data_dir)."""
+    return cfg.redis.url or f"unix://{cfg.data_dir / 'redis' / 'redis.sock'}"
+
+
+def fail(message: str, code: int = 1):
+    click.echo(f"farm: {message}", err=True)
+    sys.exit(code)
+
+
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                             envvar="FARM_CONFIG", help="TOML config file (env FARM_CONFIG).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="farm")
+def main():
+    """farm: a high-volume alert processing farm in Keep's alert model."""
+
+
+@main.command()
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes "
+              "(default: [workers] count, 0 there meaning one per CPU).")
+@config_option
+def start(workers, config_path):
+    """Run a farm in the foreground until SIGTERM or Ctrl-C, then drain and exit."""
+    cfg = load_config(config_path)
+    from farm.log import setup_logging
+
+    setup_logging(cfg.farm.log_level, "supervisor")
+    count = workers or cfg.workers.count or os.cpu_count() or 1
+    from farm.redis_server import RedisServerError
+    from farm.redisconn import RedisUnavailable
+    from supervisor.pidfile import AlreadyRunning
+    from supervisor.supervisor import FarmError, serve
+
+    try:
+        code = serve(cfg, count)
+    except (FarmError, RedisUnavailable, RedisServerError, AlreadyRunning) as exc:
+        fail(str(exc))
+    sys.exit(code)
+
+
+def fetch_status(cfg) -> dict | None:
+    """The running farm's /status, or None when none answers at [supervisor] http."""
+    url = f"http://{cfg.supervisor.http}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@config_option
+def status(as_json, config_path):
+    """Workers, indexer, queues and the accounting counters of the running farm."""
+    cfg = load_config(config_path)
+    doc = fetch_status(cfg)
+    if doc is None:
+        fail(f"no farm answers at {cfg.supervisor.http} (start one with `farm start`, or "
+             f"point --config at the farm's config)")
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        from farm.status_view import render_status
+
+        render_status(doc)
+
+
+@main.command()
+@click.option("--timeout", type=float, default=None,
+              help="Seconds to wait for the drain (default: [supervisor] grace_seconds + 10).")
+@config_option
+def stop(timeout, config_path):
+    """Ask the running farm to drain and stop (SIGTERM), and wait until it has."""
+    cfg = load_config(config_path)
+    from supervisor.pidfile import read_pid
+
+    pid = read_pid(cfg.data_dir / "farm.pid")
+    if pid is None:
+        doc = fetch_status(cfg)
+        pid = doc.get("pid") if doc else None
+    if pid is None:
+        fail(f"no farm is running from {cfg.data_dir}")
+    os.kill(pid, signal.SIGTERM)
+    click.echo(f"farm: asked pid {pid} to drain and stop", err=True)
+    deadline = time.monotonic() + (timeout or cfg.supervisor.grace_seconds + 10)
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            click.echo("farm: stopped", err=True)
+            return
+        time.sleep(0.2)
+    fail(f"pid {pid} is still running after the grace period")
+
+
+@main.group()
+def dlq():
+    """Inspect and replay the dead-letter list."""
+
+
+@dlq.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+def dlq_list(limit, as_json, config_path):
+    """Newest dead letters first, with their reason and stage."""
+    from farm.deadletters import list_letters
+
+    cfg = load_config(config_path)
+    letters = list_letters(_redis(cfg), cfg, limit)
+    if as_json:
+        click.echo(json.dumps(letters, indent=2, default=str))
+        return
+    if not letters:
+        click.echo("the dead-letter list is empty")
+    for letter in letters:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(letter["at"] or 0))
+        click.echo(f"{when}Z  {letter['stage']:<9} batch {letter['batch']}  {letter['reason']}")
+
+
+@dlq.command("replay")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Replay at most this many (oldest first); default all.")
+@config_option
+def dlq_replay(limit, config_path):
+    """Push dead letters back into the queue (after fixing their cause)."""
+    from farm.deadletters import replay
+
+    cfg = load_config(config_path)
+    replayed, skipped = replay(_redis(cfg), cfg, limit)
+    click.echo(f"replayed {replayed} dead letters" + (f"; {skipped} could not be replayed and "
+                                                       f"stay in the list" if skipped else ""))
+
+
+def _redis(cfg):
+    from farm.redisconn import RedisUnavailable, connect
+
+    try:
+        return connect(redis_url_of(cfg))
+    except RedisUnavailable as exc:
+        fail(str(exc) if cfg.redis.url else f"the farm's own Redis is not running ({exc}); "
+             f"start the farm first")
+
+
+if __name__ == "__main__":
+    main()

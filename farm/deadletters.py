@@ -1,0 +1,76 @@
+"""Reading and replaying the dead-letter list (`<prefix>:dlq`)."""
+
+from __future__ import annotations
+
+import msgpack
+
+from farm.keys import Keys
+from farm.wire import PROVIDERS, encode_batch
+
+
+def decode_letter(raw: bytes) -> dict:
+    try:
+        letter = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except Exception as exc:
+        return {"reason": f"unreadable dead letter: {exc}", "stage": "?", "at": None,
+                "batch": None, "payload": raw}
+    return letter if isinstance(letter, dict) else {"reason": "unreadable dead letter",
+                                                    "stage": "?", "at": None, "batch": None,
+                                                    "payload": letter}
+
+
+def list_letters(redis, cfg, limit: int) -> list[dict]:
+    """Newest first; a payload is summarised by its type and size."""
+    keys = Keys(cfg.redis.prefix)
+    out = []
+    for raw in redis.lrange(keys.dlq, 0, limit - 1):
+        letter = decode_letter(raw)
+        payload = letter.get("payload")
+        if isinstance(payload, (bytes, bytearray)):
+            letter["payload"] = f"<{len(payload)} bytes>"
+        out.append(letter)
+    return out
+
+
+def _requeue_payload(letter: dict) -> bytes | None:
+    """What to push back for a dead letter, or None if it cannot be replayed."""
+    payload = letter.get("payload")
+    provider = letter.get("provider")
+    tenant = letter.get("tenant") or "default"
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload)  # a whole batch, as it came
+    if letter.get("stage") == "store" and isinstance(payload, dict):
+        return encode_batch([payload], "keep", tenant)  # a canonical alert reads as Keep's
+    if provider in PROVIDERS and payload is not None:
+        return encode_batch([payload], provider, tenant)
+    return None
+
+
+def replay(redis, cfg, limit: int | None) -> tuple[int, int]:
+    """Move dead letters, oldest first, back to the normal queue. Returns (replayed, skipped);
+    skipped letters stay in the list."""
+    keys = Keys(cfg.redis.prefix)
+    total = redis.llen(keys.dlq)
+    todo = total if limit is None else min(limit, total)
+    replayed = skipped = 0
+    for _ in range(todo):
+        raw = redis.lindex(keys.dlq, -1)
+        if raw is None:
+            break
+        batch = _requeue_payload(decode_letter(raw))
+
+        def move(pipe, raw=raw, batch=batch):
+            if pipe.lindex(keys.dlq, -1) != raw:
+                return False
+            pipe.multi()
+            pipe.rpop(keys.dlq)
+            pipe.lpush(keys.dlq if batch is None else keys.queue("normal"),
+                       raw if batch is None else batch)
+            return True
+
+        if redis.transaction(move, keys.dlq, value_from_callable=True):
+            if batch is None:
+                skipped += 1
+            else:
+                replayed += 1
+    return replayed, skipped

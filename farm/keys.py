@@ -1,0 +1,67 @@
+"""Every Redis key farm uses, its type, and who writes it. `<p>` is `[redis] prefix`.
+
+- `<p>:q:critical`, `<p>:q:normal`      list of wire-v1 batches. Producers (loadgen, the ingest
+  gateway, users' scripts) LPUSH; workers take from the right, critical first.
+- `<p>:inflight:<worker id>`           list. A worker LMOVEs each batch here from a queue
+  (newest on the left) and LTRIMs it off the right once the indexer has committed it. A
+  supervisor moves a dead worker's list back to `<p>:q:critical`, so redelivered work goes
+  first.
+- `<p>:hb:<worker id>`                 string, the worker's lease token, with a TTL of
+  `[workers] heartbeat_seconds`. The worker refreshes it with every ack; when it is gone, the
+  worker is presumed dead and its inflight list is requeued.
+- `<p>:dedup:<tenant>:<fingerprint>`   string: 16-byte content digest + the eventId that set
+  it, TTL `[dedup] ttl_seconds`. Read and written by the dedup Lua script, one call per batch.
+- `<p>:decided:<batch id>`             string of one decision letter per alert (n/p/f),
+  written by the dedup script, deleted when the batch is acked. A redelivered batch replays
+  these decisions exactly.
+- `<p>:dlq`                            list of dead letters (msgpack maps: reason, stage, at,
+  batch, tenant, provider, payload). Workers and the indexer LPUSH.
+- `<p>:stats:<counter>`                integer counters (see STAT_NAMES), incremented by the
+  worker in the same transaction that acks a batch, so they count each batch exactly once.
+"""
+
+from __future__ import annotations
+
+LANES = ("critical", "normal")
+
+STAT_NAMES = (
+    "alerts_received",
+    "alerts_indexed",
+    "alerts_duplicate",
+    "alerts_dead",
+    "batches_received",
+    "batches_dead",
+    "batches_redelivered",
+)
+
+
+class Keys:
+    """Key names under one prefix."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.dlq = f"{prefix}:dlq"
+
+    def queue(self, lane: str) -> str:
+        return f"{self.prefix}:q:{lane}"
+
+    def inflight(self, worker_id: str) -> str:
+        return f"{self.prefix}:inflight:{worker_id}"
+
+    def inflight_pattern(self) -> str:
+        return f"{self.prefix}:inflight:*"
+
+    def worker_of_inflight(self, key: str) -> str:
+        return key[len(self.prefix) + len(":inflight:"):]
+
+    def heartbeat(self, worker_id: str) -> str:
+        return f"{self.prefix}:hb:{worker_id}"
+
+    def dedup(self, tenant: str, fingerprint: str) -> str:
+        return f"{self.prefix}:dedup:{tenant}:{fingerprint}"
+
+    def decided(self, batch_id: str) -> str:
+        return f"{self.prefix}:decided:{batch_id}"
+
+    def stat(self, name: str) -> str:
+        return f"{self.prefix}:stats:{name}"

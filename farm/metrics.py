@@ -1,0 +1,61 @@
+"""Prometheus metrics, in prometheus_client's multiprocess mode.
+
+Every process writes its samples to files in `<data_dir>/metrics` named by a stable identity
+(`worker-3`, `indexer`, `supervisor`, `ingest-0`) rather than by pid, so a restarted worker
+continues its slot's counters instead of leaving another file behind. The supervisor's /metrics
+merges the files and adds gauges it reads from Redis at scrape time (farm/supervisor/http.py).
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+from prometheus_client import Counter, Histogram, values
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+def use_identity(identity: str) -> None:
+    """Call before creating any metric in a process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        values.ValueClass = values.MultiProcessValue(process_identifier=lambda: identity)
+
+
+def worker_metrics() -> SimpleNamespace:
+    return SimpleNamespace(
+        batches=Counter("farm_batches", "Batches a worker processed, by outcome.", ["outcome"]),
+        alerts=Counter("farm_alerts", "Alerts by provider and dedup decision "
+                       "(new, partial, full) or dead.", ["provider", "decision"]),
+        batch_seconds=Histogram("farm_batch_seconds", "Worker time per batch, decode to ring.",
+                                buckets=LATENCY_BUCKETS),
+        ring_wait=Counter("farm_ring_full_seconds", "Time workers waited for ring space "
+                          "(the indexer or the store is the bottleneck)."),
+        redis_errors=Counter("farm_worker_redis_errors", "Redis errors seen by workers."),
+        lease_lost=Counter("farm_lease_lost", "Times a worker found its inflight list requeued "
+                           "(heartbeat expired) and started over."),
+    )
+
+
+def indexer_metrics() -> SimpleNamespace:
+    return SimpleNamespace(
+        commits=Counter("farm_store_commits", "Transactions or bulk flushes committed."),
+        commit_seconds=Histogram("farm_store_commit_seconds", "Time to commit one flush.",
+                                 buckets=LATENCY_BUCKETS),
+        records=Counter("farm_store_records", "Ring records committed (one per batch chunk)."),
+        alerts=Counter("farm_store_alerts", "Alerts in committed records."),
+        latency=Histogram("farm_end_to_end_seconds", "From a batch's sent_at to its commit.",
+                          buckets=LATENCY_BUCKETS),
+        errors=Counter("farm_store_errors", "Failed commit attempts (retried)."),
+        rejected=Counter("farm_store_rejected", "Items the store rejected for good "
+                         "(dead-lettered)."),
+    )
+
+
+def supervisor_metrics() -> SimpleNamespace:
+    return SimpleNamespace(
+        restarts=Counter("farm_process_restarts", "Processes restarted after dying.",
+                         ["process"]),
+        recovered=Counter("farm_batches_requeued", "Batches moved back from a dead worker's "
+                          "inflight list."),
+    )

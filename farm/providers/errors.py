@@ -1,0 +1,5 @@
+"""The one exception normalizers raise for events they cannot read."""
+
+
+class BadEvent(ValueError):
+    """The event cannot be normalized; the message says why."""

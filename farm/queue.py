@@ -1,0 +1,130 @@
+"""Reliable batch queue on Redis lists: take into an inflight list, ack in commit order, requeue the
+inflight list of a dead worker. See farm/keys.py for the keys.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from farm.keys import LANES, STAT_NAMES, Keys
+
+# KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), memo keys...
+# ARGV: lease token, lease ms, batches to trim, one increment per stat, dead letters...
+# Checks the lease first: if a supervisor has requeued this worker's inflight list (its
+# heartbeat expired), trimming now would drop batches taken since; the worker must start over.
+ACK_LUA = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local n_stats = N_STATS
+local trim = tonumber(ARGV[3])
+if trim > 0 then redis.call('LTRIM', KEYS[1], 0, -trim - 1) end
+for i = 1, n_stats do
+  local inc = tonumber(ARGV[3 + i])
+  if inc ~= 0 then redis.call('INCRBY', KEYS[3 + i], inc) end
+end
+for i = 4 + n_stats, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 4 + n_stats, #ARGV do redis.call('LPUSH', KEYS[3], ARGV[i]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+""".replace("N_STATS", str(len(STAT_NAMES)))
+
+# KEYS: inflight, hb, target queue, redelivered counter; ARGV: '1' to skip the heartbeat check.
+# Moves newest-first onto the consuming end, so the oldest batch is taken again first.
+RECOVER_LUA = """
+if ARGV[1] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local n = 0
+while redis.call('LMOVE', KEYS[1], KEYS[3], 'LEFT', 'RIGHT') do n = n + 1 end
+if n > 0 then redis.call('INCRBY', KEYS[4], n) end
+return n
+"""
+
+
+class WorkQueue:
+    """One worker's side of the queue."""
+
+    def __init__(self, redis, keys: Keys, worker_id: str, lease_seconds: int):
+        self.redis = redis
+        self.keys = keys
+        self.worker_id = worker_id
+        self.inflight = keys.inflight(worker_id)
+        self.heartbeat = keys.heartbeat(worker_id)
+        self.lease_ms = lease_seconds * 1000
+        self.token = ""
+        self._queues = [keys.queue(lane) for lane in LANES]
+        self._ack = redis.register_script(ACK_LUA)
+        self._recover = redis.register_script(RECOVER_LUA)
+        self._stat_keys = [keys.stat(name) for name in STAT_NAMES]
+
+    def claim(self) -> None:
+        """Take a fresh lease; anything left in our inflight list from before goes back first."""
+        self.requeue_own()
+        self.token = secrets.token_hex(8)
+        self.redis.set(self.heartbeat, self.token, px=self.lease_ms)
+
+    def requeue_own(self) -> int:
+        return self._recover(keys=[self.inflight, self.heartbeat, self.keys.queue("critical"),
+                                   self.keys.stat("batches_redelivered")], args=["1"])
+
+    def take(self, block_seconds: float) -> list[bytes]:
+        """Up to one batch per lane (critical first) in one round trip; if both are empty,
+        block on the normal lane for up to block_seconds."""
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in self._queues:
+            pipe.lmove(queue, self.inflight, "RIGHT", "LEFT")
+        got = [raw for raw in pipe.execute() if raw is not None]
+        if got or block_seconds <= 0:
+            return got
+        raw = self.redis.blmove(self._queues[-1], self.inflight, block_seconds, "RIGHT", "LEFT")
+        return [raw] if raw is not None else []
+
+    def ack(self, batches: int, counts: dict[str, int], dead_letters: list[bytes],
+            memo_keys: list[str]) -> bool:
+        """Drop the `batches` oldest inflight batches (all committed), count them, push their
+        dead letters, refresh the lease; all atomically. False: the lease was lost."""
+        keys = [self.inflight, self.heartbeat, self.keys.dlq, *self._stat_keys, *memo_keys]
+        args = [self.token, self.lease_ms, batches,
+                *(counts.get(name, 0) for name in STAT_NAMES), *dead_letters]
+        return self._ack(keys=keys, args=args) == 1
+
+    def release(self) -> None:
+        """On a clean exit: the inflight list is empty; drop the lease."""
+        self.redis.delete(self.heartbeat)
+
+
+def recover(redis, keys: Keys, worker_id: str, force: bool = False) -> int:
+    """Requeue a worker's inflight list if its heartbeat has expired (or unconditionally with
+    force, for a worker we know is dead). Returns how many batches moved; atomic."""
+    script = redis.register_script(RECOVER_LUA)
+    return script(keys=[keys.inflight(worker_id), keys.heartbeat(worker_id),
+                        keys.queue("critical"), keys.stat("batches_redelivered")],
+                  args=["1" if force else "0"])
+
+
+def recover_orphans(redis, keys: Keys) -> int:
+    """Requeue every inflight list whose worker's heartbeat has expired, on any host."""
+    moved = 0
+    for key in redis.scan_iter(match=keys.inflight_pattern(), count=500):
+        key = key.decode() if isinstance(key, bytes) else key
+        moved += recover(redis, keys, keys.worker_of_inflight(key))
+    return moved
+
+
+def depths(redis, keys: Keys) -> dict[str, int]:
+    """Queue depth per lane and the total inflight across all workers."""
+    pipe = redis.pipeline(transaction=False)
+    for lane in LANES:
+        pipe.llen(keys.queue(lane))
+    result = dict(zip(LANES, pipe.execute(), strict=False))
+    inflight_keys = list(redis.scan_iter(match=keys.inflight_pattern(), count=500))
+    if inflight_keys:
+        pipe = redis.pipeline(transaction=False)
+        for key in inflight_keys:
+            pipe.llen(key)
+        result["inflight"] = sum(pipe.execute())
+    else:
+        result["inflight"] = 0
+    return result
+
+
+def read_stats(redis, keys: Keys) -> dict[str, int]:
+    values = redis.mget([keys.stat(name) for name in STAT_NAMES])
+    return {name: int(v or 0) for name, v in zip(STAT_NAMES, values, strict=False)}

@@ -1,0 +1,31 @@
+"""Stores the indexer writes to. Each store has two halves:
+
+- an encoder, used by workers, that turns a batch's decided alerts into a sink-ready payload
+  (row tuples for SQLite, `_bulk` NDJSON for Elasticsearch/OpenSearch), so that the indexer
+  does I/O, not CPU work;
+- a writer, used by the indexer, that commits many payloads in one transaction or bulk request
+  and returns dead letters for any item the store rejected for good.
+"""
+
+from __future__ import annotations
+
+
+def encoder_for(cfg):
+    if cfg.store.kind == "sqlite":
+        from farm.sinks.sqlite import SqliteEncoder
+
+        return SqliteEncoder()
+    from farm.sinks.elastic import ElasticEncoder
+
+    return ElasticEncoder(cfg)
+
+
+def writer_for(cfg):
+    if cfg.store.kind == "sqlite":
+        from farm.sinks.sqlite import SqliteWriter
+
+        return SqliteWriter(cfg.sqlite_path, retention_days=cfg.store.retention_days,
+                            fts_history=cfg.store.fts_history)
+    from farm.sinks.elastic import ElasticWriter
+
+    return ElasticWriter(cfg)

@@ -1,0 +1,227 @@
+"""The embedded SQLite store: `alerts` (history, one row per stored event) and `alerts_current`
+(one row per tenant + fingerprint), in WAL mode.
+
+History stays lean (primary key only) because every index costs insert speed; full-text search
+(FTS5 over name, description, message) covers the current state, and history only when
+`[store] fts_history` is set. `commits` logs each transaction's commit time and last history
+rowid: it drives retention by age and lets loadgen measure sent_at -> commit latency.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import msgpack
+import orjson
+
+from farm.alert import iso_ms
+from farm.dedup import FULL
+from farm.sinks.current import coalesce
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    eventId      TEXT PRIMARY KEY,
+    fingerprint  TEXT NOT NULL,
+    tenant       TEXT NOT NULL,
+    lastReceived TEXT NOT NULL,
+    severity     TEXT,
+    status       TEXT,
+    name         TEXT,
+    doc          TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts_current (
+    id           INTEGER PRIMARY KEY,
+    tenant       TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    eventId      TEXT NOT NULL,       -- '' while only duplicates of an uncommitted version exist
+    lastReceived TEXT NOT NULL,
+    severity     TEXT,
+    status       TEXT,
+    name         TEXT,
+    description  TEXT,
+    message      TEXT,
+    duplicates   INTEGER NOT NULL DEFAULT 0,
+    sentAt       REAL NOT NULL,       -- orders versions: an older redelivery never wins
+    doc          TEXT NOT NULL,
+    UNIQUE (tenant, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS commits (
+    txn          INTEGER PRIMARY KEY,
+    committedAt  REAL NOT NULL,
+    lastRowid    INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS alerts_current_fts USING fts5(
+    name, description, message, content='alerts_current', content_rowid='id');
+CREATE TRIGGER IF NOT EXISTS alerts_current_ai AFTER INSERT ON alerts_current BEGIN
+    INSERT INTO alerts_current_fts(rowid, name, description, message)
+    VALUES (new.id, new.name, new.description, new.message);
+END;
+CREATE TRIGGER IF NOT EXISTS alerts_current_ad AFTER DELETE ON alerts_current BEGIN
+    INSERT INTO alerts_current_fts(alerts_current_fts, rowid, name, description, message)
+    VALUES ('delete', old.id, old.name, old.description, old.message);
+END;
+CREATE TRIGGER IF NOT EXISTS alerts_current_au AFTER UPDATE ON alerts_current
+WHEN old.name IS NOT new.name OR old.description IS NOT new.description
+     OR old.message IS NOT new.message BEGIN
+    INSERT INTO alerts_current_fts(alerts_current_fts, rowid, name, description, message)
+    VALUES ('delete', old.id, old.name, old.description, old.message);
+    INSERT INTO alerts_current_fts(rowid, name, description, message)
+    VALUES (new.id, new.name, new.description, new.message);
+END;
+"""
+
+HISTORY_FTS = """
+CREATE VIRTUAL TABLE IF NOT EXISTS alerts_fts USING fts5(
+    name, description, message, content='alerts_fts_source', content_rowid='rowid');
+CREATE VIEW IF NOT EXISTS alerts_fts_source AS
+    SELECT rowid, name, doc ->> '$.description' AS description, doc ->> '$.message' AS message
+    FROM alerts;
+CREATE TRIGGER IF NOT EXISTS alerts_ai AFTER INSERT ON alerts BEGIN
+    INSERT INTO alerts_fts(rowid, name, description, message)
+    VALUES (new.rowid, new.name, new.doc ->> '$.description', new.doc ->> '$.message');
+END;
+CREATE TRIGGER IF NOT EXISTS alerts_ad AFTER DELETE ON alerts BEGIN
+    INSERT INTO alerts_fts(alerts_fts, rowid, name, description, message)
+    VALUES ('delete', old.rowid, old.name, old.doc ->> '$.description', old.doc ->> '$.message');
+END;
+"""
+
+INSERT_HISTORY = """
+INSERT OR REPLACE INTO alerts (eventId, fingerprint, tenant, lastReceived, severity, status,
+                               name, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+UPSERT_VERSION = """
+INSERT INTO alerts_current (tenant, fingerprint, eventId, lastReceived, severity, status, name,
+                            description, message, duplicates, sentAt, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tenant, fingerprint) DO UPDATE SET
+    eventId = excluded.eventId,
+    lastReceived = CASE WHEN alerts_current.eventId = ''
+                        THEN max(excluded.lastReceived, alerts_current.lastReceived)
+                        ELSE excluded.lastReceived END,
+    severity = excluded.severity, status = excluded.status, name = excluded.name,
+    description = excluded.description, message = excluded.message,
+    duplicates = excluded.duplicates
+                 + CASE WHEN alerts_current.eventId = '' THEN alerts_current.duplicates ELSE 0 END,
+    sentAt = excluded.sentAt, doc = excluded.doc
+WHERE excluded.sentAt >= alerts_current.sentAt
+"""
+
+# A full duplicate's version may still be on its way (decided by another worker, not yet
+# committed): then a placeholder row ('' eventId) keeps the count until the version lands.
+BUMP_DUPLICATES = """
+INSERT INTO alerts_current (tenant, fingerprint, eventId, lastReceived, duplicates, sentAt, doc)
+VALUES (?, ?, '', ?, ?, 0, '{}')
+ON CONFLICT (tenant, fingerprint) DO UPDATE SET
+    duplicates = alerts_current.duplicates + excluded.duplicates,
+    lastReceived = max(alerts_current.lastReceived, excluded.lastReceived),
+    doc = CASE WHEN alerts_current.eventId = '' THEN alerts_current.doc
+               ELSE json_set(alerts_current.doc, '$.lastReceived',
+                             max(alerts_current.lastReceived, excluded.lastReceived)) END
+"""
+
+
+class SqliteEncoder:
+    """Worker side: a batch's decided alerts -> msgpack of (history rows, versions, bumps)."""
+
+    def encode(self, tenant: str, sent_at: float, items: list[tuple[dict, str]]) -> bytes:
+        history = []
+        docs: dict[int, str] = {}
+        for alert, decision in items:
+            if decision == FULL:
+                continue
+            doc = orjson.dumps(alert, default=str).decode()
+            docs[id(alert)] = doc
+            history.append((alert["eventId"], alert["fingerprint"], tenant, alert["lastReceived"],
+                            alert["severity"], alert["status"], alert["name"], doc))
+        versions, bumps = coalesce(items)
+        current = [(tenant, a["fingerprint"], a["eventId"], a["lastReceived"], a["severity"],
+                    a["status"], a["name"], _text(a.get("description")), _text(a.get("message")),
+                    dups, sent_at, docs[id(a)]) for a, dups in versions]
+        bump_rows = [(tenant, fp, seen, count) for fp, count, seen in bumps]
+        return msgpack.packb((history, current, bump_rows))
+
+
+def _text(value: object) -> str | None:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store with farm's pragmas (creating schema unless readonly)."""
+    if readonly:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA recursive_triggers=ON")  # REPLACE fires delete triggers (FTS)
+        db.executescript(SCHEMA)
+    db.execute("PRAGMA busy_timeout=30000")
+    return db
+
+
+class SqliteWriter:
+    """Indexer side: commits many encoded payloads in one transaction."""
+
+    def __init__(self, path: Path, retention_days: int = 0, fts_history: bool = False):
+        self.path = Path(path)
+        self.retention_days = retention_days
+        self.db = connect(self.path)
+        if fts_history:
+            self.db.executescript(HISTORY_FTS)
+        self.db.execute("PRAGMA cache_size=-65536")
+        self._last_maintenance = 0.0
+
+    def write(self, payloads: list[bytes]) -> list[dict]:
+        """Commit every payload or none. Returns rejected items (SQLite rejects none)."""
+        history, current, bumps = [], [], []
+        for payload in payloads:
+            h, c, b = msgpack.unpackb(payload)
+            history += h
+            current += c
+            bumps += b
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(INSERT_HISTORY, history)
+            db.executemany(UPSERT_VERSION, current)
+            db.executemany(BUMP_DUPLICATES, bumps)
+            db.execute("INSERT INTO commits (committedAt, lastRowid) "
+                       "VALUES (?, coalesce((SELECT max(rowid) FROM alerts), 0))", (time.time(),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return []
+
+    def maintain(self, now: float | None = None) -> int:
+        """Delete history and current state older than retention_days; returns rows deleted."""
+        now = time.time() if now is None else now
+        if not self.retention_days or now - self._last_maintenance < 600:
+            return 0
+        self._last_maintenance = now
+        cutoff = now - self.retention_days * 86_400
+        db = self.db
+        row = db.execute("SELECT max(lastRowid), max(txn) FROM commits WHERE committedAt < ?",
+                         (cutoff,)).fetchone()
+        deleted = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if row[0] is not None:
+                deleted += db.execute("DELETE FROM alerts WHERE rowid <= ?", (row[0],)).rowcount
+                db.execute("DELETE FROM commits WHERE txn < ?", (row[1],))
+            deleted += db.execute("DELETE FROM alerts_current WHERE lastReceived < ?",
+                                  (iso_ms(cutoff),)).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return deleted
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,58 @@
+"""`farm status` for people: the supervisor's /status as tables, and the accounting check."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
+
+
+def render_status(doc: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(f"[bold]farm[/] on {doc['node']} (pid {doc['pid']}): [bold]{doc['state']}[/], "
+                  f"up {_duration(doc['uptime_seconds'])}")
+    redis = doc["redis"]
+    console.print(f"  redis {redis['url']}{' (embedded)' if redis['embedded'] else ''}; "
+                  f"store {doc['store']['kind']} {doc['store']['where']}")
+
+    procs = Table(title="processes", title_justify="left")
+    for column in ("id", "pid", "cpu", "alive", "restarts"):
+        procs.add_column(column)
+    for w in doc["workers"]:
+        procs.add_row(w["id"], str(w["pid"]), str(w["cpu"]), _yes(w["alive"]),
+                      str(w["restarts"]))
+    ix = doc["indexer"]
+    procs.add_row("indexer", str(ix["pid"]), "-", _yes(ix["alive"]), str(ix["restarts"]))
+    console.print(procs)
+
+    if "error" in doc:
+        console.print(f"[red]{doc['error']}[/]")
+        return
+    queues = doc["queues"]
+    console.print(f"  queued: critical {queues['critical']:,}, normal {queues['normal']:,}; "
+                  f"in flight {doc['inflight']:,}; dead letters {doc['dead_letters']:,}")
+    counters = Table(title="accounting", title_justify="left")
+    counters.add_column("counter")
+    counters.add_column("value", justify="right")
+    for name, value in doc["counters"].items():
+        counters.add_row(name, f"{value:,}")
+    console.print(counters)
+    c = doc["counters"]
+    gap = c["alerts_received"] - c["alerts_indexed"] - c["alerts_duplicate"] - c["alerts_dead"]
+    drained = not (queues["critical"] or queues["normal"] or doc["inflight"])
+    if gap == 0:
+        console.print("  received = indexed + duplicate + dead: [green]every alert accounted "
+                      "for[/]")
+    else:
+        note = "" if drained else " (work is still queued or in flight)"
+        console.print(f"  received - (indexed + duplicate + dead) = [red]{gap:,}[/]{note}")
+
+
+def _yes(flag: bool) -> str:
+    return "[green]yes[/]" if flag else "[red]no[/]"

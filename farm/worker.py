@@ -1,0 +1,187 @@
+"""The worker process: take batches from Redis, run the pipeline, hand records to the indexer,
+ack what the indexer has committed. Single-threaded; one per CPU, pinned.
+
+Loop, top-down:  ack_committed -> take -> process -> hand_over  (until told to stop, then drain).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import redis
+
+from farm import metrics
+from farm.keys import STAT_NAMES, Keys
+from farm.log import setup_logging
+from farm.pipeline import Pipeline
+from farm.queue import WorkQueue
+from farm.redisconn import RedisUnavailable, connect, describe
+from farm.ring import RecordTooLarge, Ring
+
+log = logging.getLogger("farm.worker")
+
+BOOT_ERROR = 3          # exit code: the worker cannot start; restarting will not help
+IDLE_BLOCK_SECONDS = 0.25
+ACK_EVERY_SECONDS = 1.0
+
+
+@dataclass
+class Pending:
+    """A batch handed to the ring and not yet committed."""
+
+    last_seq: int
+    counts: dict[str, int]
+    dead_letters: list[bytes]
+    memo_keys: list[str]
+
+
+class Worker:
+    def __init__(self, cfg, slot: int, worker_id: str, ring: Ring, redis_url: str):
+        self.cfg = cfg
+        self.slot = slot
+        self.worker_id = worker_id
+        self.ring = ring
+        self.redis_url = redis_url
+        self.redis = connect(redis_url)
+        self.keys = Keys(cfg.redis.prefix)
+        self.queue = WorkQueue(self.redis, self.keys, worker_id, cfg.workers.heartbeat_seconds)
+        self.pipeline = Pipeline(cfg, self.redis, self.keys)
+        self.metrics = metrics.worker_metrics()
+        self.pending: deque[Pending] = deque()
+        self.taken: deque[bytes] = deque()  # taken into inflight, not yet handed over
+        self.stopping = False
+        self._last_ack = 0.0
+
+    def run(self) -> None:
+        self.queue.claim()
+        log.info("%s ready on cpu %s", self.worker_id, _cpus())
+        while not (self.stopping and not self.pending and not self.taken):
+            self.ring.touch()
+            try:
+                self.ack_committed()
+                if self.taken:
+                    # Batches must be handed over in the order they entered the inflight list:
+                    # acks trim the oldest first.
+                    self.hand_over(self.taken[0])
+                    self.taken.popleft()
+                elif self.stopping:
+                    time.sleep(0.01)
+                else:
+                    self.taken.extend(
+                        self.queue.take(0.02 if self.pending else IDLE_BLOCK_SECONDS))
+            except redis.RedisError as exc:
+                self.metrics.redis_errors.inc()
+                log.warning("%s; retrying in 1s", describe(self.redis_url, exc))
+                self._sleep(1.0)
+        self.queue.release()
+        self.ring.close()
+        log.info("%s drained and stopped", self.worker_id)
+
+    def hand_over(self, raw: bytes) -> None:
+        started = time.perf_counter()
+        try:
+            outcome = self.pipeline.process(raw)
+            too_big = max(len(r) for r in outcome.records) > self.ring.max_record
+            if too_big:
+                raise RecordTooLarge(
+                    f"a chunk of this batch exceeds the {self.ring.max_record} byte ring; raise "
+                    f"[workers] ring_mb or lower [workers] batch_max")
+        except redis.RedisError:
+            raise
+        except Exception as exc:  # a poison batch must not crash-loop the farm
+            log.exception("%s: batch dead-lettered", self.worker_id)
+            outcome = self.pipeline.dead_batch(raw, f"{type(exc).__name__}: {exc}", "pipeline")
+        last_seq = 0
+        for record in outcome.records:
+            last_seq = self.ring.put(record, wait=self._ring_full)
+        memo_keys = [self.keys.decided(m) for m in outcome.memo_ids]
+        self.pending.append(Pending(last_seq, outcome.counts, outcome.dead_letters, memo_keys))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batches.labels("dead" if outcome.counts.get("batches_dead") else "ok").inc()
+        for letter, n in outcome.decisions.items():
+            if n:
+                self.metrics.alerts.labels(outcome.provider, _DECISION[letter]).inc(n)
+        if outcome.counts.get("alerts_dead"):
+            self.metrics.alerts.labels(outcome.provider, "dead").inc(outcome.counts["alerts_dead"])
+
+    def ack_committed(self) -> None:
+        """Ack every pending batch the indexer has committed, in one atomic call; refresh the
+        lease at least every second even when idle."""
+        committed = self.ring.committed
+        done = []
+        while self.pending and self.pending[0].last_seq <= committed:
+            done.append(self.pending.popleft())
+        now = time.monotonic()
+        if not done and now - self._last_ack < ACK_EVERY_SECONDS:
+            return
+        counts = {name: sum(p.counts.get(name, 0) for p in done) for name in STAT_NAMES}
+        letters = [d for p in done for d in p.dead_letters]
+        memo_keys = [k for p in done for k in p.memo_keys]
+        try:
+            ok = self.queue.ack(len(done), counts, letters, memo_keys)
+        except redis.RedisError:
+            self.pending.extendleft(reversed(done))  # nothing was acked; try again
+            raise
+        self._last_ack = now
+        if not ok:
+            self.lease_lost()
+
+    def lease_lost(self) -> None:
+        """Our heartbeat expired and a supervisor requeued our inflight list. Batches taken
+        since are requeued too; everything pending will be processed again (idempotently)."""
+        self.metrics.lease_lost.inc()
+        log.warning("%s lost its lease (heartbeat expired); requeueing its batches and "
+                    "starting over", self.worker_id)
+        self.pending.clear()
+        self.queue.claim()
+
+    def _ring_full(self) -> None:
+        self.metrics.ring_wait.inc(0.1)
+        self.ring.touch()
+        now = time.monotonic()
+        if now - self._last_ack >= ACK_EVERY_SECONDS:
+            try:
+                self.ack_committed()
+            except redis.RedisError as exc:
+                log.warning("%s", describe(self.redis_url, exc))
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.ring.touch()
+            time.sleep(0.1)
+
+    def stop(self, *_args) -> None:
+        self.stopping = True
+
+
+_DECISION = {"n": "new", "p": "partial", "f": "full"}
+
+
+def _cpus() -> str:
+    import psutil
+
+    return ",".join(map(str, psutil.Process().cpu_affinity()))
+
+
+def main(cfg, slot: int, worker_id: str, ring_handle, redis_url: str, cpu: int | None) -> None:
+    """Entry point of a spawned worker process."""
+    setup_logging(cfg.farm.log_level, f"worker-{slot}")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    metrics.use_identity(f"worker-{slot}")
+    if cpu is not None:
+        import psutil
+
+        psutil.Process().cpu_affinity([cpu])
+    try:
+        worker = Worker(cfg, slot, worker_id, Ring(ring_handle), redis_url)
+    except RedisUnavailable as exc:
+        log.error("%s", exc)
+        sys.exit(BOOT_ERROR)
+    signal.signal(signal.SIGTERM, worker.stop)
+    worker.run()

@@ -1,0 +1,1 @@
+"""farm-loadgen: realistic alert traffic at a chosen volume, with an end-to-end account."""

@@ -1,0 +1,118 @@
+"""The supervisor's admin endpoint: /metrics, /healthz, /status (Starlette on uvicorn, in a thread).
+
+/metrics merges every process's multiprocess files and adds what only Redis knows at scrape
+time: queue depths, inflight batches, dead letters and the farm's accounting counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+
+import redis
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from farm import queue
+from farm.keys import STAT_NAMES
+
+
+class FarmCollector:
+    """Gauges and counters read from Redis and the supervisor at scrape time."""
+
+    def __init__(self, supervisor):
+        self.supervisor = supervisor
+
+    def collect(self):
+        sup = self.supervisor
+        alive = GaugeMetricFamily("farm_processes_alive", "Supervised processes alive.",
+                                  labels=["role"])
+        alive.add_metric(["worker"], sum(1 for c in sup.workers if c.alive))
+        alive.add_metric(["indexer"], 1 if sup.indexer.alive else 0)
+        yield alive
+        try:
+            depths = queue.depths(sup.redis, sup.keys)
+            stats = queue.read_stats(sup.redis, sup.keys)
+            dead = sup.redis.llen(sup.keys.dlq)
+        except redis.RedisError:
+            return
+        lanes = GaugeMetricFamily("farm_queue_depth", "Batches waiting in Redis, per lane.",
+                                  labels=["lane"])
+        for lane in ("critical", "normal"):
+            lanes.add_metric([lane], depths[lane])
+        yield lanes
+        yield GaugeMetricFamily("farm_inflight_batches", "Batches taken by workers and not yet "
+                                "committed.", value=depths["inflight"])
+        yield GaugeMetricFamily("farm_dead_letters", "Entries in the dead-letter list.",
+                                value=dead)
+        for name in STAT_NAMES:
+            yield CounterMetricFamily(f"farm_stat_{name}", f"Farm accounting counter {name} "
+                                      f"(kept in Redis, survives restarts).", value=stats[name])
+
+
+def make_app(supervisor) -> Starlette:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    registry.register(FarmCollector(supervisor))
+
+    async def metrics(_request):
+        body = await asyncio.to_thread(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_request):
+        problems = []
+        if supervisor.state != "running":
+            problems.append(f"farm is {supervisor.state}")
+        if not supervisor.indexer.alive:
+            problems.append("indexer is down")
+        down = [c.name for c in supervisor.workers if not c.alive]
+        if down:
+            problems.append(f"down: {', '.join(down)}")
+        if problems:
+            return JSONResponse({"status": "unhealthy", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def status(_request):
+        return JSONResponse(await asyncio.to_thread(supervisor.status))
+
+    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz),
+                             Route("/status", status)])
+
+
+class AdminServer:
+    """Binds at construction (so a busy port is a clear start-up error), serves in a thread."""
+
+    def __init__(self, supervisor):
+        address = supervisor.cfg.supervisor.http
+        host, _, port = address.rpartition(":")
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((host.strip("[]"), int(port)))
+        except OSError as exc:
+            self.sock.close()
+            from supervisor.supervisor import FarmError
+
+            raise FarmError(
+                f"cannot serve /metrics on {address}: {exc.strerror}; set [supervisor] http "
+                f"(or FARM_SUPERVISOR_HTTP) to a free address") from None
+        config = uvicorn.Config(make_app(supervisor), log_level="warning", lifespan="off",
+                                access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name="farm-admin-http", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+        self.sock.close()
