@@ -67,15 +67,18 @@ def unavailable_reason() -> str | None:
     """Why no engine can run here (no Java 17+, or no Maven to build it), or None when it can."""
     java = _java()
     if java is None:
-        return "no `java` on PATH (nor in JAVA_HOME): a JDK 17+ is needed to run the test search engine"
+        return "no `java` on PATH (nor in JAVA_HOME): the test search engine needs a JDK 17+"
     try:
-        version = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+        version = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30
+        ).stderr
     except (OSError, subprocess.SubprocessError) as error:
         return f"`{java} -version` failed: {error}"
     quoted = version.split('"')
     major = quoted[1].split(".")[0] if len(quoted) > 1 else ""
     if not major.isdigit() or int(major) < 17:
-        return f"Java 17+ is needed to run the test search engine, found: {version.strip().splitlines()[0]}"
+        found = version.strip().splitlines()[0] if version.strip() else "no version"
+        return f"the test search engine needs Java 17+, found: {found}"
     if shutil.which("mvn") is None:
         return "no `mvn` on PATH: Maven is needed to build the test search engine (tests/engine)"
     return None
@@ -103,7 +106,12 @@ def _build_stamp(engine: str) -> Path:
 
 def _is_fresh(engine: str) -> bool:
     stamp = _build_stamp(engine)
-    if not stamp.exists() or not (PROJECT_DIR / "target" / "classes" / "farm" / "engine" / "EngineMain.class").exists():
+    if (
+        not stamp.exists()
+        or not (
+            PROJECT_DIR / "target" / "classes" / "farm" / "engine" / "EngineMain.class"
+        ).exists()
+    ):
         return False
     inputs = [PROJECT_DIR / "pom.xml", *PROJECT_DIR.joinpath("src").rglob("*.java")]
     return stamp.stat().st_mtime > max(path.stat().st_mtime for path in inputs)
@@ -127,14 +135,26 @@ def build(force: bool = False, engine: str | None = None) -> Path:
             return _engine_dir(engine)
         # Stale jars of an older version would otherwise stay on the classpath next to the new ones.
         shutil.rmtree(_engine_dir(engine), ignore_errors=True)
-        command = ["mvn", "-B", "-q", "-f", str(PROJECT_DIR / "pom.xml"), f"-Dengine={engine}", "package"]
+        command = [
+            "mvn",
+            "-B",
+            "-q",
+            "-f",
+            str(PROJECT_DIR / "pom.xml"),
+            f"-Dengine={engine}",
+            "package",
+        ]
         if os.environ.get("FARM_M2_REPO"):
             command.append(f"-Dmaven.repo.local={os.environ['FARM_M2_REPO']}")
         started = time.monotonic()
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-40:])
-            raise EngineError(f"Maven build of the {engine} test engine failed ({' '.join(command)}):\n{tail}")
+            raise EngineError(
+                f"Maven build of the {engine} test engine failed ({' '.join(command)}):\n{tail}"
+            )
         _build_stamp(engine).write_text(f"built in {time.monotonic() - started:.1f}s\n")
     return _engine_dir(engine)
 
@@ -153,13 +173,19 @@ class EngineNode:
     or kill() comes back at the same URL, on the same data.
     """
 
-    def __init__(self, data_dir: str | os.PathLike, port: int | None = None, engine: str | None = None):
+    def __init__(
+        self, data_dir: str | os.PathLike, port: int | None = None, engine: str | None = None
+    ):
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.engine = engine or default_engine()
         if self.engine not in ENGINES:
-            raise EngineError(f"unknown engine {self.engine!r}: expected one of {', '.join(ENGINES)}")
-        self.log_path = self.data_dir / "engine.out"  # the JVM's stdout and stderr; the node's log is logs/engine.log
+            raise EngineError(
+                f"unknown engine {self.engine!r}: expected one of {', '.join(ENGINES)}"
+            )
+        self.log_path = (
+            self.data_dir / "engine.out"
+        )  # the JVM's stdout and stderr; the node's log is logs/engine.log
         self.process: subprocess.Popen | None = None
 
     @property
@@ -167,7 +193,10 @@ class EngineNode:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> str:
-        """Build if needed, launch the JVM, wait for its ready line (health yellow or green); returns the URL."""
+        """Build if needed, launch the JVM and wait for its ready line; returns the URL.
+
+        The node prints that line once cluster health is yellow or green (all primaries assigned).
+        """
         if self.process is not None and self.process.poll() is None:
             raise EngineError(f"engine already running on {self.url} (pid {self.process.pid})")
         engine_dir = build(engine=self.engine)
@@ -175,15 +204,20 @@ class EngineNode:
         if java is None:
             raise EngineError(unavailable_reason() or "no java")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        classpath = os.pathsep.join([str(PROJECT_DIR / "target" / "classes"), str(engine_dir / "lib" / "*")])
+        classpath = os.pathsep.join(
+            [str(PROJECT_DIR / "target" / "classes"), str(engine_dir / "lib" / "*")]
+        )
         command = [
             java,
             *JVM_OPTIONS,
             *os.environ.get("FARM_ENGINE_JAVA_OPTS", "").split(),
             # The JVM exits (closing the node) when this Python process dies, even by SIGKILL.
             f"-Dfarm.engine.parentPid={os.getpid()}",
-            "-cp", classpath,
-            "farm.engine.EngineMain", str(self.port), str(self.data_dir),
+            "-cp",
+            classpath,
+            "farm.engine.EngineMain",
+            str(self.port),
+            str(self.data_dir),
         ]
         with open(self.log_path, "ab") as log:
             offset = log.tell()  # only this run's ready line counts
@@ -203,13 +237,17 @@ class EngineNode:
             if self.process.poll() is not None:
                 code = self.process.returncode
                 self.process = None
-                raise EngineError(f"{self.engine} exited with code {code} before it was ready:\n{self._logs()}")
+                raise EngineError(
+                    f"{self.engine} exited with code {code} before it was ready:\n{self._logs()}"
+                )
             time.sleep(0.1)
         self.kill()
-        raise EngineError(f"{self.engine} was not ready on {self.url} within {timeout:.0f}s:\n{self._logs()}")
+        raise EngineError(
+            f"{self.engine} was not ready on {self.url} within {timeout:.0f}s:\n{self._logs()}"
+        )
 
     def stop(self, grace: float = 30.0) -> None:
-        """SIGTERM (the node closes cleanly), then SIGKILL if it is still running after ``grace`` seconds."""
+        """SIGTERM (the node closes cleanly), then SIGKILL if still running after ``grace`` s."""
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -222,7 +260,7 @@ class EngineNode:
         self.process = None
 
     def kill(self) -> None:
-        """SIGKILL the JVM, as a crash would; start() afterwards reuses the same data dir and port."""
+        """SIGKILL the JVM, as a crash would; start() then reuses the same data dir and port."""
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -231,10 +269,12 @@ class EngineNode:
         self.process = None
 
     def _logs(self) -> str:
-        return (f"--- {self.log_path}\n{_tail(self.log_path)}\n"
-                f"--- {self.data_dir / 'logs' / 'engine.log'}\n{_tail(self.data_dir / 'logs' / 'engine.log')}")
+        return (
+            f"--- {self.log_path}\n{_tail(self.log_path)}\n"
+            f"--- {self.data_dir / 'logs' / 'engine.log'}\n{_tail(self.data_dir / 'logs' / 'engine.log')}"
+        )
 
-    def __enter__(self) -> "EngineNode":
+    def __enter__(self) -> EngineNode:
         self.start()
         return self
 
@@ -250,10 +290,18 @@ def _interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     """Run a node in the foreground until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m tests.engine_node", description=main.__doc__)
-    parser.add_argument("--port", type=int, default=9200, help="HTTP port on 127.0.0.1 (default 9200)")
-    parser.add_argument("--engine", choices=ENGINES, default=None, help="default: FARM_TEST_ENGINE or opensearch")
-    parser.add_argument("--data", help="data dir, kept afterwards (default: a temporary dir, removed on exit)")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the node to be ready")
+    parser.add_argument(
+        "--port", type=int, default=9200, help="HTTP port on 127.0.0.1 (default 9200)"
+    )
+    parser.add_argument(
+        "--engine", choices=ENGINES, default=None, help="default: FARM_TEST_ENGINE or opensearch"
+    )
+    parser.add_argument(
+        "--data", help="data dir, kept afterwards (default: a temporary dir, removed on exit)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=180.0, help="seconds to wait for the node to be ready"
+    )
     args = parser.parse_args(argv)
     reason = unavailable_reason()
     if reason:
@@ -263,7 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         data = args.data or stack.enter_context(tempfile.TemporaryDirectory(prefix="farm-engine-"))
         node = EngineNode(data, port=args.port, engine=args.engine)
-        print(f"starting {node.engine} (data: {node.data_dir}, logs: {node.log_path})", file=sys.stderr, flush=True)
+        print(
+            f"starting {node.engine} (data: {node.data_dir}, logs: {node.log_path})",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             node.start(timeout=args.timeout)
             print(f"{READY_PREFIX}{node.url}", flush=True)

@@ -55,8 +55,13 @@ public final class EngineMain {
         try {
             run(args);
         } catch (Throwable t) {
-            // System.err may already be redirected into the engine's log: report on the real stderr too.
-            t.printStackTrace(new PrintStream(new FileOutputStream(FileDescriptor.err), true));
+            // System.err may already be redirected into the engine's log: report on the real stderr,
+            // ending with the causes on their own lines, where a log tail shows them.
+            PrintStream stderr = new PrintStream(new FileOutputStream(FileDescriptor.err), true);
+            t.printStackTrace(stderr);
+            for (Throwable cause = t; cause != null; cause = cause.getCause()) {
+                stderr.println("engine failed to start: " + cause);
+            }
             System.exit(1);
         }
     }

@@ -1,0 +1,1 @@
+"""The ingest gateway: Keep-compatible webhooks in, wire-v1 batches into Redis, 202 out."""

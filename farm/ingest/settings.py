@@ -1,0 +1,5 @@
+"""Configuration keys of the ingest gateway ([ingest] and its tables)."""
+
+from __future__ import annotations
+
+SETTINGS: tuple = ()

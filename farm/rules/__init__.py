@@ -1,0 +1,1 @@
+"""Keep-style rules from configuration: fingerprint and deduplication rules, enrichment."""

@@ -1,0 +1,5 @@
+"""Configuration keys of fingerprint, deduplication and enrichment rules."""
+
+from __future__ import annotations
+
+SETTINGS: tuple = ()

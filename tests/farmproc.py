@@ -1,0 +1,142 @@
+"""Run a real farm (`farm start`) as a subprocess for integration and fault tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import free_port
+
+
+def write_config(path: Path, data_dir: Path, redis_url: str, prefix: str = "farm",
+                 extra: str = "") -> Path:
+    """A config file for a test farm: its own data folder, Redis, and a free admin port."""
+    path.write_text(f"""
+[farm]
+data_dir = "{data_dir}"
+node_id = "test"
+
+[redis]
+url = "{redis_url}"
+prefix = "{prefix}"
+
+[supervisor]
+http = "127.0.0.1:{free_port()}"
+grace_seconds = 30
+restart_window_seconds = 60
+restart_limit = 10
+
+[workers]
+heartbeat_seconds = 10
+{extra}
+""")
+    return path
+
+
+class FarmProcess:
+    """`farm start --workers N --config FILE` in a subprocess; `status()` reads /status."""
+
+    def __init__(self, config: Path, workers: int = 2, env: dict | None = None):
+        self.config = Path(config)
+        self.workers = workers
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.log = self.config.with_suffix(".log")
+        text = self.config.read_text()
+        self.http = text.split('http = "', 1)[1].split('"', 1)[0]
+
+    def start(self, timeout: float = 60) -> FarmProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "farm.cli", "start", "--workers", str(self.workers),
+             "--config", str(self.config)],
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"farm exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                doc = self.status()
+                if doc["indexer"]["alive"] and all(w["alive"] for w in doc["workers"]):
+                    return self
+            except (urllib.error.URLError, ConnectionError, OSError, KeyError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"farm did not become ready in {timeout}s:\n{self.tail()}")
+
+    def status(self) -> dict:
+        with urllib.request.urlopen(f"http://{self.http}/status", timeout=10) as response:
+            return json.load(response)
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://{self.http}{path}", timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def wait_drained(self, expected_received: int | None = None, timeout: float = 120) -> dict:
+        """Wait until queues and inflight lists are empty (and, if given, until
+        alerts_received reached the expected count); returns the final status."""
+        deadline = time.monotonic() + timeout
+        doc = {}
+        while time.monotonic() < deadline:
+            doc = self.status()
+            idle = not (doc["queues"]["critical"] or doc["queues"]["normal"] or doc["inflight"])
+            enough = expected_received is None or \
+                doc["counters"]["alerts_received"] >= expected_received
+            if idle and enough:
+                return doc
+            time.sleep(0.2)
+        raise TimeoutError(f"farm did not drain in {timeout}s: {doc}\n{self.tail()}")
+
+    def children(self) -> dict[str, int]:
+        """pid of each worker ('worker-N') and of the indexer, from /status."""
+        doc = self.status()
+        pids = {f"worker-{i}": w["pid"] for i, w in enumerate(doc["workers"])}
+        pids["indexer"] = doc["indexer"]["pid"]
+        return pids
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor and everything it started (a dead host)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            family = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
+        self.proc.kill()
+        for child in family:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.proc.wait()
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> FarmProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.terminate(60)
+            except subprocess.TimeoutExpired:
+                self.kill()

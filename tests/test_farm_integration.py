@@ -1,0 +1,60 @@
+"""A real farm (supervisor, 2 workers, indexer) on a real Redis, into SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgpack
+
+from farm.wire import encode_batch
+from tests.farmproc import FarmProcess, write_config
+
+
+def alertmanager_webhook(n: int, status: str = "firing") -> dict:
+    return {"version": "4", "status": status, "receiver": "farm", "alerts": [{
+        "status": status,
+        "labels": {"alertname": f"Alert{n}", "instance": f"host-{n % 17}:9100",
+                   "severity": ["critical", "warning", "info"][n % 3], "job": "node"},
+        "annotations": {"summary": f"summary {n}", "description": f"description {n}"},
+        "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph", "fingerprint": f"{n:016x}"}]}
+
+
+def push_batches(redis, n_batches: int, per_batch: int, offset: int = 0) -> list[bytes]:
+    batches = []
+    for b in range(n_batches):
+        events = [alertmanager_webhook(offset + b * per_batch + i) for i in range(per_batch)]
+        raw = encode_batch(events, "prometheus")
+        redis.lpush("farm:q:normal", raw)
+        batches.append(raw)
+    return batches
+
+
+def batch_ids(batches: list[bytes]) -> list[str]:
+    return [msgpack.unpackb(raw)["id"] for raw in batches]
+
+
+def test_two_workers_store_exactly_the_expected_rows(tmp_path, redis, redis_url):
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url)
+    with FarmProcess(config, workers=2) as farm:
+        batches = push_batches(redis, 60, 50)
+        # The same 3000 alerts again, in new batches: all full duplicates.
+        repeats = push_batches(redis, 60, 50)
+        doc = farm.wait_drained(expected_received=6000)
+    counters = doc["counters"]
+    assert counters["alerts_received"] == 6000
+    assert counters["alerts_indexed"] + counters["alerts_duplicate"] == 6000
+    assert counters["alerts_duplicate"] == 3000
+    assert counters["alerts_dead"] == 0
+    assert counters["batches_received"] == 120
+
+    db = sqlite3.connect(tmp_path / "data" / "farm.db")
+    stored = {row[0] for row in db.execute("SELECT eventId FROM alerts")}
+    assert len(stored) == 3000
+    # Every alert is stored once, under whichever copy was decided first.
+    expected_one_of = [(f"{a}:{i}", f"{b}:{i}")
+                       for a, b in zip(batch_ids(batches), batch_ids(repeats), strict=True)
+                       for i in range(50)]
+    assert all((x in stored) != (y in stored) for x, y in expected_one_of)
+    current = db.execute("SELECT count(*), sum(duplicates) FROM alerts_current").fetchone()
+    assert current == (3000, 3000)
