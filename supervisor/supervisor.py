@@ -226,11 +226,15 @@ class Supervisor:
         log.error("indexer died (%s); restarting the pipeline: workers stop, their batches are "
                   "requeued, rings are emptied", _exit_reason(code))
         for slot, child in enumerate(self.workers):
-            if child.alive:
-                child.proc.kill()
-                child.proc.join()
+            if child.proc is not None:
+                if child.alive:
+                    child.proc.kill()
+                    child.proc.join()
+                else:
+                    log.error("worker-%d died too (%s)", slot, _exit_reason(child.proc.exitcode))
+                    self._schedule_restart(child, child.proc.exitcode)
             child.proc = None
-            child.start_at = 0.0
+            child.start_at = 0.0  # workers start as soon as the indexer is back
             self._requeue(slot)
         for view in self.ring_views:
             view.reset()
@@ -249,19 +253,19 @@ class Supervisor:
 
     def _reset_ring(self, slot: int) -> None:
         """Ask the indexer to empty the dead worker's ring, and wait for it."""
-        if not self.indexer.alive:
-            return  # the indexer's own restart resets every ring
-        self.control.send(("reset", slot))
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.control.poll(0.1):
-                reply = self.control.recv()
-                if reply == ("reset", slot):
+        try:
+            if self.indexer.alive:
+                self.control.send(("reset", slot))
+            while self.indexer.alive and time.monotonic() < deadline:
+                if self.control.poll(0.1) and self.control.recv() == ("reset", slot):
                     return
-            if not self.indexer.alive:
-                return
-        log.error("indexer did not reset ring %d within 30s; killing it", slot)
-        self.indexer.proc.kill()
+        except (EOFError, OSError):
+            pass  # the indexer died too: its restart resets every ring
+        if self.indexer.alive:
+            log.error("indexer did not reset ring %d within 30s; killing it", slot)
+            self.indexer.proc.kill()
+            self.indexer.proc.join()
 
     def _schedule_restart(self, child: Child, code: int | None) -> None:
         if self.signals:

@@ -1,0 +1,74 @@
+"""Configuration: defaults, TOML, environment overrides, and one clear line per mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from farm.config import ConfigError, load
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "farm.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_file():
+    cfg = load(None, env={})
+    assert cfg.redis.prefix == "farm"
+    assert cfg.store.kind == "sqlite"
+    assert cfg.supervisor.http == "127.0.0.1:9464"
+    assert cfg.dedup.ignore_fields == ["lastReceived"]
+
+
+def test_file_values_and_environment_overrides(tmp_path):
+    path = write(tmp_path, '[workers]\ncount = 3\npin = false\n[redis]\nprefix = "x"\n')
+    cfg = load(path, env={"FARM_WORKERS_COUNT": "5", "FARM_DEDUP_IGNORE_FIELDS": "a, b.c"})
+    assert cfg.workers.count == 5
+    assert cfg.workers.pin is False
+    assert cfg.redis.prefix == "x"
+    assert cfg.dedup.ignore_fields == ["a", "b.c"]
+
+
+def test_every_mistake_is_reported_on_its_own_line(tmp_path):
+    path = write(tmp_path, """
+[workers]
+cont = 2
+count = -1
+pin = "yes"
+[store]
+kind = "postgres"
+[supervisor]
+http = "localhost"
+[sprvisor]
+x = 1
+""")
+    with pytest.raises(ConfigError) as err:
+        load(path, env={"FARM_STORE_COMMIT_MS": "soon", "FARM_REDIS_URLL": "x"})
+    problems = err.value.problems
+    assert "unknown key [workers] cont; did you mean 'count'?" in problems
+    assert "[workers] count = -1 must be at least 0" in problems
+    assert "[workers] pin = 'yes' must be true or false" in problems
+    assert "[store] kind = 'postgres' must be one of 'sqlite', 'elasticsearch'" in problems
+    assert any(p.startswith("[supervisor] http = 'localhost' must be HOST:PORT") for p in problems)
+    assert any(p.startswith("unknown section [sprvisor]; did you mean 'supervisor'") for p in problems)
+    assert "FARM_STORE_COMMIT_MS='soon' must be a whole number" in problems
+    assert any(p.startswith("unknown environment override FARM_REDIS_URLL") for p in problems)
+    assert len(problems) == 8
+
+
+def test_elasticsearch_needs_a_url(tmp_path):
+    with pytest.raises(ConfigError, match="needs \\[store\\] url"):
+        load(write(tmp_path, '[store]\nkind = "elasticsearch"\n'), env={})
+
+
+def test_missing_and_broken_files_are_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(tmp_path / "nope.toml", env={})
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load(write(tmp_path, "[workers\n"), env={})
+
+
+def test_unrelated_farm_variables_are_not_settings():
+    cfg = load(None, env={"FARM_TEST_REDIS_URL": "x", "FARM_REQUIRE_ENGINE": "1"})
+    assert cfg.redis.url == ""

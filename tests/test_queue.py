@@ -1,0 +1,83 @@
+"""The reliable queue on a real Redis: take, ack in commit order, requeue the dead."""
+
+from __future__ import annotations
+
+import msgpack
+
+from farm import queue
+from farm.keys import Keys
+from farm.queue import WorkQueue
+
+KEYS = Keys("farm")
+
+
+def test_critical_lane_is_taken_first(redis):
+    redis.lpush(KEYS.queue("normal"), b"n1")
+    redis.lpush(KEYS.queue("critical"), b"c1")
+    redis.lpush(KEYS.queue("critical"), b"c2")
+    q = WorkQueue(redis, KEYS, "w0", 10)
+    q.claim()
+    assert q.take(0) == [b"c1", b"n1"]
+    assert q.take(0) == [b"c2"]
+    assert redis.lrange(KEYS.inflight("w0"), 0, -1) == [b"c2", b"n1", b"c1"]
+
+
+def test_take_blocks_briefly_on_an_empty_queue(redis):
+    q = WorkQueue(redis, KEYS, "w0", 10)
+    q.claim()
+    assert q.take(0.05) == []
+
+
+def test_ack_trims_the_oldest_counts_and_dead_letters_atomically(redis):
+    for raw in (b"a", b"b", b"c"):
+        redis.lpush(KEYS.queue("normal"), raw)
+    q = WorkQueue(redis, KEYS, "w0", 10)
+    q.claim()
+    for _ in range(3):
+        q.take(0)
+    redis.set(KEYS.decided("a/0"), "n")
+    letter = msgpack.packb({"reason": "bad"})
+    assert q.ack(2, {"alerts_received": 5, "alerts_indexed": 4, "alerts_dead": 1},
+                 [letter], [KEYS.decided("a/0")])
+    assert redis.lrange(KEYS.inflight("w0"), 0, -1) == [b"c"]
+    assert queue.read_stats(redis, KEYS)["alerts_received"] == 5
+    assert redis.lrange(KEYS.dlq, 0, -1) == [letter]
+    assert not redis.exists(KEYS.decided("a/0"))
+
+
+def test_a_worker_whose_lease_expired_loses_its_batches_to_the_queue(redis):
+    redis.lpush(KEYS.queue("normal"), b"a")
+    q = WorkQueue(redis, KEYS, "w0", 10)
+    q.claim()
+    q.take(0)
+    redis.delete(KEYS.heartbeat("w0"))  # the heartbeat expired
+    assert queue.recover_orphans(redis, KEYS) == 1
+    assert redis.lrange(KEYS.queue("critical"), 0, -1) == [b"a"]
+    redis.lpush(KEYS.queue("normal"), b"b")
+    assert q.take(0) == [b"a", b"b"]  # taken again after the theft
+    # The old ack of 'a' must not trim the new 'a' as if it were committed: the lease check
+    # refuses it.
+    assert not q.ack(1, {"alerts_received": 1}, [], [])
+    assert redis.lrange(KEYS.inflight("w0"), 0, -1) == [b"b", b"a"]
+    assert queue.read_stats(redis, KEYS)["alerts_received"] == 0
+
+
+def test_recover_keeps_order_and_counts_redeliveries(redis):
+    for raw in (b"1", b"2", b"3"):
+        redis.lpush(KEYS.queue("normal"), raw)
+    q = WorkQueue(redis, KEYS, "w0", 10)
+    q.claim()
+    for _ in range(3):
+        q.take(0)
+    assert queue.recover(redis, KEYS, "w0") == 0  # its heartbeat is alive
+    assert queue.recover(redis, KEYS, "w0", force=True) == 3
+    q2 = WorkQueue(redis, KEYS, "w1", 10)
+    q2.claim()
+    assert [q2.take(0)[0] for _ in range(3)] == [b"1", b"2", b"3"]
+    assert queue.read_stats(redis, KEYS)["batches_redelivered"] == 3
+
+
+def test_depths_report_lanes_and_inflight(redis):
+    redis.lpush(KEYS.queue("normal"), b"a", b"b")
+    redis.lpush(KEYS.inflight("x.0"), b"c")
+    assert queue.depths(redis, KEYS) == {"critical": 0, "normal": 2, "inflight": 1}
