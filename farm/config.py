@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from farm.setting import Setting, host_port
+from farm.setting import Setting, host_port, size
 
 
 class ConfigError(Exception):
@@ -63,6 +63,30 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             "SQLite database file. Empty means <data_dir>/farm.db."),
     Setting("store", "url", "",
             "Elasticsearch/OpenSearch URL(s), comma-separated, for kind = \"elasticsearch\"."),
+    Setting("store", "index_prefix", "farm",
+            "Elasticsearch/OpenSearch index names start with this: <index_prefix>-alerts-YYYY.MM.DD "
+            "(history) and <index_prefix>-alerts-current (one document per fingerprint)."),
+    Setting("store", "username", "", "Engine basic-auth user (empty: none)."),
+    Setting("store", "password", "", "Engine basic-auth password."),
+    Setting("store", "api_key", "", "Engine API key (base64 id:key), instead of basic auth."),
+    Setting("store", "verify_certs", True, "Verify the engine's TLS certificate.", kind=bool),
+    Setting("store", "ca_certs", "", "CA bundle for the engine's TLS certificate (empty: system)."),
+    Setting("store", "replicas", 1,
+            "Replicas per index in the shipped template; 0 for a single-node cluster.",
+            kind=int, minimum=0, maximum=10),
+    Setting("store", "bulk_bytes", "8MB",
+            "The indexer sends a _bulk request once this much NDJSON is pending (or commit_ms "
+            "has passed).", check=size),
+    Setting("store", "in_flight", 3,
+            "Most _bulk requests in flight at once; more waiting means workers pause.",
+            kind=int, minimum=1, maximum=64),
+    Setting("store", "gzip", False, "Compress _bulk request bodies.", kind=bool),
+    Setting("store", "request_timeout", 60, "Seconds before an engine request is abandoned "
+            "and retried.", kind=int, minimum=1, maximum=3600),
+    Setting("store", "lifecycle", "auto",
+            "History retention on the engine: an ILM policy (Elasticsearch), an ISM policy "
+            "(OpenSearch), or farm deleting daily indices older than retention_days. auto picks "
+            "ILM/ISM when the engine has it.", choices=("auto", "ilm", "ism", "farm")),
     Setting("store", "retention_days", 30,
             "History older than this many days is deleted; 0 keeps it forever.",
             kind=int, minimum=0, maximum=36500),
@@ -70,10 +94,11 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             "Also index history (not only current state) for full-text search. Cuts SQLite "
             "insert speed about threefold.", kind=bool),
     Setting("store", "commit_rows", 5000,
-            "The indexer commits when this many rows are pending...",
+            "The indexer commits a transaction once this many alerts are pending, or "
+            "commit_ms after the oldest of them arrived, whichever comes first.",
             kind=int, minimum=1, maximum=1_000_000),
     Setting("store", "commit_ms", 200,
-            "...or when the oldest pending row has waited this long.",
+            "Longest time an alert waits in the indexer before its transaction commits.",
             kind=int, minimum=1, maximum=60_000),
     # [supervisor]
     Setting("supervisor", "http", "127.0.0.1:9464",

@@ -2,9 +2,11 @@
 transactions sized by alerts and time, then publish each ring's committed sequence number (the
 workers ack up to it). It does I/O, not CPU work: records arrive sink-ready.
 
-Loop, top-down:  handle_control -> wait_for_data -> take -> flush when due  (until drained).
-While a flush fails (store down, locked, full) it retries with backoff and takes nothing new:
-the rings fill, the workers pause, and the backlog stays in Redis.
+Loop, top-down:  handle_control -> settle -> wait_for_data -> take -> flush when due
+(until drained). Up to the store's `max_in_flight` flushes are outstanding; each ring's
+committed seq is published in flush order. While the store is down, flushes are retried with
+backoff and nothing new is taken: the rings fill, the workers pause, and the backlog stays in
+Redis.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import random
 import signal
 import sys
 import time
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import redis
@@ -40,6 +44,15 @@ class Taken:
     body: bytes
 
 
+@dataclass
+class Flight:
+    """One flush handed to the store and not yet known to be committed."""
+
+    records: list[Taken]
+    future: Future
+    started: float
+
+
 class Indexer:
     def __init__(self, cfg, ring_handles: dict, control, doorbell, redis_url: str):
         self.cfg = cfg
@@ -54,22 +67,27 @@ class Indexer:
         self.commit_seconds = cfg.store.commit_ms / 1000
         self.pending: list[Taken] = []
         self.pending_alerts = 0
+        self.pending_bytes = 0
         self.oldest = 0.0
+        self.in_flight: deque[Flight] = deque()
         self.stopping = False
 
     def run(self) -> None:
         log.info("indexer ready: %d rings into %s", len(self.rings), self.cfg.store.kind)
         while True:
             self.handle_control()
-            if not self.pending:
-                if self.stopping and not self.take():
+            self.settle()
+            if self.stopping and not self.pending and not self.take():
+                self.settle(block=True)
+                if not self.pending:
                     break
-                wait_doorbell(self.doorbell, 0.5)
+            if self.pending and not self._full():
+                timeout = max(0.0, self.oldest + self.commit_seconds - time.monotonic())
             else:
-                wait_doorbell(self.doorbell, max(0.0, self.oldest + self.commit_seconds
-                                                 - time.monotonic()))
+                timeout = 0.5
+            wait_doorbell(self.doorbell, timeout)
             self.take()
-            if self.pending and (self.pending_alerts >= self.commit_alerts or self.stopping
+            if self.pending and (self._full() or self.stopping
                                  or time.monotonic() >= self.oldest + self.commit_seconds):
                 self.flush()
                 self.writer.maintain()
@@ -77,6 +95,10 @@ class Indexer:
         for ring in self.rings.values():
             ring.close()
         log.info("indexer drained and stopped")
+
+    def _full(self) -> bool:
+        return (self.pending_alerts >= self.commit_alerts
+                or self.pending_bytes >= self.writer.flush_bytes)
 
     def handle_control(self) -> None:
         """The supervisor asks us to reset the ring of a worker that died."""
@@ -90,7 +112,7 @@ class Indexer:
         """Take records round-robin from every ring until none is left or a flush is due."""
         took = 0
         progress = True
-        while progress and self.pending_alerts < self.commit_alerts:
+        while progress and not self._full():
             progress = False
             for slot, ring in self.rings.items():
                 record = ring.get()
@@ -102,58 +124,80 @@ class Indexer:
                     self.oldest = time.monotonic()
                 self.pending.append(Taken(slot, seq, sent_at, alerts, body))
                 self.pending_alerts += max(alerts, 1)
+                self.pending_bytes += len(body)
                 took += 1
                 progress = True
         return took
 
     def flush(self) -> None:
-        """Commit everything pending (retrying until it works), then publish per-ring seqs."""
-        bodies = [t.body for t in self.pending]
+        """Hand everything pending to the store; wait for the oldest flight only when as many
+        are in flight as the store allows (that wait is the backpressure)."""
+        self.in_flight.append(Flight(self.pending, self._submit(self.pending),
+                                     time.perf_counter()))
+        self.pending = []
+        self.pending_alerts = self.pending_bytes = 0
+        self.settle(block=len(self.in_flight) >= self.writer.max_in_flight)
+
+    def _submit(self, records: list[Taken]) -> Future:
+        future = self.writer.submit([t.body for t in records])
+        future.add_done_callback(lambda _f: self.doorbell.release())  # wake the loop
+        return future
+
+    def settle(self, block: bool = False) -> None:
+        """Publish committed flights in the order they were sent (a ring's committed seq may
+        only move past records that are all committed). A failed flight is sent again."""
         delay = 0.1
-        while True:
-            started = time.perf_counter()
+        while self.in_flight and (block or self.in_flight[0].future.done()):
+            flight = self.in_flight[0]
             try:
-                rejected = self.writer.write(bodies)
-                break
+                rejected = flight.future.result()
             except Exception as exc:  # the store's own errors vary; every one is retried
                 self.metrics.errors.inc()
                 log.warning("store write failed (%s: %s); retrying in %.1fs",
                             type(exc).__name__, exc, delay)
                 self._pause(delay)
                 delay = min(delay * 2, 10.0) * random.uniform(0.8, 1.2)
+                flight.future = self._submit(flight.records)
+                continue
+            self.in_flight.popleft()
+            self._committed(flight, rejected)
+            block = False
+
+    def _committed(self, flight: Flight, rejected: list) -> None:
         committed_at = time.time()
-        self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        self.metrics.commit_seconds.observe(time.perf_counter() - flight.started)
         self.metrics.commits.inc()
-        self.metrics.records.inc(len(self.pending))
+        self.metrics.records.inc(len(flight.records))
         if rejected:
             self._dead_letter(rejected)
         highest: dict[int, int] = {}
-        for t in self.pending:
+        for t in flight.records:
             highest[t.slot] = max(highest.get(t.slot, 0), t.seq)
             if t.alerts:
                 self.metrics.alerts.inc(t.alerts)
                 self.metrics.latency.observe(max(0.0, committed_at - t.sent_at))
         for slot, seq in highest.items():
             self.rings[slot].publish_committed(seq)
-        self.pending.clear()
-        self.pending_alerts = 0
 
-    def _dead_letter(self, rejected: list[bytes]) -> None:
-        """Items the store refused for good: to the dead-letter list, and counted as dead
-        instead of indexed."""
-        self.metrics.rejected.inc(len(rejected))
+    def _dead_letter(self, rejected: list[tuple[bytes, bool]]) -> None:
+        """Items the store refused for good: to the dead-letter list; rejected events count as
+        dead instead of indexed."""
+        letters = [letter for letter, _ in rejected]
+        alerts = sum(1 for _, is_alert in rejected if is_alert)
+        self.metrics.rejected.inc(len(letters))
         for _attempt in range(30):
             try:
                 pipe = self.redis.pipeline(transaction=True)
-                pipe.lpush(self.keys.dlq, *rejected)
-                pipe.incrby(self.keys.stat("alerts_dead"), len(rejected))
-                pipe.decrby(self.keys.stat("alerts_indexed"), len(rejected))
+                pipe.lpush(self.keys.dlq, *letters)
+                if alerts:
+                    pipe.incrby(self.keys.stat("alerts_dead"), alerts)
+                    pipe.decrby(self.keys.stat("alerts_indexed"), alerts)
                 pipe.execute()
                 return
             except redis.RedisError as exc:
-                log.warning("cannot dead-letter %d rejected items yet: %s", len(rejected), exc)
+                log.warning("cannot dead-letter %d rejected items yet: %s", len(letters), exc)
                 self._pause(1.0)
-        log.error("gave up dead-lettering %d rejected items", len(rejected))
+        log.error("gave up dead-lettering %d rejected items", len(letters))
 
     def _pause(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

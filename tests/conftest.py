@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from types import SimpleNamespace
 
 import pytest
 import redis as redis_lib
@@ -38,3 +39,31 @@ def redis(redis_url):
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def engine_node(tmp_path_factory):
+    """A real OpenSearch (default) or Elasticsearch node in a JVM for the whole session, or
+    FARM_TEST_ENGINE_URL. Without Java/Maven: a loud skip, or a failure under
+    FARM_REQUIRE_ENGINE=1 (CI)."""
+    from tests import engine_node as engine_mod
+
+    url = os.environ.get("FARM_TEST_ENGINE_URL")
+    if url:
+        yield SimpleNamespace(url=url, node=None)
+        return
+    reason = engine_mod.unavailable_reason()
+    if reason:
+        message = f"ENGINE TESTS NOT RUN: {reason}"
+        if os.environ.get("FARM_REQUIRE_ENGINE") == "1":
+            pytest.fail(message + " (FARM_REQUIRE_ENGINE=1)")
+        pytest.skip(message)
+    node = engine_mod.EngineNode(tmp_path_factory.mktemp("engine"))
+    node.start(timeout=300)
+    yield SimpleNamespace(url=node.url, node=node)
+    node.stop()
+
+
+@pytest.fixture
+def engine_url(engine_node) -> str:
+    return engine_node.url

@@ -3,9 +3,10 @@
 The node is the Maven project in ``tests/engine`` (see its pom.xml); everything here is stdlib,
 so the pytest fixture and ``make engine`` share it.
 
-    with EngineNode(tmp_path / "engine") as node:   # builds once, starts, waits for health
-        requests_to(node.url)
-    node.kill(); node.start()                        # same port and data dir: the data survives
+    node = EngineNode(tmp_path / "engine")   # a free port; engine from FARM_TEST_ENGINE
+    node.start()                             # builds once, launches, waits for health; -> node.url
+    node.kill(); node.start()                # same port and data dir: the indexed data survives
+    node.stop()                              # or use the node as a context manager
 
 From a shell: ``python -m tests.engine_node --port 9200 [--engine opensearch] [--data DIR]``.
 
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent / "engine"
+MAIN_CLASS_FILE = PROJECT_DIR / "target" / "classes" / "farm" / "engine" / "EngineMain.class"
 ENGINES = ("opensearch", "elasticsearch")
 DEFAULT_ENGINE = "opensearch"
 READY_PREFIX = "engine ready on "
@@ -106,12 +108,7 @@ def _build_stamp(engine: str) -> Path:
 
 def _is_fresh(engine: str) -> bool:
     stamp = _build_stamp(engine)
-    if (
-        not stamp.exists()
-        or not (
-            PROJECT_DIR / "target" / "classes" / "farm" / "engine" / "EngineMain.class"
-        ).exists()
-    ):
+    if not stamp.exists() or not MAIN_CLASS_FILE.exists():
         return False
     inputs = [PROJECT_DIR / "pom.xml", *PROJECT_DIR.joinpath("src").rglob("*.java")]
     return stamp.stat().st_mtime > max(path.stat().st_mtime for path in inputs)
@@ -135,15 +132,8 @@ def build(force: bool = False, engine: str | None = None) -> Path:
             return _engine_dir(engine)
         # Stale jars of an older version would otherwise stay on the classpath next to the new ones.
         shutil.rmtree(_engine_dir(engine), ignore_errors=True)
-        command = [
-            "mvn",
-            "-B",
-            "-q",
-            "-f",
-            str(PROJECT_DIR / "pom.xml"),
-            f"-Dengine={engine}",
-            "package",
-        ]
+        pom = str(PROJECT_DIR / "pom.xml")
+        command = ["mvn", "-B", "-q", "-f", pom, f"-Dengine={engine}", "package"]
         if os.environ.get("FARM_M2_REPO"):
             command.append(f"-Dmaven.repo.local={os.environ['FARM_M2_REPO']}")
         started = time.monotonic()
@@ -183,9 +173,8 @@ class EngineNode:
             raise EngineError(
                 f"unknown engine {self.engine!r}: expected one of {', '.join(ENGINES)}"
             )
-        self.log_path = (
-            self.data_dir / "engine.out"
-        )  # the JVM's stdout and stderr; the node's log is logs/engine.log
+        # The JVM's stdout and stderr; the node's own log is logs/engine.log beside it.
+        self.log_path = self.data_dir / "engine.out"
         self.process: subprocess.Popen | None = None
 
     @property
@@ -269,10 +258,8 @@ class EngineNode:
         self.process = None
 
     def _logs(self) -> str:
-        return (
-            f"--- {self.log_path}\n{_tail(self.log_path)}\n"
-            f"--- {self.data_dir / 'logs' / 'engine.log'}\n{_tail(self.data_dir / 'logs' / 'engine.log')}"
-        )
+        node_log = self.data_dir / "logs" / "engine.log"
+        return f"--- {self.log_path}\n{_tail(self.log_path)}\n--- {node_log}\n{_tail(node_log)}"
 
     def __enter__(self) -> EngineNode:
         self.start()

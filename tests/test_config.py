@@ -72,3 +72,11 @@ def test_missing_and_broken_files_are_one_line(tmp_path):
 def test_unrelated_farm_variables_are_not_settings():
     cfg = load(None, env={"FARM_TEST_REDIS_URL": "x", "FARM_REQUIRE_ENGINE": "1"})
     assert cfg.redis.url == ""
+
+
+def test_shipped_config_and_docs_table_match_the_declarations():
+    from farm.config_docs import TOML_PATH, main
+
+    assert main(["--check"]) == 0, "run `python -m farm.config_docs`"
+    cfg = load(TOML_PATH, env={})
+    assert cfg.workers.batch_max == 2000

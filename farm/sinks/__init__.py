@@ -3,8 +3,10 @@
 - an encoder, used by workers, that turns a batch's decided alerts into a sink-ready payload
   (row tuples for SQLite, `_bulk` NDJSON for Elasticsearch/OpenSearch), so that the indexer
   does I/O, not CPU work;
-- a writer, used by the indexer, that commits many payloads in one transaction or bulk request
-  and returns dead letters for any item the store rejected for good.
+- a writer, used by the indexer, that commits many payloads in one transaction or bulk request.
+  `submit(payloads)` returns a Future of the dead letters [(msgpack letter, counts_as_alert)]
+  for items the store rejected for good; at most `max_in_flight` are outstanding, and the
+  indexer flushes once `flush_bytes` of payload is pending.
 """
 
 from __future__ import annotations

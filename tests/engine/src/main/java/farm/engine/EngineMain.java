@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -46,7 +47,8 @@ public final class EngineMain {
     private static final List<String> OPENSEARCH_PLUGINS = List.of(
         "org.opensearch.transport.Netty4Plugin",
         "org.opensearch.painless.PainlessPlugin",
-        "org.opensearch.analysis.common.CommonAnalysisPlugin"
+        "org.opensearch.analysis.common.CommonAnalysisPlugin",
+        "org.opensearch.index.reindex.ReindexPlugin"
     );
 
     private EngineMain() {}
@@ -77,7 +79,6 @@ public final class EngineMain {
         PrintStream stdout = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
         // The node's own shutdown hook logs the close; log4j's would stop logging before it.
         System.setProperty("log4j2.shutdownHookEnabled", "false");
-        System.setProperty("log4j.shutdownHookEnabled", "false");
 
         boolean elastic = classExists("org.elasticsearch.node.Node");
         boolean open = classExists("org.opensearch.node.Node");
@@ -93,7 +94,6 @@ public final class EngineMain {
         Path logsDir = dataDir.resolve("logs");
         Files.createDirectories(configDir);
         Files.createDirectories(logsDir);
-        Files.createDirectories(home.resolve("modules"));
         writeLogConfig(configDir, logsDir);
 
         Object environment = newEnvironment(pkg, nodeSettings(home, dataDir, httpPort), configDir);
@@ -168,7 +168,7 @@ public final class EngineMain {
                 plugins.add(Class.forName(name));
             }
         }
-        Constructor<?> constructor = nodeClass.getDeclaredConstructor(environment.getClass(), java.util.Collection.class, boolean.class);
+        Constructor<?> constructor = nodeClass.getDeclaredConstructor(environment.getClass(), Collection.class, boolean.class);
         constructor.setAccessible(true);
         return constructor.newInstance(environment, plugins, true);
     }

@@ -1,0 +1,51 @@
+# farm: the first two commands a new user runs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 9200
+DEMO   := demo-data
+
+.PHONY: install demo test lint engine bench clean
+
+$(BIN)/farm: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/farm
+
+# Start a farm with its own Redis and SQLite, push a short burst of realistic alerts, show the
+# account, stop. Everything lives in ./$(DEMO).
+demo: install
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)
+	@printf '[farm]\ndata_dir = "$(DEMO)"\n[supervisor]\nhttp = "127.0.0.1:9465"\n' > $(DEMO)/farm.toml
+	@echo "== starting a farm (2 workers, embedded Redis, SQLite in $(DEMO)/)"
+	@$(BIN)/farm start --workers 2 --config $(DEMO)/farm.toml > $(DEMO)/farm.log 2>&1 & \
+	for i in $$(seq 100); do $(BIN)/farm status --config $(DEMO)/farm.toml >/dev/null 2>&1 && break; sleep 0.2; done
+	@echo "== pushing 10 seconds of alerts at 600GB/day"
+	@$(BIN)/farm-loadgen --config $(DEMO)/farm.toml --rate 600GB/day --duration 10s --seed 1 --verify \
+		|| { $(BIN)/farm stop --config $(DEMO)/farm.toml; exit 1; }
+	@echo "== status"
+	@$(BIN)/farm status --config $(DEMO)/farm.toml
+	@echo "== a search over the stored alerts"
+	@$(BIN)/farm search --config $(DEMO)/farm.toml --limit 5 disk || true
+	@$(BIN)/farm stop --config $(DEMO)/farm.toml
+
+# The whole suite, against real services the tests start themselves (Redis; a search engine
+# node in a JVM when Java and Maven are present).
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+# A real search engine node in the foreground (OpenSearch by default; FARM_TEST_ENGINE=elasticsearch).
+engine: install
+	$(BIN)/python -m tests.engine_node --port $(PORT)
+
+bench: install
+	$(BIN)/python bench/e2e.py --workers 2 --seconds 20 --runs 3
+
+clean:
+	rm -rf $(DEMO) farm-data build *.egg-info tests/engine/target

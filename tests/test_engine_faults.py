@@ -1,0 +1,71 @@
+"""A farm indexing into a real engine: the engine's JVM is killed mid-run and started again,
+and nothing is lost."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from farm.config import load
+from farm.sinks.engine import Engine
+from tests.farmproc import FarmProcess, write_config
+from tests.test_farm_integration import batch_ids, push_batches
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+BATCHES, PER_BATCH = 150, 40
+
+
+def all_event_ids(engine: Engine, prefix: str) -> list[str]:
+    engine.request("POST", f"/{prefix}-alerts-*/_refresh")
+    ids, after = [], None
+    while True:
+        body = {"size": 5000, "_source": False, "sort": [{"eventId": "asc"}],
+                "query": {"bool": {"must_not": {"term": {"eventId": ""}}}}}
+        if after:
+            body["search_after"] = after
+        hits = engine.request("POST", f"/{prefix}-alerts-2*/_search", body=body)[1]["hits"]["hits"]
+        if not hits:
+            return ids
+        ids += [h["_id"] for h in hits]
+        after = hits[-1]["sort"]
+
+
+def test_killing_the_engine_mid_run_loses_nothing(tmp_path, redis, redis_url, engine_node):
+    if engine_node.node is None:
+        pytest.skip("FARM_TEST_ENGINE_URL points at an engine this test cannot restart")
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url, extra=f"""
+[store]
+kind = "elasticsearch"
+url = "{engine_node.url}"
+index_prefix = "{prefix}"
+replicas = 0
+commit_rows = 500
+bulk_bytes = "256KB"
+""")
+    cfg = load(config, env={})
+    with FarmProcess(config, workers=2) as farm:
+        batches = push_batches(redis, BATCHES, PER_BATCH)
+        deadline = time.monotonic() + 60
+        while farm.status()["counters"]["alerts_received"] < PER_BATCH * 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        engine_node.node.kill()
+        time.sleep(2)  # the farm keeps taking batches until its rings fill, then waits
+        stalled = farm.status()
+        assert stalled["counters"]["alerts_received"] < BATCHES * PER_BATCH
+        engine_node.node.start(timeout=300)
+        doc = farm.wait_drained(expected_received=BATCHES * PER_BATCH, timeout=300)
+    engine = Engine(cfg.store)
+    try:
+        ids = all_event_ids(engine, prefix)
+    finally:
+        engine.request("DELETE", f"/{prefix}-alerts-*", ok=(200, 404))
+        engine.close()
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {f"{b}:{i}" for b in batch_ids(batches) for i in range(PER_BATCH)}
+    assert doc["counters"]["alerts_indexed"] == BATCHES * PER_BATCH
+    assert doc["dead_letters"] == 0

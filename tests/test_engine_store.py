@@ -1,0 +1,137 @@
+"""The Elasticsearch/OpenSearch store on a real engine node (tests/engine_node.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgpack
+import pytest
+
+from farm.config import load
+from farm.sinks.elastic import ElasticEncoder, ElasticWriter
+from farm.sinks.engine import Engine, history_index
+
+pytestmark = pytest.mark.engine
+
+SENT_AT = 1_790_000_000.0  # 2026-09-21
+DAY = history_index("x", SENT_AT).split("-alerts-")[1]
+
+
+def engine_cfg(url: str, prefix: str | None = None, **store):
+    env = {"FARM_STORE_KIND": "elasticsearch", "FARM_STORE_URL": url, "FARM_STORE_REPLICAS": "0",
+           "FARM_STORE_INDEX_PREFIX": prefix or f"t{uuid.uuid4().hex[:10]}"}
+    env.update({f"FARM_STORE_{k.upper()}": str(v) for k, v in store.items()})
+    return load(None, env=env)
+
+
+def alert(event_id: str, fp: str = "fp1", status: str = "firing",
+          seen: str = "2026-09-21T10:00:00.000Z", description: object = "disk is full",
+          severity: str = "warning") -> dict:
+    return {"eventId": event_id, "id": "DiskFull", "fingerprint": fp, "name": "DiskFull",
+            "status": status, "severity": severity, "lastReceived": seen,
+            "description": description, "message": None, "tenant": "t1",
+            "batchId": event_id.split(":")[0], "receivedAt": "2026-09-21T10:00:00.000Z",
+            "labels": {"host": "db-1", f"k{uuid.uuid4().hex[:6]}": "unbounded"},
+            "source": ["prometheus"], "providerType": "prometheus"}
+
+
+class Store:
+    def __init__(self, url: str):
+        self.cfg = engine_cfg(url)
+        self.prefix = self.cfg.store.index_prefix
+        self.encoder = ElasticEncoder(self.cfg)
+        self.writer = ElasticWriter(self.cfg)
+        self.engine = Engine(self.cfg.store)
+
+    def write(self, items, sent_at=SENT_AT, tenant="t1") -> list:
+        rejected = self.writer.write([self.encoder.encode(tenant, sent_at, items)])
+        self.engine.request("POST", f"/{self.prefix}-alerts-*/_refresh")
+        return rejected
+
+    def get(self, index: str, doc_id: str) -> dict | None:
+        status, body = self.engine.request("GET", f"/{index}/_doc/{doc_id}", ok=(200, 404))
+        return body["_source"] if status == 200 else None
+
+    def count(self, index: str) -> int:
+        return self.engine.request("GET", f"/{index}/_count")[1]["count"]
+
+    def current(self, fp: str = "fp1", tenant: str = "t1") -> dict | None:
+        return self.get(f"{self.prefix}-alerts-current", f"{tenant}%2F{fp}")
+
+    def close(self):
+        self.engine.request("DELETE", f"/{self.prefix}-alerts-*", ok=(200, 404))
+        self.writer.close()
+        self.engine.close()
+
+
+@pytest.fixture
+def store(engine_url):
+    s = Store(engine_url)
+    yield s
+    s.close()
+
+
+def test_history_documents_have_event_ids_mappings_and_values(store):
+    assert store.write([(alert("b:0"), "n"), (alert("b:1", fp="fp2", severity="critical"), "n"),
+                        (alert("b:2"), "f")]) == []
+    index = f"{store.prefix}-alerts-{DAY}"
+    assert store.count(index) == 2  # the full duplicate stays out of history
+    doc = store.get(index, "b:1")
+    assert doc["eventId"] == "b:1" and doc["severity"] == "critical"
+    assert doc["severityOrder"] == 5
+    assert doc["labels"]["host"] == "db-1"
+    mapping = store.engine.request("GET", f"/{index}/_mapping")[1][index]["mappings"]
+    props = mapping["properties"]
+    assert props["labels"]["type"] in ("flat_object", "flattened")
+    assert props["eventId"]["type"] == "keyword" and props["lastReceived"]["type"] == "date"
+    assert mapping["dynamic"] in ("false", False)
+    assert "k" not in "".join(p for p in props if p.startswith("k"))  # labels did not explode
+    hits = store.engine.request("POST", f"/{index}/_search", body={
+        "query": {"term": {"labels.host": "db-1"}}})[1]["hits"]["total"]["value"]
+    assert hits == 2
+
+
+def test_a_redelivered_batch_creates_no_duplicate(store):
+    items = [(alert("b:0"), "n"), (alert("b:1", fp="fp2"), "n")]
+    store.write(items)
+    store.write(items)
+    assert store.count(f"{store.prefix}-alerts-{DAY}") == 2
+    assert store.count(f"{store.prefix}-alerts-current") == 2
+
+
+def test_current_state_holds_the_latest_version_and_duplicate_counts(store):
+    store.write([(alert("a:0"), "n"), (alert("a:1", seen="2026-09-21T10:00:05.000Z"), "f")])
+    assert store.current()["duplicates"] == 1
+    store.write([(alert("b:0", seen="2026-09-21T10:01:00.000Z"), "f")], sent_at=SENT_AT + 60)
+    doc = store.current()
+    assert (doc["eventId"], doc["duplicates"], doc["lastReceived"]) == \
+        ("a:0", 2, "2026-09-21T10:01:00.000Z")
+    store.write([(alert("c:0", status="resolved", seen="2026-09-21T10:02:00.000Z"), "p")],
+                sent_at=SENT_AT + 120)
+    doc = store.current()
+    assert (doc["eventId"], doc["status"], doc["duplicates"]) == ("c:0", "resolved", 0)
+    store.write([(alert("a:0"), "n"), (alert("a:1"), "f")])  # batch a redelivered, older
+    assert store.current()["eventId"] == "c:0"
+    assert store.count(f"{store.prefix}-alerts-current") == 1
+
+
+def test_duplicates_that_overtake_their_version_are_kept(store):
+    store.write([(alert("d:0", seen="2026-09-21T10:00:07.000Z"), "f")], sent_at=SENT_AT + 1)
+    assert store.current()["eventId"] == ""
+    store.write([(alert("a:0"), "n")], sent_at=SENT_AT)
+    doc = store.current()
+    assert (doc["eventId"], doc["duplicates"], doc["lastReceived"]) == \
+        ("a:0", 1, "2026-09-21T10:00:07.000Z")
+
+
+def test_a_rejected_item_is_dead_lettered_while_its_siblings_commit(store):
+    bad = alert("b:1", fp="fp2", description={"not": "text"})
+    rejected = store.write([(alert("b:0"), "n"), (bad, "n"), (alert("b:2", fp="fp3"), "n")])
+    history = [msgpack.unpackb(letter) for letter, is_alert in rejected if is_alert]
+    assert len(history) == 1
+    assert history[0]["stage"] == "store"
+    assert "mapper_parsing_exception" in history[0]["reason"]
+    assert history[0]["payload"]["eventId"] == "b:1"
+    index = f"{store.prefix}-alerts-{DAY}"
+    assert store.get(index, "b:0") and store.get(index, "b:2")
+    assert store.get(index, "b:1") is None
