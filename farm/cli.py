@@ -123,6 +123,42 @@ def stop(timeout, config_path):
     fail(f"pid {pid} is still running after the grace period")
 
 
+@main.command()
+@click.argument("query", nargs=-1)
+@click.option("--since", help="Only alerts last received within this time, e.g. 15m, 1h, 7d.")
+@click.option("--severity", multiple=True,
+              type=click.Choice(["critical", "high", "warning", "info", "low"]),
+              help="Only these severities (repeatable).")
+@click.option("--tenant", help="Only this tenant.")
+@click.option("--history", is_flag=True,
+              help="Search every stored event, not the current state per fingerprint.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the matching documents as JSON.")
+@config_option
+def search(query, since, severity, tenant, history, limit, as_json, config_path):
+    """Find alerts by text (name, description, message) in the configured store."""
+    from farm.search import Query, SearchError
+    from farm.search import search as run_search
+    from farm.units import parse_duration
+
+    cfg = load_config(config_path)
+    try:
+        since_seconds = parse_duration(since) if since else None
+    except ValueError as exc:
+        fail(f"--since: {exc}", 2)
+    try:
+        hits = run_search(cfg, Query(" ".join(query), since_seconds, tuple(severity), tenant,
+                                     history, limit))
+    except SearchError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(hits, indent=2, default=str))
+        return
+    from farm.status_view import render_alerts
+
+    render_alerts(hits, history)
+
+
 @main.group()
 def dlq():
     """Inspect and replay the dead-letter list."""

@@ -56,3 +56,27 @@ def render_status(doc: dict, console: Console | None = None) -> None:
 
 def _yes(flag: bool) -> str:
     return "[green]yes[/]" if flag else "[red]no[/]"
+
+
+_SEVERITY_STYLE = {"critical": "bold red", "high": "red", "warning": "yellow", "info": "cyan",
+                   "low": "dim"}
+
+
+def render_alerts(alerts: list[dict], history: bool, console: Console | None = None) -> None:
+    """`farm search` results as a table, newest first."""
+    console = console or Console()
+    if not alerts:
+        console.print("no matching alerts")
+        return
+    table = Table(title=f"{len(alerts)} {'events' if history else 'alerts'}",
+                  title_justify="left")
+    for column in ("last received", "severity", "status", "name", "service"):
+        table.add_column(column)
+    table.add_column("event" if history else "dups", justify="left" if history else "right")
+    for a in alerts:
+        severity = a.get("severity", "")
+        table.add_row(a.get("lastReceived", ""), f"[{_SEVERITY_STYLE.get(severity, '')}]"
+                      f"{severity}[/]", a.get("status", ""), str(a.get("name", ""))[:60],
+                      str(a.get("service") or ""),
+                      a.get("eventId", "") if history else str(a.get("duplicates", 0)))
+    console.print(table)
