@@ -104,6 +104,8 @@ class Supervisor:
             cpu = cpus[slot % len(cpus)] if cpus else None
             self.workers.append(Child(f"worker-{slot}", cpu=cpu))
             self.spawn_worker(slot)
+        for child in self._children():
+            self.metrics.restarts.labels(child.name)  # a 0 series from the start
         self.state = "running"
         log.info("farm running: %d workers, store %s, redis %s, http://%s", self.n_workers,
                  self.cfg.store.kind, self.redis_url, self.cfg.supervisor.http)
