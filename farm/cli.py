@@ -47,13 +47,24 @@ def main():
 @main.command()
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes "
               "(default: [workers] count, 0 there meaning one per CPU).")
+@click.option("--no-ingest", is_flag=True, help="Run without the HTTP ingest gateway.")
 @config_option
-def start(workers, config_path):
+def start(workers, no_ingest, config_path):
     """Run a farm in the foreground until SIGTERM or Ctrl-C, then drain and exit."""
     cfg = load_config(config_path)
     from farm.log import setup_logging
 
     setup_logging(cfg.farm.log_level, "supervisor")
+    if not no_ingest:
+        from farm.ingest.process import check
+
+        try:
+            for warning in check(cfg):
+                click.echo(f"farm: warning: {warning}", err=True)
+        except config_mod.ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(f"farm: config: {problem}", err=True)
+            sys.exit(2)
     count = workers or cfg.workers.count or os.cpu_count() or 1
     from farm.redis_server import RedisServerError
     from farm.redisconn import RedisUnavailable
@@ -61,7 +72,7 @@ def start(workers, config_path):
     from supervisor.supervisor import FarmError, serve
 
     try:
-        code = serve(cfg, count)
+        code = serve(cfg, count, ingest=not no_ingest)
     except (FarmError, RedisUnavailable, RedisServerError, AlreadyRunning) as exc:
         fail(str(exc))
     sys.exit(code)
@@ -157,6 +168,30 @@ def search(query, since, severity, tenant, history, limit, as_json, config_path)
     from farm.status_view import render_alerts
 
     render_alerts(hits, history)
+
+
+@main.group()
+def keys():
+    """Manage the ingest gateway's API keys."""
+
+
+@keys.command("add")
+@click.argument("tenant")
+@config_option
+def keys_add(tenant, config_path):
+    """Create an API key for TENANT, print it once, store only its hash in the config file."""
+    if not config_path:
+        fail("farm keys add needs the config file to write: --config FILE (or FARM_CONFIG)", 2)
+    from farm.ingest.keys import KeysError, add_key
+
+    try:
+        key = add_key(config_path, tenant)
+    except KeysError as exc:
+        fail(str(exc))
+    load_config(config_path)  # the file must still be a valid config
+    click.echo(key)
+    click.echo(f"farm: added a key for tenant {tenant!r} to {config_path}; it is shown only "
+               f"once; running gateways take it up within 2 s", err=True)
 
 
 @main.group()

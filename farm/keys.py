@@ -16,6 +16,9 @@
   these decisions exactly.
 - `<p>:dlq`                            list of dead letters (msgpack maps: reason, stage, at,
   batch, tenant, provider, payload). Workers and the indexer LPUSH.
+- `<p>:rl:<tenant>:<provider>`         string: the ingest gateways' rate-limit bucket (GCRA) of
+  one tenant and provider, its theoretical arrival time in microseconds of Redis time, with a
+  TTL of the time until the bucket is full again. One Lua call per check.
 - `<p>:stats:<counter>`                integer counters (see STAT_NAMES), incremented by the
   worker in the same transaction that acks a batch, so they count each batch exactly once.
 """
@@ -62,6 +65,9 @@ class Keys:
 
     def decided(self, batch_id: str) -> str:
         return f"{self.prefix}:decided:{batch_id}"
+
+    def rate_limit(self, tenant: str, provider: str) -> str:
+        return f"{self.prefix}:rl:{tenant}:{provider}"
 
     def stat(self, name: str) -> str:
         return f"{self.prefix}:stats:{name}"

@@ -3,7 +3,7 @@
 Every process writes its samples to files in `<data_dir>/metrics` named by a stable identity
 (`worker-3`, `indexer`, `supervisor`, `ingest-0`) rather than by pid, so a restarted worker
 continues its slot's counters instead of leaving another file behind. The supervisor's /metrics
-merges the files and adds gauges it reads from Redis at scrape time (farm/supervisor/http.py).
+merges the files and adds gauges it reads from Redis at scrape time (supervisor/http.py).
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ class FarmCollector:
                                   labels=["role"])
         alive.add_metric(["worker"], sum(1 for c in sup.workers if c.alive))
         alive.add_metric(["indexer"], 1 if sup.indexer.alive else 0)
+        if sup.gateways:
+            alive.add_metric(["ingest"], sum(1 for c in sup.gateways if c.alive))
         yield alive
         try:
             depths = queue.depths(sup.redis, sup.keys)
@@ -72,7 +74,7 @@ def make_app(supervisor) -> Starlette:
             problems.append(f"farm is {supervisor.state}")
         if not supervisor.indexer.alive:
             problems.append("indexer is down")
-        down = [c.name for c in supervisor.workers if not c.alive]
+        down = [c.name for c in [*supervisor.workers, *supervisor.gateways] if not c.alive]
         if down:
             problems.append(f"down: {', '.join(down)}")
         if problems:

@@ -59,9 +59,10 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, cfg, workers: int):
+    def __init__(self, cfg, workers: int, ingest: bool = True):
         self.cfg = cfg
         self.n_workers = workers
+        self.n_ingest = cfg.ingest.processes if ingest else 0
         self.keys = Keys(cfg.redis.prefix)
         self.node = cfg.node_id
         self.ctx = multiprocessing.get_context("spawn")
@@ -75,6 +76,7 @@ class Supervisor:
         self.started_at = time.time()
         self.workers: list[Child] = []
         self.indexer = Child("indexer")
+        self.gateways: list[Child] = []
         self.rings: list[ring.RingHandle] = []
         self.ring_views: list[ring.Ring] = []
         self.control = None
@@ -104,11 +106,17 @@ class Supervisor:
             cpu = cpus[slot % len(cpus)] if cpus else None
             self.workers.append(Child(f"worker-{slot}", cpu=cpu))
             self.spawn_worker(slot)
+        for index in range(self.n_ingest):
+            self.gateways.append(Child(f"ingest-{index}"))
+            self.spawn_gateway(index)
         for child in self._children():
             self.metrics.restarts.labels(child.name)  # a 0 series from the start
         self.state = "running"
         log.info("farm running: %d workers, store %s, redis %s, http://%s", self.n_workers,
                  self.cfg.store.kind, self.redis_url, self.cfg.supervisor.http)
+        if self.n_ingest:
+            log.info("ingest gateway: %d processes on http://%s", self.n_ingest,
+                     self.cfg.ingest.http)
 
     def _prepare_metrics_dir(self) -> None:
         path = self.cfg.data_dir / "metrics"
@@ -164,6 +172,14 @@ class Supervisor:
         child_end.close()
         self.indexer.proc = proc
 
+    def spawn_gateway(self, index: int) -> None:
+        from farm.ingest import process as ingest_proc
+
+        proc = self.ctx.Process(target=ingest_proc.main, name=f"farm-ingest-{index}",
+                                args=(self.cfg, index, self.redis_url))
+        proc.start()
+        self.gateways[index].proc = proc
+
     def spawn_worker(self, slot: int) -> None:
         child = self.workers[slot]
         proc = self.ctx.Process(target=worker_proc.main, name=f"farm-worker-{slot}",
@@ -203,7 +219,7 @@ class Supervisor:
             time.sleep(timeout)
 
     def _children(self) -> list[Child]:
-        return [self.indexer, *self.workers]
+        return [self.indexer, *self.workers, *self.gateways]
 
     def reap(self) -> None:
         """Handle every process that died: requeue, reset its ring, schedule a restart."""
@@ -212,6 +228,13 @@ class Supervisor:
         for slot, child in enumerate(self.workers):
             if child.proc is not None and not child.alive:
                 self._worker_died(slot, child)
+        for child in self.gateways:
+            if child.proc is not None and not child.alive:
+                # A gateway answers 202 only once a batch is in Redis: nothing to recover.
+                code = child.proc.exitcode
+                child.proc = None
+                log.error("%s died (%s)", child.name, _exit_reason(code))
+                self._schedule_restart(child, code)
 
     def _worker_died(self, slot: int, child: Child) -> None:
         code = child.proc.exitcode
@@ -289,6 +312,10 @@ class Supervisor:
 
     def spawn_due(self) -> None:
         now = time.monotonic()
+        for index, child in enumerate(self.gateways):
+            if child.proc is None and now >= child.start_at:
+                log.info("starting %s", child.name)
+                self.spawn_gateway(index)
         if self.indexer.proc is None:
             if now >= self.indexer.start_at:
                 log.info("starting indexer")
@@ -330,10 +357,14 @@ class Supervisor:
         """Workers finish what they took and ack it; then the indexer flushes and exits."""
         self.state = "draining"
         deadline = time.monotonic() + self.cfg.supervisor.grace_seconds
+        gateways = [c for c in self.gateways if c.alive]
+        for child in gateways:  # first stop new work from coming in
+            child.proc.terminate()
+        clean = self._wait_all(gateways, deadline)
         workers = [c for c in self.workers if c.alive]
         for child in workers:
             child.proc.terminate()
-        clean = self._wait_all(workers, deadline)
+        clean = self._wait_all(workers, deadline) and clean
         if self.indexer.alive:
             self.indexer.proc.terminate()
             clean = self._wait_all([self.indexer], deadline) and clean
@@ -389,6 +420,9 @@ class Supervisor:
                         for slot, c in enumerate(self.workers)],
             "indexer": {"pid": self.indexer.pid, "alive": self.indexer.alive,
                         "restarts": self.indexer.restarts},
+            "ingest": {"http": self.cfg.ingest.http if self.gateways else None,
+                       "processes": [{"id": c.name, "pid": c.pid, "alive": c.alive,
+                                      "restarts": c.restarts} for c in self.gateways]},
         }
         try:
             depths = queue.depths(self.redis, self.keys)
@@ -412,8 +446,8 @@ def _exit_reason(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def serve(cfg, workers: int) -> int:
+def serve(cfg, workers: int, ingest: bool = True) -> int:
     """Run a farm in the foreground; returns the exit code. Raises FarmError for start-up
     problems that the CLI prints as one line."""
-    return Supervisor(cfg, workers).run()
+    return Supervisor(cfg, workers, ingest).run()
 

@@ -14,13 +14,21 @@ from pathlib import Path
 
 import psutil
 
+from farm.config import load
 from tests.conftest import free_port
 
 
 def write_config(path: Path, data_dir: Path, redis_url: str, prefix: str = "farm",
-                 extra: str = "") -> Path:
-    """A config file for a test farm: its own data folder, Redis, and a free admin port."""
-    path.write_text(f"""
+                 extra: str = "", ingest: bool = False) -> Path:
+    """A config file for a test farm: its own data folder, Redis, and a free admin port; the
+    ingest gateway only when asked (then on a free port, anonymous)."""
+    if "[ingest]" in extra:
+        gateway = ""
+    elif ingest:
+        gateway = f'[ingest]\nhttp = "127.0.0.1:{free_port()}"\nallow_anonymous = true\n'
+    else:
+        gateway = "[ingest]\nprocesses = 0\n"
+    path.write_text(f"""{gateway}
 [farm]
 data_dir = "{data_dir}"
 node_id = "test"
@@ -51,8 +59,9 @@ class FarmProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.log = self.config.with_suffix(".log")
-        text = self.config.read_text()
-        self.http = text.split('http = "', 1)[1].split('"', 1)[0]
+        cfg = load(self.config, env={})
+        self.http = cfg.supervisor.http
+        self.ingest_http = cfg.ingest.http if cfg.ingest.processes else None
 
     def start(self, timeout: float = 60) -> FarmProcess:
         self.proc = subprocess.Popen(

@@ -1,5 +1,145 @@
-"""Configuration keys of the ingest gateway ([ingest] and its tables)."""
+"""Configuration keys of the ingest gateway ([ingest] and its tables [ingest.keys], [ingest.rates]).
+
+Imports nothing but farm.setting at import time (farm/config.py imports this while it loads);
+the checks import what they need when they run.
+"""
 
 from __future__ import annotations
 
-SETTINGS: tuple = ()
+import re
+
+from farm.setting import Setting, host_port, size
+
+TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+WATERMARK_HELP = 'a size ("1GB") or a number of batches ("50000")'
+
+
+def parse_watermark(text: str) -> tuple[int, str]:
+    """'1GB' -> (1_000_000_000, 'bytes'); '50000' or '50000 batches' -> (50000, 'batches').
+    Raises ValueError naming what is allowed."""
+    body = text.strip().lower()
+    for word in (" batches", "batches", " batch"):
+        if body.endswith(word):
+            body = body[: -len(word)].strip()
+            if body.isdigit():
+                return int(body), "batches"
+    if body.isdigit():
+        return int(body), "batches"
+    from farm.units import parse_bytes
+
+    try:
+        return parse_bytes(text), "bytes"
+    except ValueError:
+        raise ValueError(f"{text!r} is not a watermark; write {WATERMARK_HELP}") from None
+
+
+def _watermark(value: str) -> str | None:
+    try:
+        parse_watermark(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _rate_or_off(value: str) -> str | None:
+    if value.strip().lower() == "off":
+        return None
+    from farm.units import parse_request_rate
+
+    try:
+        if parse_request_rate(value) <= 0:
+            return 'must be more than zero requests (or "off")'
+    except ValueError as exc:
+        return f'{exc}, or "off"'
+    return None
+
+
+def _keys_table(table: dict) -> str | None:
+    seen: dict[str, str] = {}
+    for tenant, digests in table.items():
+        if not TENANT_RE.fullmatch(tenant):
+            return (f"tenant {tenant!r} must be 1-64 letters, digits, '_', '.' or '-', "
+                    f"starting with a letter or digit")
+        for digest in digests:
+            if not DIGEST_RE.fullmatch(digest):
+                return (f"entry of {tenant!r} must be \"sha256:<64 lowercase hex digits>\" "
+                        f"(`farm keys add {tenant}` writes one), got {digest[:16]!r}...")
+            if seen.setdefault(digest, tenant) != tenant:
+                return f"one key hash is listed under both {seen[digest]!r} and {tenant!r}"
+    return None
+
+
+def _rates_table(table: dict) -> str | None:
+    from farm.wire import PROVIDERS
+
+    for name, rate in table.items():
+        tenant, sep, provider = name.partition("/")
+        if not sep or not TENANT_RE.fullmatch(tenant) or provider not in (*PROVIDERS, "*"):
+            return (f"entry {name!r} must be named \"<tenant>/<provider>\" with provider one of "
+                    f"{', '.join(PROVIDERS)} or *")
+        problem = _rate_or_off(rate)
+        if problem:
+            return f"entry {name!r} = {rate!r} {problem}"
+    return None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ingest", "processes", 2,
+            "HTTP gateway processes sharing [ingest] http (SO_REUSEPORT); 0 runs none, like "
+            "`farm start --no-ingest`.", kind=int, minimum=0, maximum=256),
+    Setting("ingest", "http", "127.0.0.1:8080",
+            "Address the gateway listens on for Keep-compatible webhooks (POST /alerts/event...). "
+            "Beyond loopback, configure [ingest.keys].", check=host_port),
+    Setting("ingest", "allow_anonymous", False,
+            "Accept requests without an API key, as tenant \"default\" (for a trial only; a "
+            "wrong key is still refused).", kind=bool),
+    Setting("ingest", "rate", "2000/s",
+            "Requests per second allowed per tenant and provider, shared by every gateway on "
+            "this Redis; \"off\" disables rate limiting. [ingest.rates] overrides it.",
+            check=_rate_or_off),
+    Setting("ingest", "burst_seconds", 1.0,
+            "How many seconds' worth of the rate a client may send at once (the bucket size).",
+            kind=float, minimum=0.001, maximum=3600),
+    Setting("ingest", "max_body", "10MB",
+            "Largest request body accepted; larger ones get 413.", check=size),
+    Setting("ingest", "max_depth", 32,
+            "Deepest nesting of JSON arrays and objects accepted; deeper bodies get 400.",
+            kind=int, minimum=2, maximum=1000),
+    Setting("ingest", "max_items", 100_000,
+            "Most JSON array elements plus object members in one body; more get 400.",
+            kind=int, minimum=10, maximum=100_000_000),
+    Setting("ingest", "high_water", "1GB",
+            f"When the queue backlog (both lanes) reaches this, {WATERMARK_HELP}, requests get "
+            f"429 until it falls below low_water.", check=_watermark),
+    Setting("ingest", "low_water", "768MB",
+            "Backlog below which the gateway accepts requests again after high_water "
+            "(same unit as high_water).", check=_watermark),
+    Setting("ingest", "critical_water", "256MB",
+            "While the backlog is above high_water, requests holding a critical alert still "
+            "enter the critical lane until that lane holds this much.", check=_watermark),
+    Setting("ingest", "backlog_check_ms", 250,
+            "How often each gateway measures the queue backlog.",
+            kind=int, minimum=10, maximum=60_000),
+    Setting("ingest", "flush_ms", 2,
+            "How long the first request of a batch waits for others of the same tenant and "
+            "provider before the batch is pushed to Redis; 0 pushes on the next loop turn.",
+            kind=int, minimum=0, maximum=1000),
+    Setting("ingest", "batch_events", 1000,
+            "A batch is pushed as soon as it holds this many events...",
+            kind=int, minimum=1, maximum=100_000),
+    Setting("ingest", "batch_bytes", "1MB",
+            "...or this many bytes of request bodies (a single larger request is one batch).",
+            check=size),
+    Setting("ingest", "max_inflight", 2000,
+            "Requests one gateway process holds at once; beyond that it answers 503 with "
+            "Retry-After (bounds memory).", kind=int, minimum=1, maximum=1_000_000),
+    Setting("ingest", "keys", {},
+            "API keys per tenant: tenant = [\"sha256:<hex digest of the key>\", ...]. "
+            "`farm keys add TENANT` creates a key and writes its hash here.",
+            kind=dict, item_kind=list, check=_keys_table),
+    Setting("ingest", "rates", {},
+            "Rate overrides: \"<tenant>/<provider>\" = \"500/s\" (provider * for all of a "
+            "tenant's providers; \"off\" for none).", kind=dict, item_kind=str,
+            check=_rates_table),
+)

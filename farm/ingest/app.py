@@ -1,0 +1,299 @@
+"""The gateway's HTTP application (Starlette): Keep's webhook routes, /healthz, /openapi.json.
+
+One request, top-down (each step can refuse with a JSON {"detail": ...}):
+    authenticate (401) -> known provider (400) -> declared size (413) -> rate limit (429)
+    -> read body (413) -> parse within limits (400) -> backpressure (429)
+    -> join a batch -> 202 once the batch is in Redis (503 if it cannot be stored)
+Rate limiting comes before reading the body, so a flood costs little more than its headers.
+
+Starlette rather than FastAPI: bodies are taken unvalidated, as Keep takes them, so FastAPI's
+per-request pydantic validation would cost time and its generated OpenAPI would describe checks
+that are not made (farm/ingest/openapi.py says what is really accepted); the supervisor's admin
+endpoint already runs on Starlette.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from farm.ingest import auth, limits
+from farm.ingest.backpressure import Gate
+from farm.ingest.batching import EXTRA_KEYS, Batcher, StoreFailed
+from farm.ingest.critical import is_critical
+from farm.ingest.errors import Refused
+from farm.ingest.ratelimit import RateLimiter
+from farm.keys import Keys
+from farm.units import parse_bytes
+from farm.wire import PROVIDERS
+
+log = logging.getLogger("farm.ingest")
+
+GENERIC_ROUTE = "/alerts/event"
+PROVIDER_ROUTE = "/alerts/event/{provider_type}"
+# Retry-After when the farm is behind: long enough for a few backlog checks to see it drain.
+BACKPRESSURE_RETRY_SECONDS = 5
+# Retry-After when Redis cannot take the batch, or this process is at max_inflight.
+UNAVAILABLE_RETRY_SECONDS = 1
+REDIS_POOL_SIZE = 64
+CONFIG_POLL_SECONDS = 2.0
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def json_response(doc: dict, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(doc), status, headers, media_type="application/json")
+
+
+def refusal(refused: Refused) -> Response:
+    return json_response({"detail": refused.detail}, refused.status, refused.headers)
+
+
+class Gateway:
+    """What one gateway process holds: Redis client, keys, limiter, batcher, backlog gate."""
+
+    def __init__(self, cfg, redis_url: str, metrics=None):
+        ingest = cfg.ingest
+        self.cfg = cfg
+        self.redis_url = redis_url
+        self.metrics = metrics
+        self.keyring = auth.KeyRing(ingest.keys)
+        self.allow_anonymous = ingest.allow_anonymous
+        self.max_body = parse_bytes(ingest.max_body)
+        self.max_depth = ingest.max_depth
+        self.max_items = ingest.max_items
+        self.max_inflight = ingest.max_inflight
+        self.inflight = 0
+        self._watcher: asyncio.Task | None = None
+        pool = aioredis.BlockingConnectionPool.from_url(
+            redis_url, max_connections=REDIS_POOL_SIZE, timeout=10, socket_timeout=10,
+            socket_connect_timeout=5, health_check_interval=30)
+        self.redis = aioredis.Redis(connection_pool=pool)
+        keys = Keys(cfg.redis.prefix)
+        self.limiter = RateLimiter(self.redis, cfg.redis.prefix, ingest.rate,
+                                   ingest.burst_seconds, ingest.rates)
+        self.batcher = Batcher(self.redis, keys, ingest.flush_ms, ingest.batch_events,
+                               parse_bytes(ingest.batch_bytes), metrics)
+        self.gate = Gate(self.redis, keys, ingest.high_water, ingest.low_water,
+                         ingest.critical_water, ingest.backlog_check_ms,
+                         on_change=self._gate_changed)
+
+    def _gate_changed(self, closed: bool, _critical_closed: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.backpressure.set(1 if closed else 0)
+
+    async def start(self) -> None:
+        try:
+            await self.redis.ping()
+        except RedisError as exc:
+            log.warning("cannot reach Redis at %s yet (%s); requests get 503 until it answers",
+                        self.redis_url, exc)
+        await self.gate.check_once()
+        self.gate.start()
+        self._watcher = asyncio.ensure_future(self.watch_config())
+
+    async def stop(self) -> None:
+        """Push what is still batched, then let go of Redis."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await self.batcher.close()
+        await self.gate.stop()
+        await self.redis.aclose()
+
+    async def watch_config(self) -> None:
+        """Take up [ingest.keys] and [ingest.rates] from the config file when it changes, so
+        that `farm keys add` works without a restart."""
+        from farm import config as config_mod
+
+        path = self.cfg.source
+        if not path:
+            return
+        seen = _mtime(path)
+        while True:
+            await asyncio.sleep(CONFIG_POLL_SECONDS)
+            mtime = _mtime(path)
+            if mtime == seen:
+                continue
+            seen = mtime
+            try:
+                cfg = await asyncio.to_thread(config_mod.load, path)
+            except config_mod.ConfigError as exc:
+                log.error("config file %s changed but is not valid; keeping the keys and rates "
+                          "in use: %s", path, "; ".join(exc.problems))
+                continue
+            self.keyring = auth.KeyRing(cfg.ingest.keys)
+            self.limiter.set_overrides(cfg.ingest.rate, cfg.ingest.rates)
+            log.info("took up %d API keys and %d rate overrides from %s", len(self.keyring),
+                     len(cfg.ingest.rates), path)
+
+    def tenant_of(self, request: Request) -> str:
+        key = auth.presented_key(request.headers, request.scope["query_string"])
+        if key is None:
+            if self.allow_anonymous:
+                return auth.ANONYMOUS_TENANT
+            raise Refused(401, "an API key is required: send it as X-API-KEY, as the password "
+                               "of HTTP Basic auth, as a Bearer token or as ?api_key=",
+                          "unauthorized", {"WWW-Authenticate": 'Basic realm="farm"'})
+        tenant = self.keyring.tenant_for(key)
+        if tenant is None:
+            raise Refused(401, "the API key is not valid", "unauthorized",
+                          {"WWW-Authenticate": 'Basic realm="farm"'})
+        return tenant
+
+    async def take(self, request: Request, provider: str) -> tuple[str | None, int, int, dict]:
+        """Run one webhook request through every step; returns (batch id, events, body size,
+        extra headers). Raises Refused."""
+        tenant = request.state.tenant = self.tenant_of(request)
+        if provider not in PROVIDERS:
+            raise Refused(400, f"unknown provider type {provider[:60]!r}; this gateway takes "
+                               f"{', '.join(PROVIDERS)}", "unknown_provider")
+        limits.check_declared_length(request.headers.get("content-length"), self.max_body)
+        try:
+            verdict = await self.limiter.admit(tenant, provider)
+        except RedisError as exc:
+            raise unavailable(f"cannot check the rate limit in Redis: {exc}") from None
+        headers = verdict.headers() if verdict is not None else {}
+        if verdict is not None and not verdict.allowed:
+            raise Refused(429, f"rate limit of {verdict.policy.per_second:g} requests/s for "
+                               f"tenant {tenant!r} and provider {provider!r} exceeded; retry "
+                               f"after {headers['Retry-After']}s", "rate_limited", headers)
+        try:
+            body = await limits.read_body(request.stream(), self.max_body)
+        except ClientDisconnect:
+            raise Refused(400, "the client went away before sending the whole body",
+                          "disconnected") from None
+        events = await limits.parse_body(request.headers.get("content-type", ""),
+                                         request.headers, body, self.max_depth, self.max_items)
+        if not events:
+            return None, 0, len(body), headers
+        critical = is_critical(provider, events)
+        if self.gate.refuses(critical):
+            raise Refused(429, "the farm is behind (queue backlog above [ingest] high_water); "
+                               f"retry after {BACKPRESSURE_RETRY_SECONDS}s", "backpressure",
+                          {**headers, "Retry-After": str(BACKPRESSURE_RETRY_SECONDS)})
+        try:
+            batch_id = await self.batcher.add(tenant, provider,
+                                              "critical" if critical else "normal", events,
+                                              len(body), extras_of(request))
+        except StoreFailed as exc:
+            raise unavailable(f"the alerts could not be stored in Redis ({exc}); nothing was "
+                              f"kept, send them again") from None
+        return batch_id, len(events), len(body), headers
+
+
+def unavailable(detail: str) -> Refused:
+    return Refused(503, detail, "unavailable", {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)})
+
+
+def extras_of(request: Request) -> tuple:
+    """Keep's provider_id and fingerprint query parameters, for the batch envelope."""
+    if not request.scope["query_string"]:
+        return ()
+    params = request.query_params
+    return tuple((name, params[name]) for name in EXTRA_KEYS if params.get(name))
+
+
+def make_app(cfg, redis_url: str, metrics=None) -> Starlette:
+    """The gateway application; its lifespan connects to Redis and drains batches at the end."""
+    from farm.ingest.openapi import document
+
+    gateway = Gateway(cfg, redis_url, metrics)
+    openapi = orjson.dumps(document())
+
+    async def webhook(request: Request) -> Response:
+        provider = request.path_params.get("provider_type", "keep")
+        route = PROVIDER_ROUTE if "provider_type" in request.path_params else GENERIC_ROUTE
+        label = provider if provider in PROVIDERS else "-"
+        started = time.perf_counter()
+        request.state.tenant = "-"
+        if gateway.inflight >= gateway.max_inflight:
+            response = refusal(unavailable(f"this gateway process holds {gateway.max_inflight} "
+                                           f"requests already ([ingest] max_inflight)"))
+            return _count(gateway, route, response, "-", label, "overloaded")
+        gateway.inflight += 1
+        try:
+            batch_id, n_events, size, headers = await gateway.take(request, provider)
+        except Refused as refused:
+            return _count(gateway, route, refusal(refused), request.state.tenant, label,
+                          refused.reason)
+        finally:
+            gateway.inflight -= 1
+        response = json_response({"batch": batch_id, "events": n_events,
+                                  "task_name": batch_id}, 202, headers)
+        if gateway.metrics is not None:
+            gateway.metrics.accepted(request.state.tenant, label, size, n_events,
+                                     time.perf_counter() - started)
+        return _count(gateway, route, response, request.state.tenant, label)
+
+    async def healthz(_request: Request) -> Response:
+        gate = gateway.gate
+        doc = {"status": "ok", "backpressure": gate.closed,
+               "backlog": None if gate.last is None else {
+                   "batches": gate.last.batches, "bytes": gate.last.bytes}}
+        if gate.error is not None:
+            doc.update(status="unhealthy", detail=f"cannot reach Redis: {gate.error}")
+            return json_response(doc, 503)
+        return json_response(doc, 200)
+
+    async def openapi_json(_request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            detail = (f"no such endpoint {request.url.path[:100]!r}; webhooks go to POST "
+                      f"{GENERIC_ROUTE} or {PROVIDER_ROUTE}")
+        elif exc.status_code == 405:
+            detail = (f"{request.method} is not allowed on {request.url.path[:100]}; "
+                      f"allowed: {exc.headers.get('Allow', '') if exc.headers else ''}")
+        else:
+            detail = str(exc.detail)
+        return json_response({"detail": detail}, exc.status_code, exc.headers)
+
+    async def server_error(_request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error in the ingest gateway", exc_info=exc)
+        return json_response({"detail": f"internal error ({type(exc).__name__}); the request "
+                                        f"was not stored, send it again"}, 500)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = Starlette(
+        routes=[Route(GENERIC_ROUTE, webhook, methods=["POST"]),
+                Route(PROVIDER_ROUTE, webhook, methods=["POST"]),
+                Route("/healthz", healthz, methods=["GET"]),
+                Route("/openapi.json", openapi_json, methods=["GET"])],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
+
+
+def _count(gateway: Gateway, route: str, response: Response, tenant: str, provider: str,
+           reason: str | None = None) -> Response:
+    if gateway.metrics is not None:
+        gateway.metrics.answered(route, response.status_code, tenant, provider)
+        if reason is not None:
+            gateway.metrics.refused(reason, tenant, provider)
+    return response

@@ -1,0 +1,117 @@
+"""Concurrent requests for the same tenant, provider and lane share a wire-v1 batch.
+
+The first request of a batch starts a short timer ([ingest] flush_ms); requests that arrive
+meanwhile join it; the batch is pushed (one LPUSH) when the timer fires or when it reaches
+[ingest] batch_events events or batch_bytes bytes. Every request of the batch is answered only
+after the LPUSH has returned, with the batch id; if the LPUSH fails, every one of them gets the
+error. A request is never split across batches, so it maps to exactly one batch id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from farm.keys import Keys
+from farm.wire import encode_batch
+
+# Optional envelope keys carrying Keep's query parameters (see docs/ingest.md).
+EXTRA_KEYS = ("provider_id", "fingerprint")
+
+
+class StoreFailed(Exception):
+    """The batch could not be pushed to Redis; nothing of it was stored."""
+
+
+@dataclass
+class Open:
+    """A batch still taking requests."""
+
+    id: str
+    started: float
+    events: list = field(default_factory=list)
+    size: int = 0
+    future: asyncio.Future | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+GroupKey = tuple[str, str, str, tuple]  # tenant, provider, lane, extras
+
+
+class Batcher:
+    def __init__(self, redis, keys: Keys, flush_ms: int, max_events: int, max_bytes: int,
+                 metrics=None):
+        self.redis = redis
+        self.keys = keys
+        self.flush_seconds = flush_ms / 1000
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+        self._open: dict[GroupKey, Open] = {}
+        self._pushing: set[asyncio.Task] = set()
+
+    async def add(self, tenant: str, provider: str, lane: str, events: list, size: int,
+                  extras: tuple = ()) -> str:
+        """Add one request's events; returns the batch id once the batch is in Redis.
+        Raises StoreFailed if it could not be stored."""
+        key = (tenant, provider, lane, extras)
+        batch = self._open.get(key)
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self._open[key] = Open(uuid.uuid4().hex, time.monotonic())
+            batch.future = loop.create_future()
+            if self.flush_seconds:
+                batch.timer = loop.call_later(self.flush_seconds, self._flush, key)
+            else:
+                batch.timer = loop.call_soon(self._flush, key)
+        batch.events.extend(events)
+        batch.size += size
+        future = batch.future
+        if len(batch.events) >= self.max_events or batch.size >= self.max_bytes:
+            self._flush(key)
+        # One request's cancellation must not cancel the batch its neighbours wait on.
+        return await asyncio.shield(future)
+
+    def _flush(self, key: GroupKey) -> None:
+        batch = self._open.pop(key, None)
+        if batch is None:
+            return
+        batch.timer.cancel()
+        task = asyncio.ensure_future(self._push(key, batch))
+        self._pushing.add(task)
+        task.add_done_callback(self._pushing.discard)
+
+    async def _push(self, key: GroupKey, batch: Open) -> None:
+        tenant, provider, lane, extras = key
+        try:
+            raw = encode_batch(batch.events, provider, tenant, batch.id)
+            if extras:
+                raw = _with_extras(raw, extras)
+            await self.redis.lpush(self.keys.queue(lane), raw)
+        except Exception as exc:  # every waiting request must get an answer
+            if self.metrics is not None:
+                self.metrics.store_failures.inc()
+            batch.future.set_exception(StoreFailed(str(exc) or type(exc).__name__))
+            batch.future.exception()  # a batch nobody awaits any more must not log noise
+            return
+        batch.future.set_result(batch.id)
+        if self.metrics is not None:
+            self.metrics.batch_stored(tenant, provider, lane, len(batch.events), len(raw),
+                                      time.monotonic() - batch.started)
+
+    async def close(self) -> None:
+        """Push every open batch now and wait until all pushes have finished."""
+        for key in list(self._open):
+            self._flush(key)
+        while self._pushing:
+            await asyncio.gather(*self._pushing, return_exceptions=True)
+
+
+def _with_extras(raw: bytes, extras: tuple) -> bytes:
+    import msgpack
+
+    envelope = msgpack.unpackb(raw, raw=False)
+    envelope.update(extras)
+    return msgpack.packb(envelope)

@@ -1,0 +1,127 @@
+"""Request bodies: read within the size limit, parsed (JSON or form) within the depth and item
+limits, and turned into the provider's raw events.
+
+An object body is one event; an array body is one event per item (Keep's generic list, or a
+list of provider payloads). Each event stays exactly as the provider sent it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
+
+import orjson
+
+from farm.ingest.errors import Refused
+
+FORM_URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+
+def too_large(limit: int) -> Refused:
+    return Refused(413, f"request body is larger than the {limit:,}-byte limit "
+                        f"([ingest] max_body)", "too_large")
+
+
+def check_declared_length(declared: str | None, limit: int) -> None:
+    """Refuse (413) a body whose Content-Length exceeds limit, before reading any of it."""
+    if declared is None:
+        return
+    try:
+        length = int(declared)
+    except ValueError:
+        raise Refused(400, f"Content-Length {declared[:40]!r} is not a number",
+                      "bad_request") from None
+    if length > limit:
+        raise too_large(limit)
+
+
+async def read_body(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it exceeds limit (whatever was declared)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def check_structure(doc: object, max_depth: int, max_items: int) -> None:
+    """Refuse (400) a document nested deeper than max_depth or holding more than max_items
+    array elements and object members in all. Visits each value once, without recursion."""
+    items = 0
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise Refused(400, f"JSON is nested deeper than {max_depth} levels "
+                               f"([ingest] max_depth)", "too_deep")
+        items += len(node)
+        if items > max_items:
+            raise Refused(400, f"JSON holds more than {max_items:,} array items and object "
+                               f"members ([ingest] max_items)", "too_many_items")
+        for value in (node.values() if type(node) is dict else node):
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append((value, depth + 1))
+
+
+def events_of(doc: object) -> list[dict]:
+    """The raw events a parsed body holds; refuses (400) anything but an object or a list of
+    objects."""
+    if type(doc) is dict:
+        return [doc]
+    if type(doc) is list and all(type(item) is dict for item in doc):
+        return doc
+    raise Refused(400, "the body must be a JSON object or a list of JSON objects",
+                  "bad_body")
+
+
+def parse_json(body: bytes, max_depth: int, max_items: int) -> list[dict]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(400, f"the body is not valid JSON: {exc}", "bad_json") from None
+    if type(doc) is dict or type(doc) is list:
+        check_structure(doc, max_depth, max_items)
+    return events_of(doc)
+
+
+def parse_urlencoded(body: bytes, max_items: int) -> list[dict]:
+    try:
+        fields = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=max_items)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Refused(400, f"the form body cannot be read: {exc}", "bad_form") from None
+    return [dict(fields)]
+
+
+async def parse_multipart(headers, body: bytes, max_items: int) -> list[dict]:
+    from python_multipart.exceptions import FormParserError
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def stream():
+        yield body
+
+    parser = MultiPartParser(headers, stream(), max_files=0, max_fields=max_items,
+                             max_part_size=len(body) + 1)
+    try:
+        form = await parser.parse()
+    except (MultiPartException, FormParserError) as exc:
+        raise Refused(400, f"the multipart body cannot be read: {exc}", "bad_form") from None
+    return [{name: value for name, value in form.multi_items() if isinstance(value, str)}]
+
+
+async def parse_body(content_type: str, headers, body: bytes, max_depth: int,
+                     max_items: int) -> list[dict]:
+    """Events of a body: form bodies as Keep accepts them, anything else as JSON. A "form" body
+    that is plainly JSON is read as JSON: `curl -d '{...}'` labels JSON as a form."""
+    media = content_type.partition(";")[0].strip().lower()
+    if media == FORM_URLENCODED:
+        if body.lstrip()[:1] in (b"{", b"["):
+            return parse_json(body, max_depth, max_items)
+        return parse_urlencoded(body, max_items)
+    if media == MULTIPART:
+        return await parse_multipart(headers, body, max_items)
+    return parse_json(body, max_depth, max_items)

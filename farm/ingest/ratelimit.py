@@ -1,0 +1,152 @@
+"""Per tenant and provider rate limits, shared by every gateway process and host on one Redis.
+
+A GCRA token bucket in a Lua script: one key per (tenant, provider) holding the bucket's
+"theoretical arrival time", one round trip per check. Requests for the same bucket that arrive
+in the same event-loop turn are checked together (the script admits k of n), so a busy gateway
+makes one Redis call per bucket per turn rather than one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+
+from farm.units import parse_request_rate
+
+# KEYS[1]: the bucket. ARGV: emission interval (us), tolerance = burst x interval (us), wanted.
+# Returns {admitted, remaining, retry_after_us, reset_us}. Redis's clock, so hosts agree.
+GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local admitted = math.floor((tolerance - (tat - now)) / interval)
+if admitted > wanted then admitted = wanted end
+if admitted < 0 then admitted = 0 end
+if admitted > 0 then
+  tat = tat + admitted * interval
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',
+             math.ceil((tat - now) / 1000) + 1)
+end
+local remaining = math.floor((tolerance - (tat - now)) / interval)
+if remaining < 0 then remaining = 0 end
+local retry = tat + interval - tolerance - now
+if retry < 0 then retry = 0 end
+return {admitted, remaining, math.ceil(retry), math.ceil(tat - now)}
+"""
+
+
+def bucket_key(prefix: str, tenant: str, provider: str) -> str:
+    """`<prefix>:rl:<tenant>:<provider>`: string, the bucket's theoretical arrival time in
+    microseconds of Redis time, with a TTL of the time until the bucket is full again."""
+    return f"{prefix}:rl:{tenant}:{provider}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    per_second: float
+    burst: int
+
+    @property
+    def window(self) -> float:
+        return self.burst / self.per_second
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    policy: Policy
+    remaining: int
+    retry_after: float  # seconds until one more request would be admitted
+    reset: float        # seconds until the bucket is full again
+
+    def headers(self) -> dict[str, str]:
+        """RateLimit-* headers (IETF httpapi draft), plus Retry-After when refused."""
+        headers = {
+            "RateLimit-Limit": str(self.policy.burst),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(math.ceil(self.reset)),
+            "RateLimit-Policy": f"{self.policy.burst};w={max(1, round(self.policy.window))}",
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return headers
+
+
+class RateLimiter:
+    """`await admit(tenant, provider)` -> Verdict, or None when that bucket is unlimited.
+    Raises redis.RedisError when Redis cannot be asked."""
+
+    def __init__(self, redis, prefix: str, rate: str, burst_seconds: float,
+                 overrides: dict[str, str]):
+        self.redis = redis
+        self.prefix = prefix
+        self.burst_seconds = burst_seconds
+        self.set_overrides(rate, overrides)
+        self._script = redis.register_script(GCRA_LUA)
+        self._waiting: dict[tuple[str, str], list[asyncio.Future]] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def set_overrides(self, rate: str, overrides: dict[str, str]) -> None:
+        """(Re)load the default rate and the [ingest.rates] table."""
+        self.default = self._policy(rate)
+        self.overrides = {name: self._policy(text) for name, text in overrides.items()}
+        self._policies: dict[tuple[str, str], Policy | None] = {}
+
+    def _policy(self, text: str) -> Policy | None:
+        if text.strip().lower() == "off":
+            return None
+        per_second = parse_request_rate(text)
+        return Policy(per_second, max(1, round(per_second * self.burst_seconds)))
+
+    def policy(self, tenant: str, provider: str) -> Policy | None:
+        key = (tenant, provider)
+        if key not in self._policies:
+            for name in (f"{tenant}/{provider}", f"{tenant}/*"):
+                if name in self.overrides:
+                    self._policies[key] = self.overrides[name]
+                    break
+            else:
+                self._policies[key] = self.default
+        return self._policies[key]
+
+    async def admit(self, tenant: str, provider: str) -> Verdict | None:
+        policy = self.policy(tenant, provider)
+        if policy is None:
+            return None
+        key = (tenant, provider)
+        waiting = self._waiting.get(key)
+        if waiting is None:
+            waiting = self._waiting[key] = []
+            asyncio.get_running_loop().call_soon(self._ask, key, policy)
+        future = asyncio.get_running_loop().create_future()
+        waiting.append(future)
+        return await future
+
+    def _ask(self, key: tuple[str, str], policy: Policy) -> None:
+        futures = self._waiting.pop(key)
+        task = asyncio.ensure_future(self._check(key, policy, futures))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check(self, key, policy: Policy, futures: list[asyncio.Future]) -> None:
+        interval = 1e6 / policy.per_second
+        try:
+            admitted, remaining, retry_us, reset_us = await self._script(
+                keys=[bucket_key(self.prefix, *key)],
+                args=[repr(interval), repr(interval * policy.burst), len(futures)])
+        except Exception as exc:  # every waiter must hear about it, whatever it is
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for n, future in enumerate(futures):
+            if future.done():
+                continue
+            allowed = n < admitted
+            left = remaining + (admitted - 1 - n) if allowed else 0
+            future.set_result(Verdict(allowed, policy, left, retry_us / 1e6, reset_us / 1e6))

@@ -1,0 +1,599 @@
+"""The ingest gateway, as monitoring tools see it: real gateway processes, real HTTP, a real Redis.
+
+`GatewayProcess` runs `python -m farm.ingest.process` (the same entry the supervisor uses) and is
+imported by the other tests/test_ingest_*.py files.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import msgpack
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from farm import config as config_mod
+from farm.ingest.auth import hash_key
+from farm.wire import decode_batch
+from tests.conftest import free_port
+
+ACME_KEY = "farm_test-key-of-acme"
+BETA_KEY = "farm_test-key-of-beta"
+LANES = ("critical", "normal")
+
+
+def write_gateway_config(path: Path, port: int, ingest: str = "", keys: bool = True,
+                         rates: str = "") -> Path:
+    """A config for test gateways on 127.0.0.1:port, with keys for tenants acme and beta."""
+    keys_table = (f'[ingest.keys]\nacme = ["{hash_key(ACME_KEY)}"]\n'
+                  f'beta = ["{hash_key(BETA_KEY)}"]\n') if keys else ""
+    if "rate =" not in ingest:
+        ingest = f'rate = "100000/s"\n{ingest}'
+    path.write_text(f"""
+[farm]
+data_dir = "{path.parent / 'data'}"
+
+[supervisor]
+grace_seconds = 20
+
+[ingest]
+http = "127.0.0.1:{port}"
+{ingest}
+
+{keys_table}
+{'[ingest.rates]' if rates else ''}
+{rates}
+""")
+    return path
+
+
+class GatewayProcess:
+    """One gateway process (`python -m farm.ingest.process`) for a test; stop() or kill()."""
+
+    def __init__(self, config: Path, redis_url: str, index: int = 0,
+                 metrics_dir: Path | None = None):
+        self.config = config
+        self.redis_url = redis_url
+        self.index = index
+        self.metrics_dir = metrics_dir
+        self.address = config_mod.load(config).ingest.http
+        self.url = f"http://{self.address}"
+        self.log = config.with_name(f"{config.stem}-gateway-{index}.log")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30, healthy: bool = True) -> GatewayProcess:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir or "")}
+        if self.metrics_dir is None:
+            env.pop("PROMETHEUS_MULTIPROC_DIR")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "farm.ingest.process", "--config", str(self.config),
+             "--index", str(self.index), "--redis-url", self.redis_url],
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                status = httpx.get(f"{self.url}/healthz", timeout=2).status_code
+                if status == 200 or not healthy:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"gateway did not answer in {timeout}s:\n{self.tail()}")
+
+    def health(self) -> dict:
+        return httpx.get(f"{self.url}/healthz", timeout=5).json()
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.stop()
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def stored_batches(redis) -> dict[str, tuple[str, object]]:
+    """Every batch in both lanes: id -> (lane, decoded batch)."""
+    found = {}
+    for lane in LANES:
+        for raw in redis.lrange(f"farm:q:{lane}", 0, -1):
+            batch = decode_batch(raw)
+            found[batch.id] = (lane, batch)
+    return found
+
+
+def post(url: str, body=None, key: str | None = ACME_KEY, **kwargs) -> httpx.Response:
+    headers = kwargs.pop("headers", {})
+    if key is not None:
+        headers["X-API-KEY"] = key
+    if body is not None:
+        kwargs["json"] = body
+    return httpx.post(url, headers=headers, timeout=30, **kwargs)
+
+
+# --- provider payloads, as each tool sends them (KEEP_SEMANTICS 5) ------------------------------
+
+ALERTMANAGER = {
+    "version": "4", "groupKey": '{}:{alertname="DiskAlmostFull"}', "truncatedAlerts": 0,
+    "status": "firing", "receiver": "farm", "groupLabels": {"alertname": "DiskAlmostFull"},
+    "commonLabels": {"alertname": "DiskAlmostFull", "severity": "warning"},
+    "commonAnnotations": {}, "externalURL": "http://am.example.internal:9093",
+    "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "DiskAlmostFull", "instance": "db-07:9100", "job": "node",
+                   "severity": "warning", "environment": "staging", "service": "postgres"},
+        "annotations": {"summary": "Disk on db-07 above 90%",
+                        "description": "Filesystem /var/lib/pgsql on db-07 is 93% full"},
+        "startsAt": "2025-03-04T08:15:30.123Z", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prom.example.internal:9090/graph?g0.expr=node_fs_used",
+        "fingerprint": "a1b2c3d4e5f60718"}],
+}
+GRAFANA = {
+    "receiver": "farm", "status": "firing", "orgId": 1,
+    "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "HighLatency", "service": "checkout", "severity": "critical"},
+        "annotations": {"summary": "p99 above 2s"},
+        "startsAt": "2025-03-04T08:15:00Z", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "alerting/grafana/abc123/view", "fingerprint": "7f3e2a9b1c0d4e5f",
+        "values": {"A": 2.7, "C": 1}, "valueString": "[ var='A' value=2.7 ]"}],
+    "groupLabels": {"alertname": "HighLatency"}, "externalURL": "https://grafana.example.org/",
+    "version": "1", "title": "[FIRING:1] HighLatency API (checkout)", "state": "alerting",
+}
+DATADOG = {
+    "body": "%%%\n@slack-ops CPU usage above 90% on web-03\n%%%", "last_updated": "1741076130000",
+    "event_type": "query_alert_monitor", "title": "[Triggered on {host:web-03}] High CPU",
+    "severity": "P2", "alert_type": "error", "alert_transition": "Triggered",
+    "scopes": "host:web-03", "org": {"id": "123", "name": "Example"},
+    "url": "https://app.datadoghq.com/monitors/4567",
+    "tags": "env:prod,monitor,role:web,service:storefront", "id": "7391827364512",
+    "monitor_id": "4567",
+}
+ZABBIX = {
+    "id": "48213", "triggerId": "23011", "lastReceived": "2025.03.04 08:15:30",
+    "message": "Problem started at 08:15:30", "name": "High CPU utilization on app-12",
+    "service": "app-12", "severity": "Disaster", "status": "PROBLEM",
+    "tags": '[{"tag":"environment","value":"production"}]', "description": "CPU above 90%",
+    "time": "08:15:30", "value": "1", "host_ip": "10.1.2.12", "host_name": "app-12",
+    "url": "https://zabbix.example.org", "update_action": "", "event_ack": "No",
+}
+KEEP_ALERTS = [
+    {"id": "payments-db-pool-01", "name": "Payments DB connection pool exhausted",
+     "status": "firing", "severity": "critical", "service": "payments",
+     "labels": {"cluster": "eu-1"}, "fingerprint": "payments-db-pool"},
+    {"name": "Queue lag", "severity": "warning", "team": "payments-oncall"},
+]
+
+
+# --- a gateway shared by the tests that need no special configuration ---------------------------
+
+@pytest.fixture(scope="module")
+def metrics_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ingest-metrics")
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, redis_url, metrics_dir):
+    folder = tmp_path_factory.mktemp("ingest")
+    config = write_gateway_config(folder / "farm.toml", free_port(), ingest="""
+max_body = "64KB"
+max_depth = 8
+max_items = 500
+""")
+    with GatewayProcess(config, redis_url, metrics_dir=metrics_dir) as process:
+        yield process
+
+
+@pytest.mark.parametrize("provider, payload, events, lane", [
+    ("prometheus", ALERTMANAGER, [ALERTMANAGER], "normal"),
+    ("grafana", GRAFANA, [GRAFANA], "critical"),
+    ("datadog", DATADOG, [DATADOG], "normal"),
+    ("zabbix", ZABBIX, [ZABBIX], "critical"),
+    ("keep", KEEP_ALERTS, KEEP_ALERTS, "critical"),
+])
+def test_each_provider_path_lands_its_payload_as_a_wire_batch(gateway, redis, provider, payload,
+                                                              events, lane):
+    response = post(f"{gateway.url}/alerts/event/{provider}", payload)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["events"] == len(events)
+    assert answer["task_name"] == answer["batch"]
+    batches = stored_batches(redis)
+    assert list(batches) == [answer["batch"]]
+    stored_lane, batch = batches[answer["batch"]]
+    assert (stored_lane, batch.tenant, batch.provider) == (lane, "acme", provider)
+    assert batch.events == events
+
+
+def test_the_generic_endpoint_takes_an_alert_or_a_list_as_keep_events(gateway, redis):
+    one = post(f"{gateway.url}/alerts/event", KEEP_ALERTS[1])
+    many = post(f"{gateway.url}/alerts/event", KEEP_ALERTS)
+    assert (one.status_code, many.status_code) == (202, 202)
+    batches = stored_batches(redis)
+    assert batches[one.json()["batch"]][1].events == [KEEP_ALERTS[1]]
+    assert batches[many.json()["batch"]][1].events == KEEP_ALERTS
+    assert {b.provider for _lane, b in batches.values()} == {"keep"}
+
+
+def test_keep_query_parameters_travel_in_the_batch_envelope(gateway, redis):
+    response = post(f"{gateway.url}/alerts/event/keep?provider_id=p-1&fingerprint=fp-9",
+                    KEEP_ALERTS[1])
+    assert response.status_code == 202
+    raw = redis.lrange("farm:q:normal", 0, -1)[0]
+    envelope = msgpack.unpackb(raw)
+    assert (envelope["provider_id"], envelope["fingerprint"]) == ("p-1", "fp-9")
+    assert decode_batch(raw).events == [KEEP_ALERTS[1]]
+
+
+def test_form_bodies_are_taken_as_keep_takes_them(gateway, redis):
+    form = post(f"{gateway.url}/alerts/event/zabbix", data={"name": "disk", "severity": "5"})
+    multipart = post(f"{gateway.url}/alerts/event/zabbix", data={"name": "cpu"},
+                     files={"ignored": (None, "x")})
+    # curl -d '{...}' labels JSON as a form; the gateway reads what was obviously meant.
+    curl_json = post(f"{gateway.url}/alerts/event/keep", content=b'{"name": "from curl"}',
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert [r.status_code for r in (form, multipart, curl_json)] == [202, 202, 202]
+    batches = stored_batches(redis)
+    assert batches[form.json()["batch"]][1].events == [{"name": "disk", "severity": "5"}]
+    assert batches[form.json()["batch"]][0] == "critical"
+    assert batches[multipart.json()["batch"]][1].events == [{"name": "cpu", "ignored": "x"}]
+    assert batches[curl_json.json()["batch"]][1].events == [{"name": "from curl"}]
+
+
+def _basic(key: str) -> str:
+    return "Basic " + base64.b64encode(f"api_key:{key}".encode()).decode()
+
+
+@pytest.mark.parametrize("how", ["header", "query", "basic", "bearer"])
+def test_keys_are_accepted_the_ways_keep_accepts_them_and_decide_the_tenant(gateway, redis, how):
+    url = f"{gateway.url}/alerts/event/prometheus"
+    headers, params = {}, {}
+    if how == "header":
+        headers["X-API-KEY"] = BETA_KEY
+    elif how == "query":
+        params["api_key"] = BETA_KEY
+    elif how == "basic":
+        headers["Authorization"] = _basic(BETA_KEY)
+    else:
+        headers["Authorization"] = f"Bearer {BETA_KEY}"
+    response = post(url, ALERTMANAGER, key=None, headers=headers, params=params)
+    assert response.status_code == 202, response.text
+    assert stored_batches(redis)[response.json()["batch"]][1].tenant == "beta"
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-API-KEY": "farm_not-a-key"},
+    {"Authorization": _basic("farm_not-a-key")},
+    {"Authorization": "Basic !!!not-base64"},
+    {"Authorization": f"Basic {base64.b64encode(ACME_KEY.encode()).decode()}"},  # no colon
+    {"Authorization": "Bearer"},
+])
+def test_requests_without_a_valid_key_get_401_and_store_nothing(gateway, redis, headers):
+    response = post(f"{gateway.url}/alerts/event/prometheus", ALERTMANAGER, key=None,
+                    headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    assert response.json()["detail"]
+    assert stored_batches(redis) == {}
+
+
+def test_anonymous_mode_takes_keyless_requests_as_default_but_still_refuses_wrong_keys(
+        tmp_path, redis, redis_url):
+    config = write_gateway_config(tmp_path / "farm.toml", free_port(),
+                                  ingest="allow_anonymous = true")
+    with GatewayProcess(config, redis_url) as gw:
+        keyless = post(f"{gw.url}/alerts/event", KEEP_ALERTS, key=None)
+        wrong = post(f"{gw.url}/alerts/event", KEEP_ALERTS, key="farm_wrong")
+        keyed = post(f"{gw.url}/alerts/event", KEEP_ALERTS, key=ACME_KEY)
+    assert (keyless.status_code, wrong.status_code, keyed.status_code) == (202, 401, 202)
+    batches = stored_batches(redis)
+    assert batches[keyless.json()["batch"]][1].tenant == "default"
+    assert batches[keyed.json()["batch"]][1].tenant == "acme"
+
+
+def test_bodies_over_max_body_get_413_whether_declared_or_streamed(gateway, redis):
+    big = b'{"name": "' + b"x" * 70_000 + b'"}'
+    declared = post(f"{gateway.url}/alerts/event", content=big,
+                    headers={"Content-Type": "application/json"})
+
+    def chunks():
+        for start in range(0, len(big), 8192):
+            yield big[start:start + 8192]
+
+    streamed = post(f"{gateway.url}/alerts/event", content=chunks(),
+                    headers={"Content-Type": "application/json"})
+    assert "content-length" not in {k.lower() for k in streamed.request.headers}
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert "max_body" in response.json()["detail"]
+    assert stored_batches(redis) == {}
+
+
+def _nested(depth: int) -> dict:
+    doc: dict = {"name": "deep"}
+    for _ in range(depth):
+        doc = {"a": doc}
+    return doc
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b'{"name": "x"', "not valid JSON"),
+    (b'"just a string"', "JSON object or a list of JSON objects"),
+    (b'[{"name": "x"}, 3]', "JSON object or a list of JSON objects"),
+    (None, "deeper than 8"),
+    (b'{"labels": [' + b",".join([b"1"] * 600) + b"]}", "more than 500"),
+    (b"[" * 5000 + b"]" * 5000, "JSON"),
+])
+def test_malformed_or_oversized_json_gets_400_with_the_reason(gateway, redis, content, reason):
+    if content is None:
+        import orjson
+
+        content = orjson.dumps(_nested(9))
+    response = post(f"{gateway.url}/alerts/event/keep", content=content,
+                    headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert reason in response.json()["detail"]
+    assert stored_batches(redis) == {}
+
+
+def test_unknown_provider_wrong_method_and_wrong_path_get_json_errors(gateway):
+    unknown = post(f"{gateway.url}/alerts/event/nagios", {"name": "x"})
+    assert unknown.status_code == 400
+    assert "nagios" in unknown.json()["detail"]
+    wrong_method = httpx.get(f"{gateway.url}/alerts/event", timeout=10)
+    assert wrong_method.status_code == 405
+    assert "POST" in wrong_method.json()["detail"]
+    nowhere = post(f"{gateway.url}/alerts", {"name": "x"})
+    assert nowhere.status_code == 404
+    assert "/alerts/event" in nowhere.json()["detail"]
+
+
+def test_an_empty_list_is_accepted_and_stores_nothing(gateway, redis):
+    response = post(f"{gateway.url}/alerts/event", [])
+    assert response.status_code == 202
+    assert response.json() == {"batch": None, "events": 0, "task_name": None}
+    assert stored_batches(redis) == {}
+
+
+def test_metrics_count_requests_bytes_batches_and_refusals(gateway, redis, metrics_dir):
+    for _ in range(3):
+        assert post(f"{gateway.url}/alerts/event/prometheus", ALERTMANAGER).status_code == 202
+    assert post(f"{gateway.url}/alerts/event/prometheus", ALERTMANAGER,
+                key="farm_wrong").status_code == 401
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(metrics_dir))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in registry.collect() for s in family.samples}
+
+    def value(name, **labels):
+        return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+    assert value("farm_ingest_requests_total", route="/alerts/event/{provider_type}",
+                 status="202", tenant="acme", provider="prometheus") >= 3
+    assert value("farm_ingest_refused_total", reason="unauthorized", tenant="-",
+                 provider="prometheus") >= 1
+    assert value("farm_ingest_bytes_total", tenant="acme", provider="prometheus") > 0
+    assert value("farm_ingest_batch_events_count") >= 1
+    assert value("farm_ingest_store_seconds_count") >= 1
+
+
+# --- batching ----------------------------------------------------------------------------------
+
+def test_concurrent_requests_for_one_tenant_and_provider_share_a_batch(tmp_path, redis,
+                                                                       redis_url):
+    config = write_gateway_config(tmp_path / "farm.toml", free_port(), ingest="flush_ms = 500")
+    with GatewayProcess(config, redis_url) as gw, \
+            concurrent.futures.ThreadPoolExecutor(8) as pool:
+        bodies = [{"name": f"alert {n}"} for n in range(8)]
+        responses = list(pool.map(lambda body: post(f"{gw.url}/alerts/event", body), bodies))
+    assert all(r.status_code == 202 for r in responses)
+    ids = [r.json()["batch"] for r in responses]
+    assert len(set(ids)) < len(ids)
+    batches = stored_batches(redis)
+    assert set(batches) == set(ids)
+    assert sorted(e["name"] for _lane, b in batches.values() for e in b.events) == \
+        sorted(b["name"] for b in bodies)
+    for response, body in zip(responses, bodies, strict=True):
+        assert body in batches[response.json()["batch"]][1].events
+
+
+# --- rate limits -------------------------------------------------------------------------------
+
+def test_a_rate_limit_is_enforced_across_two_gateway_processes(tmp_path, redis, redis_url):
+    # 10 requests per hour with an hour's burst: a bucket of 10 that refills one per 6 minutes,
+    # so nothing refills while the test runs.
+    ingest = 'rate = "10/h"\nburst_seconds = 3600'
+    first = write_gateway_config(tmp_path / "a.toml", free_port(), ingest=ingest,
+                                 rates='"acme/datadog" = "2/h"')
+    second = write_gateway_config(tmp_path / "b.toml", free_port(), ingest=ingest,
+                                  rates='"acme/datadog" = "2/h"')
+    with GatewayProcess(first, redis_url) as a, GatewayProcess(second, redis_url, index=1) as b:
+        answers = [post(f"{gw.url}/alerts/event/prometheus", ALERTMANAGER)
+                   for _ in range(7) for gw in (a, b)]
+        other_provider = post(f"{a.url}/alerts/event/grafana", GRAFANA)
+        other_tenant = post(f"{b.url}/alerts/event/prometheus", ALERTMANAGER, key=BETA_KEY)
+        overridden = [post(f"{gw.url}/alerts/event/datadog", DATADOG) for gw in (a, b, a)]
+    statuses = [r.status_code for r in answers]
+    assert statuses == [202] * 10 + [429] * 4
+    refused = answers[-1]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["RateLimit-Limit"] == "10"
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert int(refused.headers["RateLimit-Reset"]) > 0
+    assert "rate limit" in refused.json()["detail"]
+    assert answers[0].headers["RateLimit-Remaining"] == "9"
+    assert (other_provider.status_code, other_tenant.status_code) == (202, 202)
+    assert [r.status_code for r in overridden] == [202, 202, 429]
+    assert len(stored_batches(redis)) == 14
+
+
+# --- backpressure ------------------------------------------------------------------------------
+
+def _wait_for(predicate, what: str, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_backpressure_turns_on_at_high_water_and_off_below_low_water(tmp_path, redis,
+                                                                     redis_url):
+    config = write_gateway_config(tmp_path / "farm.toml", free_port(), ingest="""
+high_water = "6"
+low_water = "3"
+critical_water = "3"
+backlog_check_ms = 20
+""")
+    normal_alert = {"name": "disk", "severity": "warning"}
+    critical_alert = {"name": "down", "severity": "critical"}
+
+    def backlog(gw) -> int:
+        doc = gw.health()
+        return sum(doc["backlog"]["batches"].values()), doc["backpressure"]
+
+    with GatewayProcess(config, redis_url) as gw:
+        url = f"{gw.url}/alerts/event"
+        assert post(url, normal_alert).status_code == 202
+        redis.lpush("farm:q:normal", *[b"backlog"] * 5)          # 6 batches: at high water
+        _wait_for(lambda: backlog(gw) == (6, True), "backpressure on")
+        refused = post(url, normal_alert)
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "high_water" in refused.json()["detail"]
+        # Critical alerts still enter the critical lane, up to critical_water (3 batches).
+        critical = [post(url, critical_alert) for _ in range(3)]
+        assert [r.status_code for r in critical] == [202, 202, 202]
+        assert redis.llen("farm:q:critical") == 3
+        _wait_for(lambda: post(url, critical_alert).status_code == 429, "critical lane full")
+
+        redis.delete("farm:q:critical")
+        redis.ltrim("farm:q:normal", 0, 3)                       # 4 batches: above low water
+        _wait_for(lambda: backlog(gw)[0] == 4, "backlog measured at 4")
+        assert backlog(gw) == (4, True)
+        assert post(url, normal_alert).status_code == 429
+
+        redis.ltrim("farm:q:normal", 0, 1)                       # 2 batches: below low water
+        _wait_for(lambda: backlog(gw) == (2, False), "backpressure off")
+        assert post(url, normal_alert).status_code == 202
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+def test_a_request_that_cannot_be_stored_gets_503_never_202(tmp_path):
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    config = write_gateway_config(tmp_path / "farm.toml", free_port())
+    gw = GatewayProcess(config, dead_redis).start(healthy=False)
+    try:
+        response = post(f"{gw.url}/alerts/event/prometheus", ALERTMANAGER)
+        assert response.status_code == 503
+        assert int(response.headers["Retry-After"]) >= 1
+        assert "Redis" in response.json()["detail"]
+        health = httpx.get(f"{gw.url}/healthz", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["status"] == "unhealthy"
+    finally:
+        gw.stop()
+
+
+def test_sigkill_of_a_gateway_loses_nothing_that_got_202(tmp_path, redis, redis_url):
+    """Two gateways share one port; one is SIGKILLed while requests are in flight (batches held
+    open by flush_ms). Every request answered 202 must be in Redis, in the batch it was told."""
+    config = write_gateway_config(tmp_path / "farm.toml", free_port(), ingest="flush_ms = 50")
+    first = GatewayProcess(config, redis_url, index=0).start()
+    second = GatewayProcess(config, redis_url, index=1).start()
+    accepted: dict[str, str] = {}        # marker -> batch id
+    lock = threading.Lock()
+    stop = threading.Event()
+    sent = [0]
+
+    def client(n: int) -> None:
+        with httpx.Client(timeout=30) as http:
+            i = 0
+            while not stop.is_set():
+                marker = f"{n}-{i}"
+                i += 1
+                try:
+                    response = http.post(f"{first.url}/alerts/event",
+                                         json={"name": marker, "severity": "warning"},
+                                         headers={"X-API-KEY": ACME_KEY})
+                except httpx.TransportError:
+                    continue
+                with lock:
+                    sent[0] += 1
+                    if response.status_code == 202:
+                        accepted[marker] = response.json()["batch"]
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            for n in range(16):
+                pool.submit(client, n)
+            _wait_for(lambda: len(accepted) >= 200, "traffic before the kill", timeout=60)
+            os.kill(first.proc.pid, signal.SIGKILL)
+            first.proc.wait()
+            before = len(accepted)
+            _wait_for(lambda: len(accepted) >= before + 200, "traffic after the kill",
+                      timeout=60)
+            stop.set()
+    finally:
+        stop.set()
+        first.kill()
+        second.stop()
+    batches = stored_batches(redis)
+    in_redis = {event["name"]: batch_id for batch_id, (_lane, batch) in batches.items()
+                for event in batch.events}
+    lost = {m: b for m, b in accepted.items() if in_redis.get(m) != b}
+    assert not lost, f"{len(lost)} of {len(accepted)} accepted requests are not in Redis"
+
+
+def test_sigterm_drains_answers_requests_in_flight_and_exits_0(tmp_path, redis, redis_url):
+    config = write_gateway_config(tmp_path / "farm.toml", free_port(), ingest="flush_ms = 1000")
+    gw = GatewayProcess(config, redis_url).start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
+            futures = [pool.submit(post, f"{gw.url}/alerts/event", {"name": f"a{n}"})
+                       for n in range(5)]
+            # Let the requests reach the gateway and wait in their (1 s) batch.
+            time.sleep(0.3)
+            gw.proc.send_signal(signal.SIGTERM)
+            responses = [f.result() for f in futures]
+        assert gw.proc.wait(30) == 0
+    finally:
+        gw.kill()
+    assert [r.status_code for r in responses] == [202] * 5
+    batches = stored_batches(redis)
+    for response in responses:
+        assert response.json()["batch"] in batches
