@@ -73,3 +73,24 @@ def parse_request_rate(text: str) -> float:
     if rate.alerts_per_second is None:
         raise ValueError(f"{text!r} is a volume; a request rate is a count, like 2000/s")
     return rate.alerts_per_second
+
+
+def parse_amount(text: str) -> tuple[float, str]:
+    """An amount of traffic: '5GB' -> (5e9, 'bytes'); '2M alerts' or '500k alerts' ->
+    (2e6, 'alerts'). Raises ValueError."""
+    m = re.fullmatch(_NUMBER + r"\s*([kKmM]?)\s*alerts?", text.strip())
+    if m:
+        return float(m.group(1)) * _COUNT_UNITS[m.group(2).lower()], "alerts"
+    try:
+        return float(parse_bytes(text)), "bytes"
+    except ValueError:
+        raise ValueError(f"{text!r} is not an amount; write for example 5GB, 512MB or "
+                         f"2M alerts") from None
+
+
+def format_bytes(n: float) -> str:
+    """1234567 -> '1.23 MB' (decimal units, as parse_bytes reads them)."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:.0f} B"

@@ -1,0 +1,272 @@
+"""`farm-loadgen`: realistic alert traffic at a chosen volume, and an end-to-end account of it.
+
+    farm-loadgen [--config FILE] [--redis URL] --rate R (--duration D | --total T)
+                 [--mix ...] [--profile P] [--seed N] [--verify] [--json]
+
+Exit codes: 0 everything accounted for; 1 loss (an alert neither stored, duplicate-dropped nor
+dead-lettered, or a stored row the run never sent); 2 a usage or set-up problem; 3 the farm did
+not drain, so nothing could be verified; 4 no loss, but some alerts were dead-lettered or
+refused; 130 interrupted. Every error is one line.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import time
+
+import click
+
+from loadgen.options import DEFAULT_MIX
+from loadgen.profiles import PROFILES
+
+OK, LOSS, USAGE, NOT_DRAINED, DEAD, INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+class Failure(Exception):
+    """Stop with one line and an exit code."""
+
+    def __init__(self, message: str, code: int = USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"],
+                                 "max_content_width": 100})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="FARM_CONFIG",
+              help="The farm's config file: where its Redis, store and supervisor are.")
+@click.option("--redis", "redis_url", help="Redis URL; overrides the config's.")
+@click.option("--target", default="redis", show_default=True,
+              help="'redis' (LPUSH wire-v1 batches), or the ingest gateway's base URL "
+                   "(http://host:port: POST /alerts/event/{provider}).")
+@click.option("--api-key", envvar="FARM_LOADGEN_API_KEY",
+              help="API key sent as X-API-KEY to the HTTP target (env FARM_LOADGEN_API_KEY).")
+@click.option("--rate", help="600GB/day, 20MB/s (payload volume) or 50k/s (alerts).")
+@click.option("--duration", help="How long to send: 60s, 10m, 1h.")
+@click.option("--total", help="How much to send: 5GB, or 2M alerts.")
+@click.option("--mix", default=DEFAULT_MIX, show_default=True,
+              help="Share of notifications per provider.")
+@click.option("--profile", default="steady", show_default=True,
+              type=click.Choice(list(PROFILES)),
+              help="; ".join(f"{p.name}: {p.help}" for p in PROFILES.values()))
+@click.option("--seed", type=int, help="Same seed, same options: the same payloads, byte for "
+              "byte (timestamps too with --epoch). Default: random, printed in the report.")
+@click.option("--epoch", help="Unix seconds or ISO time of the payload clock's origin "
+              "(default: the run's start).")
+@click.option("--fingerprints", default=10_000, show_default=True, type=int,
+              help="How many distinct alerts exist.")
+@click.option("--repeat", default="0.3", show_default=True,
+              help="Share of notifications that are exact re-sends (full duplicates).")
+@click.option("--flap", default="0.1", show_default=True,
+              help="Share of notifications that flip firing<->resolved (partial duplicates).")
+@click.option("--labels", default="1-6", show_default=True, help="Extra labels per alert.")
+@click.option("--label-values", default=1000, show_default=True, type=int,
+              help="Distinct values per label key (label cardinality).")
+@click.option("--size-median", default="1KiB", show_default=True,
+              help="Median payload size (log-normal, long tail).")
+@click.option("--size-max", default="64KiB", show_default=True, help="Largest payload.")
+@click.option("--producers", default=1, show_default=True, type=int,
+              help="Producer processes (one core each).")
+@click.option("--batch-events", default=200, show_default=True, type=int,
+              help="Most wire events per batch (Redis target).")
+@click.option("--batch-bytes", default="256KiB", show_default=True,
+              help="Most payload per batch (Redis target).")
+@click.option("--batch-wait", default="100ms", show_default=True,
+              help="Longest a batch stays open (Redis target).")
+@click.option("--tenant", default="default", show_default=True, help="Tenant of the batches.")
+@click.option("--concurrency", default=32, show_default=True, type=int,
+              help="Requests in flight per producer (HTTP target).")
+@click.option("--max-backlog", default="1GB", show_default=True,
+              help="Pause pushing while the farm's queues hold more than this.")
+@click.option("--drain-timeout", default="10m", show_default=True,
+              help="--verify: longest wait for the farm to drain.")
+@click.option("--verify", is_flag=True,
+              help="Wait for the farm to drain, then account for every alert sent.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def command(**opts):
+    """Realistic alert traffic for a farm, and an end-to-end account of it."""
+    sys.exit(execute(opts))
+
+
+def execute(opts: dict) -> int:
+    from redis import RedisError
+    from rich.console import Console
+
+    from farm import config as config_mod
+    from farm.cli import fetch_status, redis_url_of
+    from farm.redisconn import RedisUnavailable, connect
+    from loadgen import report, runner, verify
+    from loadgen.options import make_plan
+    from loadgen.stores import StoreError, reader_for
+
+    try:
+        cfg = config_mod.load(opts["config_path"])
+    except config_mod.ConfigError as exc:
+        raise Failure(f"config: {exc.problems[0]}") from None
+    target = opts["target"]
+    http_url = None
+    if target != "redis":
+        if not target.startswith(("http://", "https://")):
+            raise Failure(f"--target {target!r} must be 'redis' or an http(s):// URL")
+        http_url = target
+    redis_url = opts["redis_url"] or redis_url_of(cfg)
+    try:
+        plan = make_plan(
+            rate=opts["rate"], duration=opts["duration"], total=opts["total"], mix=opts["mix"],
+            profile=opts["profile"], seed=opts["seed"], epoch=opts["epoch"],
+            fingerprints=opts["fingerprints"], repeat=opts["repeat"], flap=opts["flap"],
+            labels=opts["labels"], label_values=opts["label_values"],
+            size_median=opts["size_median"], size_max=opts["size_max"],
+            producers=opts["producers"], batch_events=opts["batch_events"],
+            batch_bytes=opts["batch_bytes"], batch_wait=opts["batch_wait"],
+            tenant=opts["tenant"], redis_url=redis_url, prefix=cfg.redis.prefix,
+            http_url=http_url, api_key=opts["api_key"], concurrency=opts["concurrency"],
+            max_backlog=opts["max_backlog"], verify=opts["verify"])
+        from farm.units import parse_duration
+
+        drain_timeout = parse_duration(opts["drain_timeout"])
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+
+    client = None
+    if http_url is None or plan.verify:
+        try:
+            client = connect(redis_url)
+        except RedisUnavailable as exc:
+            if opts["redis_url"] or cfg.redis.url:
+                raise Failure(str(exc)) from None
+            raise Failure(f"the farm's own Redis ({redis_url}) is not running: start the farm "
+                          f"(`farm start`), or give --redis / --config") from None
+    before = reader = None
+    if plan.verify:
+        before = fetch_status(cfg)
+        if before is None:
+            raise Failure(f"--verify needs a running farm, and none answers at "
+                          f"{cfg.supervisor.http} (start one with `farm start`, or point "
+                          f"--config at its config)")
+        if "counters" not in before:
+            raise Failure(f"the farm at {cfg.supervisor.http} cannot read its Redis: "
+                          f"{before.get('error')}")
+        try:
+            reader = reader_for(cfg)
+        except StoreError as exc:
+            raise Failure(str(exc)) from None
+
+    err = Console(stderr=True)
+    progress = None if opts["quiet"] else RichProgress(err)
+
+    def before_start(known: float) -> None:
+        if plan.verify and known and plan.epoch_pinned:
+            raise runner.RunError(
+                f"{known:,.0f} of this seed's fingerprints are already known to the farm "
+                f"(an earlier run with --seed {plan.seed} and the same --epoch?): their first "
+                f"sends could be full duplicates of that run's; use another --seed or --tenant")
+
+    try:
+        outcome = runner.run(plan, progress, before_start)
+    except runner.RunError as exc:
+        raise Failure(str(exc)) from None
+
+    verdict = counters = drain_seconds = None
+    code = INTERRUPTED if outcome.interrupted else OK
+    if reader is not None and outcome.interrupted:
+        reader.close()
+    if plan.verify and not outcome.interrupted:
+        shown = RichDrain(err) if progress is not None else None
+        try:
+            verdict, counters, drain_seconds = verify.account(
+                plan, outcome, lambda: fetch_status(cfg), before, client, reader,
+                cfg.redis.prefix, drain_timeout, shown.update if shown else None)
+        except (verify.VerifyError, StoreError, RedisError) as exc:
+            raise Failure(f"--verify: {exc}", NOT_DRAINED) from None
+        finally:
+            if shown is not None:
+                shown.stop()
+            reader.close()
+        if verdict.loss or verdict.unexpected:
+            code = LOSS
+        elif verdict.dead or verdict.refused:
+            code = DEAD
+    doc = report.document(plan, outcome, verdict, counters, drain_seconds)
+    if opts["as_json"]:
+        click.echo(json.dumps(doc))
+    else:
+        report.render(doc, Console())
+    return code
+
+
+class RichProgress:
+    """A progress bar with the current rate and the ETA, on stderr."""
+
+    def __init__(self, console):
+        self.console = console
+        self.window: collections.deque = collections.deque(maxlen=12)
+        self.bar = None
+
+    def started(self, plan) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.plan = plan
+        self.bar = Progress(TextColumn("[bold]sending"), BarColumn(),
+                            TextColumn("{task.percentage:>3.0f}%"),
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                            console=self.console, transient=True)
+        self.bar.start()
+        total = plan.duration if plan.duration is not None else plan.total
+        self.task = self.bar.add_task("send", total=total, rate="")
+
+    def update(self, elapsed: float, payload: float, alerts: float) -> None:
+        from farm.units import format_bytes
+
+        now = time.monotonic()
+        self.window.append((now, payload, alerts))
+        then, p0, a0 = self.window[0]
+        span = max(1e-6, now - then)
+        rate = (f"{(payload - p0) / span / 1e6:6.2f} MB/s  {(alerts - a0) / span:8,.0f} alerts/s"
+                f"  {format_bytes(payload)}")
+        if self.plan.duration is not None:
+            done = max(0.0, elapsed)
+        else:
+            done = payload if self.plan.unit == "bytes" else alerts
+        self.bar.update(self.task, completed=done, rate=rate)
+
+    def finished(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class RichDrain:
+    """A status line while --verify waits for the farm to drain."""
+
+    def __init__(self, console):
+        self.status = console.status("waiting for the farm to drain")
+        self.status.start()
+
+    def update(self, left: int, received: int) -> None:
+        self.status.update(f"waiting for the farm to drain: {left:,} batches left")
+
+    def stop(self) -> None:
+        self.status.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script entry point: every error is one line on stderr."""
+    try:
+        command.main(args=argv, prog_name="farm-loadgen", standalone_mode=False)
+    except Failure as exc:
+        click.echo(f"farm-loadgen: {exc}", err=True)
+        sys.exit(exc.code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"farm-loadgen: {exc.format_message()} (see --help)", err=True)
+        sys.exit(USAGE)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("farm-loadgen: interrupted", err=True)
+        sys.exit(INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

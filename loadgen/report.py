@@ -1,0 +1,174 @@
+"""The report of a run: one JSON object (`--json`) or a table, built from the same document."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from farm.units import format_bytes
+from loadgen.options import Plan
+from loadgen.runner import Outcome
+from loadgen.verify import Verdict, percentiles
+
+VOLUME_NOTE = ("volume counts the raw provider JSON payloads (what the webhooks would carry), "
+               "not the msgpack wire size")
+
+
+def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
+             counters: dict | None = None, drain_seconds: float | None = None) -> dict:
+    """The report as one JSON-able object."""
+    seconds = outcome.seconds
+    asked = None
+    if plan.rate is not None:
+        base = plan.rate.bytes_per_second or plan.rate.alerts_per_second
+        asked = {"text": str(plan.rate), "unit": plan.unit, "per_second": base,
+                 "mean_per_second": base * plan.profile.mean}
+    achieved_units = outcome.payload_bytes if plan.unit == "bytes" else outcome.alerts
+    doc = {
+        "run_id": plan.run_id,
+        "seed": plan.seed,
+        "epoch": plan.epoch if plan.epoch_pinned else round(outcome.start, 3),
+        "target": plan.target,
+        "profile": plan.profile.name,
+        "asked_rate": asked,
+        "mix": plan.mix,
+        "producers": len(plan.producers),
+        "interrupted": outcome.interrupted,
+        "volume_note": VOLUME_NOTE,
+        "sent": {
+            "payload_bytes": int(outcome.payload_bytes),
+            "wire_bytes": int(outcome.wire_bytes),
+            "alerts": int(outcome.alerts),
+            "notifications": int(outcome.notifications),
+            "batches": int(outcome.batches),
+            "by_kind": outcome.kinds,
+        },
+        "duration_seconds": round(seconds, 3),
+        "achieved": {
+            "mb_per_second": round(outcome.payload_bytes / seconds / 1e6, 3),
+            "alerts_per_second": round(outcome.alerts / seconds, 1),
+            "of_asked": (round(achieved_units / seconds / asked["mean_per_second"], 4)
+                         if asked else None),
+        },
+        "throttled_seconds": round(outcome.throttled, 2),
+        "schedule_dropped_seconds": round(outcome.shifted, 2),
+        "known_fingerprints": int(outcome.known),
+    }
+    if plan.target != "redis":
+        doc["http"] = {"retried": outcome.retried, "refused": outcome.refused,
+                       "first_refusal": outcome.refusal}
+    if verdict is not None:
+        latency = percentiles(verdict.latencies)
+        doc["verify"] = {
+            "ok": verdict.ok,
+            "loss": verdict.loss,
+            "sent": verdict.sent,
+            "refused": verdict.refused,
+            "expected_new": verdict.expected_new,
+            "expected_partial": verdict.expected_partial,
+            "expected_stored": verdict.expected_stored,
+            "expected_duplicates": verdict.expected_duplicates,
+            "stored": verdict.stored,
+            "dead_lettered": verdict.dead,
+            "dead_reasons": dict(verdict.dead_reasons),
+            "missing": verdict.missing_versions,
+            "missing_event_ids": verdict.missing,
+            "surplus": verdict.surplus_rows,
+            "surplus_event_ids": verdict.surplus,
+            "unexpected": len(verdict.unexpected),
+            "unexpected_event_ids": verdict.unexpected[:1000],
+            "unverifiable": verdict.unverifiable,
+            "farm_counters": counters,
+            "drain_seconds": round(drain_seconds, 2) if drain_seconds is not None else None,
+            "latency_seconds": {k: (round(v, 4) if v is not None else None)
+                                for k, v in latency.items()},
+            "latency_note": "sent_at -> commit of every stored alert, from the store's commit "
+                            "log (full duplicates are never committed)",
+        }
+    return doc
+
+
+def render(doc: dict, console: Console) -> None:
+    """The report as a table."""
+    table = Table(title=f"farm-loadgen run {doc['run_id']}", show_header=False,
+                  title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    sent, achieved = doc["sent"], doc["achieved"]
+    asked = doc["asked_rate"]
+    table.add_row("target", f"{doc['target']}  ({doc['producers']} producer"
+                            f"{'s' if doc['producers'] > 1 else ''})")
+    table.add_row("profile", f"{doc['profile']}, seed {doc['seed']}")
+    table.add_row("mix", ", ".join(f"{k}:{v:g}" for k, v in doc["mix"].items()))
+    table.add_row("asked", asked["text"] if asked else "as fast as possible")
+    table.add_row("duration", f"{doc['duration_seconds']:.1f} s"
+                              + ("  (interrupted)" if doc["interrupted"] else ""))
+    table.add_row("sent", f"{format_bytes(sent['payload_bytes'])} payload "
+                          f"({format_bytes(sent['wire_bytes'])} on the wire), "
+                          f"{sent['alerts']:,} alerts in {sent['notifications']:,} "
+                          f"notifications, {sent['batches']:,} "
+                          f"{'batches' if doc['target'] == 'redis' else 'requests'}")
+    kinds = sent["by_kind"]
+    table.add_row("notifications", ", ".join(f"{k} {v:,}" for k, v in kinds.items()))
+    rate = f"{achieved['mb_per_second']:.2f} MB/s, {achieved['alerts_per_second']:,.0f} alerts/s"
+    if achieved["of_asked"] is not None:
+        rate += f"  ({achieved['of_asked'] * 100:.1f}% of asked)"
+    table.add_row("achieved", rate)
+    if doc["throttled_seconds"]:
+        table.add_row("throttled", f"{doc['throttled_seconds']:.1f} producer-seconds paused: "
+                                   f"the farm's backlog passed --max-backlog")
+    if doc["schedule_dropped_seconds"]:
+        table.add_row("fell behind", f"{doc['schedule_dropped_seconds']:.1f} s of schedule "
+                                     f"dropped (producers could not keep the pace)")
+    if "http" in doc:
+        http = doc["http"]
+        table.add_row("http", f"{http['retried']:,} retries after 429/503; refused: "
+                              f"{http['refused'] or 'none'}")
+        if http["first_refusal"]:
+            table.add_row("first refusal", http["first_refusal"])
+    verify = doc.get("verify")
+    if verify is not None:
+        table.add_section()
+        table.add_row("sent (alerts)", f"{verify['sent']:,}")
+        table.add_row("expected new", f"{verify['expected_new']:,} new + "
+                                      f"{verify['expected_partial']:,} partial = "
+                                      f"{verify['expected_stored']:,} to store")
+        table.add_row("expected duplicates", f"{verify['expected_duplicates']:,}")
+        table.add_row("indexed", f"{verify['stored']:,} rows in the store")
+        counters = verify["farm_counters"] or {}
+        table.add_row("duplicates", f"{counters.get('alerts_duplicate', 0):,} (farm counter)")
+        dead = f"{verify['dead_lettered']:,}"
+        if verify["dead_reasons"]:
+            dead += "  " + "; ".join(f"{n:,}: {r}" for r, n in verify["dead_reasons"].items())
+        table.add_row("dead-lettered", dead)
+        if verify["refused"]:
+            table.add_row("refused", f"{verify['refused']:,} (by the gateway)")
+        table.add_row("missing", _listed(verify["missing"], verify["missing_event_ids"]))
+        if verify["surplus"]:
+            table.add_row("stored twice", _listed(verify["surplus"], verify["surplus_event_ids"])
+                          + "  (decided out of order; not a loss)")
+        if verify["unexpected"]:
+            table.add_row("unexpected", f"{verify['unexpected']:,}: "
+                                        f"{', '.join(verify['unexpected_event_ids'][:5])}")
+        if verify["unverifiable"]:
+            table.add_row("unverifiable", f"{verify['unverifiable']:,} alerts accepted without "
+                                          f"a batch id in the answer")
+        lat = verify["latency_seconds"]
+        if lat["p50"] is not None:
+            table.add_row("latency", f"p50 {lat['p50'] * 1000:,.0f} ms, p95 "
+                                     f"{lat['p95'] * 1000:,.0f} ms, p99 "
+                                     f"{lat['p99'] * 1000:,.0f} ms  (sent_at -> commit)")
+        table.add_row("drain", f"{verify['drain_seconds']:.1f} s after the last push")
+        table.add_row("verdict", "[green]no loss[/green]" if not verify["loss"] else
+                      "[red]LOSS[/red]")
+    table.caption = doc["volume_note"]
+    console.print(table)
+
+
+def _listed(count: int, groups: list) -> str:
+    if not count:
+        return "0"
+    shown = "; ".join(", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")
+                      for ids in groups[:5])
+    more = f" (+{count - 5:,} more)" if count > 5 else ""
+    return f"{count:,}: {shown}{more}"

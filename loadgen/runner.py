@@ -1,0 +1,169 @@
+"""Run the producers: start them, wait while they pre-generate, start them together, show
+progress, and collect what each sent.
+
+Producers are separate processes (spawned, so nothing of the parent's state leaks in), one core
+each. The parent only reads their shared counters four times a second and draws the progress
+bar; Ctrl-C asks every producer to stop, and the run is reported as interrupted.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import time
+from dataclasses import dataclass, field
+
+from loadgen.options import Plan
+from loadgen.producer import Result, Stat, main
+from loadgen.record import SendLog
+
+BUILD_TIMEOUT = 600.0      # seconds producers may take to pre-generate their population
+START_DELAY = 0.1          # seconds between "go" and the common start time
+
+
+class RunError(Exception):
+    """A producer failed; str() is one line."""
+
+
+@dataclass
+class Outcome:
+    start: float = 0.0
+    end: float = 0.0             # the last push
+    payload_bytes: float = 0.0   # raw provider JSON
+    wire_bytes: float = 0.0      # what went to Redis (msgpack batches) or over HTTP
+    alerts: float = 0.0
+    notifications: float = 0.0
+    batches: float = 0.0         # batches pushed, or requests answered 202
+    throttled: float = 0.0       # producer-seconds paused by the backlog guard
+    shifted: float = 0.0         # seconds of schedule dropped (fell behind by more than 1 s)
+    known: float = 0.0           # fingerprints the farm knew before the run
+    kinds: dict = field(default_factory=dict)
+    refused: dict = field(default_factory=dict)
+    refusal: str | None = None
+    retried: int = 0
+    logs: list[SendLog] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return max(1e-9, self.end - self.start)
+
+
+class Progress:
+    """What the runner tells its display; the CLI's rich bar implements it."""
+
+    def started(self, plan: Plan) -> None: ...
+
+    def update(self, elapsed: float, payload: float, alerts: float) -> None: ...
+
+    def finished(self) -> None: ...
+
+
+def run(plan: Plan, progress: Progress | None = None, before_start=None) -> Outcome:
+    """Run every producer of `plan` to the end. `before_start(known)` is called once every
+    producer has pre-generated, with how many of the run's fingerprints the farm already
+    knows; it may raise RunError to call the run off. Raises RunError if a producer fails."""
+    ctx = multiprocessing.get_context("spawn")
+    go, stop = ctx.Event(), ctx.Event()
+    stats, pipes, procs = [], [], []
+    for spec in plan.producers:
+        shared = ctx.Array("d", Stat.SIZE, lock=False)
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=main, args=(spec, shared, go, stop, send),
+                           name=f"farm-loadgen-{spec.producer}", daemon=True)
+        proc.start()
+        send.close()
+        stats.append(shared)
+        pipes.append(receive)
+        procs.append(proc)
+    results: dict[int, Result] = {}
+    outcome = Outcome()
+    try:
+        _wait_ready(stats, pipes, results, procs)
+        if before_start is not None:
+            before_start(sum(s[Stat.KNOWN] for s in stats))
+        outcome.start = time.time() + START_DELAY
+        for shared in stats:
+            shared[Stat.START] = outcome.start
+        go.set()
+        if progress is not None:
+            progress.started(plan)
+        try:
+            while len(results) < len(procs):
+                _collect(pipes, results, timeout=0.25)
+                if progress is not None:
+                    progress.update(time.time() - outcome.start,
+                                    sum(s[Stat.PAYLOAD] for s in stats),
+                                    sum(s[Stat.ALERTS] for s in stats))
+                _check_alive(procs, results)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            stop.set()
+            while len(results) < len(procs):
+                _collect(pipes, results, timeout=0.25)
+                _check_alive(procs, results)
+    finally:
+        stop.set()
+        if progress is not None:
+            progress.finished()
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    errors = [r.error for r in results.values() if r.error]
+    if errors:
+        raise RunError(errors[0])
+    for shared in stats:
+        outcome.payload_bytes += shared[Stat.PAYLOAD]
+        outcome.wire_bytes += shared[Stat.WIRE]
+        outcome.alerts += shared[Stat.ALERTS]
+        outcome.notifications += shared[Stat.NOTIFICATIONS]
+        outcome.batches += shared[Stat.BATCHES]
+        outcome.throttled += shared[Stat.THROTTLED]
+        outcome.known += shared[Stat.KNOWN]
+        outcome.end = max(outcome.end, shared[Stat.LAST])
+    outcome.end = max(outcome.end, outcome.start)
+    for result in sorted(results.values(), key=lambda r: r.producer):
+        outcome.shifted = max(outcome.shifted, result.shifted)
+        outcome.retried += result.retried
+        for kind, n in result.kinds.items():
+            outcome.kinds[kind] = outcome.kinds.get(kind, 0) + n
+        for status, n in result.refused.items():
+            outcome.refused[status] = outcome.refused.get(status, 0) + n
+        outcome.refusal = outcome.refusal or result.refusal
+        if result.log is not None:
+            outcome.logs.append(result.log)
+    return outcome
+
+
+def _wait_ready(stats, pipes, results, procs) -> None:
+    deadline = time.monotonic() + BUILD_TIMEOUT
+    while not all(s[Stat.STATE] >= Stat.READY for s in stats):
+        _collect(pipes, results, timeout=0.1)
+        failed = [r.error for r in results.values() if r.error]
+        if failed:
+            raise RunError(failed[0])
+        _check_alive(procs, results)
+        if time.monotonic() > deadline:
+            raise RunError(f"producers took more than {BUILD_TIMEOUT:.0f}s to pre-generate "
+                           f"their population; lower --fingerprints")
+
+
+def _collect(pipes, results: dict, timeout: float) -> None:
+    """Receive every result that is ready (a producer blocks until its result is read)."""
+    waiting = [p for i, p in enumerate(pipes) if i not in results]
+    for conn in multiprocessing.connection.wait(waiting, timeout):
+        index = pipes.index(conn)
+        try:
+            results[index] = pickle.loads(conn.recv_bytes())
+        except EOFError:
+            results[index] = Result(index, error="the producer process died without a word")
+
+
+def _check_alive(procs, results) -> None:
+    for index, proc in enumerate(procs):
+        if index not in results and not proc.is_alive() and proc.exitcode not in (None, 0):
+            results[index] = Result(index, error=f"producer {index} died (exit code "
+                                                 f"{proc.exitcode})")

@@ -1,0 +1,118 @@
+"""Reading back what a run left in the farm's store, for the verifier.
+
+`StoreReader` is the whole interface the verifier needs: the history documents of some batches,
+each with its fingerprint and the time its transaction committed. `SqliteReader` implements it
+over the embedded store (farm/sinks/sqlite.py: table `alerts`, and `commits`, where a history
+row with rowid R was committed at the committedAt of the first commit whose lastRowid >= R). An
+Elasticsearch/OpenSearch reader implements the same two methods (a `prefix` query or a `terms`
+query on batchId, with search_after) and registers in `reader_for`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import orjson
+
+
+class StoreError(Exception):
+    """The store cannot be read; str() is one line."""
+
+
+class StoredRow(NamedTuple):
+    event_id: str
+    fingerprint: str
+    committed_at: float | None     # None when the store does not know
+    doc: dict | None = None        # the stored document, when asked for
+
+
+class StoreReader(Protocol):
+    def history(self, prefix: str | None = None, batch_ids: Iterable[str] = (),
+                docs: bool = False) -> Iterator[StoredRow]:
+        """Every history document whose eventId starts with `prefix` (one run's batches share
+        it), or whose batch is one of `batch_ids`, each at most once; with `docs`, each with
+        its document."""
+
+    def close(self) -> None: ...
+
+
+def reader_for(cfg) -> StoreReader:
+    """The reader of the store a farm config names. Raises StoreError."""
+    if cfg.store.kind == "sqlite":
+        return SqliteReader(cfg.sqlite_path)
+    raise StoreError(f"--verify cannot read a [store] kind = {cfg.store.kind!r} store yet; "
+                     f"it reads the SQLite store")
+
+
+class SqliteReader:
+    def __init__(self, path: Path):
+        path = Path(path)
+        if not path.exists():
+            raise StoreError(f"no SQLite store at {path}: is [store] path (or [farm] data_dir) "
+                             f"the farm's?")
+        try:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute("SELECT 1 FROM alerts LIMIT 1").fetchall()
+            self.db.execute("SELECT 1 FROM commits LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the SQLite store at {path}: {exc}") from None
+
+    def history(self, prefix: str | None = None, batch_ids: Iterable[str] = (),
+                docs: bool = False) -> Iterator[StoredRow]:
+        columns = "rowid, eventId, fingerprint" + (", doc" if docs else "")
+        try:
+            if prefix is not None:
+                # eventIds are hex and ':'; '~' sorts after all of them: one index range.
+                rows = self.db.execute(
+                    f"SELECT {columns} FROM alerts WHERE eventId >= ? AND eventId < ? "
+                    f"ORDER BY rowid", (prefix, prefix + "~"))
+                yield from self._with_commit_times(rows)
+                return
+            found = []
+            for batch in set(batch_ids):
+                found += self.db.execute(
+                    f"SELECT {columns} FROM alerts WHERE eventId > ? AND eventId < ?",
+                    (batch + ":", batch + ";")).fetchall()
+            found.sort()
+            yield from self._with_commit_times(iter(found))
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading the SQLite store failed: {exc}") from None
+
+    def _with_commit_times(self, rows: Iterator) -> Iterator[StoredRow]:
+        """rows (rowid, eventId, fingerprint) in rowid order -> StoredRow with commit time,
+        walking the commits log alongside (lastRowid grows with txn)."""
+        commits = None
+        commit = None
+        for rowid, event_id, fingerprint, *doc in rows:
+            if commits is None:
+                commits = self.db.execute(
+                    "SELECT committedAt, lastRowid FROM commits WHERE txn >= ? ORDER BY txn",
+                    (self._first_commit_covering(rowid),))
+                commit = commits.fetchone()
+            while commit is not None and commit[1] < rowid:
+                commit = commits.fetchone()
+            yield StoredRow(event_id, fingerprint, commit[0] if commit is not None else None,
+                            orjson.loads(doc[0]) if doc else None)
+
+    def _first_commit_covering(self, rowid: int) -> int:
+        """The txn of the first commit whose lastRowid >= rowid (binary search on txn, since
+        lastRowid never decreases), so the walk need not scan the whole log."""
+        low, high = self.db.execute("SELECT min(txn), max(txn) FROM commits").fetchone()
+        if low is None:
+            return 0
+        while low < high:
+            mid = (low + high) // 2
+            row = self.db.execute("SELECT txn, lastRowid FROM commits WHERE txn >= ? "
+                                  "ORDER BY txn LIMIT 1", (mid,)).fetchone()
+            if row[1] >= rowid:
+                high = row[0] if row[0] < high else mid
+            else:
+                low = row[0] + 1
+        return low
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,119 @@
+"""Volumes in the units people use, the options' checks, and one-line errors from the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from farm.units import format_bytes, parse_amount, parse_rate
+from loadgen.options import make_plan, parse_mix, parse_range
+from tests.conftest import free_port
+
+
+@pytest.mark.parametrize("text, bytes_per_second, alerts_per_second", [
+    ("600GB/day", 600e9 / 86400, None),
+    ("20MB/s", 20e6, None),
+    ("1.5 GiB/h", 1.5 * 1024**3 / 3600, None),
+    ("50k/s", None, 50_000),
+    ("3M/min", None, 50_000),
+    ("1200/s", None, 1200),
+])
+def test_rates_in_volume_or_alerts(text, bytes_per_second, alerts_per_second):
+    rate = parse_rate(text)
+    assert rate.bytes_per_second == pytest.approx(bytes_per_second)
+    assert rate.alerts_per_second == pytest.approx(alerts_per_second)
+
+
+@pytest.mark.parametrize("text", ["600GB", "fast", "20 parsecs/s", "10MB/fortnight", "/s"])
+def test_a_bad_rate_says_what_to_write(text):
+    with pytest.raises(ValueError, match="600GB/day|unknown unit"):
+        parse_rate(text)
+
+
+def test_amounts_are_bytes_or_alerts():
+    assert parse_amount("5GB") == (5e9, "bytes")
+    assert parse_amount("2M alerts") == (2e6, "alerts")
+    assert parse_amount("500 alert") == (500, "alerts")
+    assert format_bytes(6_944_444) == "6.94 MB"
+    with pytest.raises(ValueError, match="2M alerts"):
+        parse_amount("lots")
+
+
+def test_mix_weights_and_their_mistakes():
+    assert parse_mix("prometheus:60, keep:5,grafana:0") == {"prometheus": 60, "keep": 5}
+    with pytest.raises(ValueError, match="unknown provider 'nagios'"):
+        parse_mix("nagios:5")
+    with pytest.raises(ValueError, match="weight of keep"):
+        parse_mix("keep:lots")
+    with pytest.raises(ValueError, match="at least one provider"):
+        parse_mix("keep:0")
+    assert parse_range("2-8", "--labels") == (2, 8)
+    with pytest.raises(ValueError, match="--labels"):
+        parse_range("8-2", "--labels")
+
+
+def plan(**over):
+    options = dict(rate="600GB/day", duration="60s", total=None, mix="prometheus:1",
+                   profile="steady", seed=1, epoch=None, fingerprints=1000, repeat="0.3",
+                   flap="0.1", labels="1-6", label_values=100, size_median="1KiB",
+                   size_max="64KiB", producers=2, batch_events=200, batch_bytes="256KiB",
+                   batch_wait="100ms", tenant="default", redis_url="redis://x", prefix="farm",
+                   http_url=None, api_key=None, concurrency=8, max_backlog="1GB", verify=True)
+    options.update(over)
+    return make_plan(**options)
+
+
+def test_a_plan_splits_rate_and_total_between_producers():
+    p = plan(producers=4, total="1GB", duration=None)
+    assert [s.total for s in p.producers] == [250e6] * 4
+    assert p.producers[0].stream.rate == pytest.approx(600e9 / 86400 / 4)
+    assert p.planned == pytest.approx(1e9 / (600e9 / 86400))
+    assert len({s.producer for s in p.producers}) == 4
+    assert len(p.run_id) == 16
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"duration": None}, "exactly one of --duration"),
+    ({"total": "1GB"}, "exactly one of --duration"),
+    ({"rate": None}, "--rate is required"),
+    ({"profile": "tsunami"}, "not a profile"),
+    ({"repeat": "0.8", "flap": "0.5"}, "must not exceed 1"),
+    ({"producers": 0}, "--producers"),
+    ({"total": "2M alerts", "duration": None}, "counts alerts but --rate"),
+    ({"rate": "50k/s", "duration": "10h"}, "--verify tracks every alert"),
+])
+def test_bad_options_are_refused_with_one_line(over, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        plan(**over)
+    assert "\n" not in str(caught.value)
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loadgen.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rate", "600GB", "--duration", "1s"], "is not a rate"),
+    (["--rate", "1MB/s"], "exactly one of --duration"),
+    (["--rate", "1MB/s", "--duration", "1s", "--mix", "nagios:1"], "unknown provider"),
+    (["--rate", "1MB/s", "--duration", "1s", "--seed", "x"], "--seed"),
+    (["--rate", "1MB/s", "--duration", "1s", "--redis", "redis://127.0.0.1:1"],
+     "cannot reach Redis"),
+])
+def test_cli_errors_are_one_line(args, message):
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert done.stderr.startswith("farm-loadgen: ") and message in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_verify_without_a_farm_is_one_line(tmp_path, redis_url):
+    config = tmp_path / "farm.toml"
+    config.write_text(f'[farm]\ndata_dir = "{tmp_path}"\n[redis]\nurl = "{redis_url}"\n'
+                      f'[supervisor]\nhttp = "127.0.0.1:{free_port()}"\n')
+    done = run_cli("--config", str(config), "--rate", "1MB/s", "--duration", "1s", "--verify")
+    assert done.returncode == 2
+    assert "--verify needs a running farm" in done.stderr and done.stderr.count("\n") == 1

@@ -1,0 +1,139 @@
+"""--verify: the matching rules on hand-made send logs, then end to end against a real farm
+(`farm start`, 2 workers, SQLite): a clean run balances, and a deleted row is caught."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import msgpack
+
+from farm import config as config_mod
+from farm.providers import NORMALIZERS
+from loadgen import runner, verify
+from loadgen.envelope import batch_id
+from loadgen.population import INDEX_SHIFT, MEMBER_SHIFT
+from loadgen.record import SendLog
+from loadgen.stores import SqliteReader, StoredRow
+from loadgen.stream import event_digest
+from tests.farmproc import FarmProcess, write_config
+from tests.test_loadgen_options import plan, run_cli
+
+RUN = "0123456789abcdef"
+SUPPORTED_MIX = ",".join(f"{p}:{w}" for p, w in (("prometheus", 60), ("grafana", 20),
+                                                  ("datadog", 10), ("zabbix", 5), ("keep", 5))
+                         if p in NORMALIZERS)
+
+
+def key(index: int, version: int, member: int = 0) -> int:
+    return (index << INDEX_SHIFT) | (member << MEMBER_SHIFT) | version
+
+
+def eid(batch: int, n: int) -> str:
+    return f"{batch_id(RUN, 0, batch)}:{n}"
+
+
+def rows(*event_ids: str):
+    return [StoredRow(e, "fp", 100.0) for e in event_ids]
+
+
+def make_log(batches: list[list[tuple[dict, list[int]]]]) -> SendLog:
+    """batches of events; each event is (payload, version keys of the alerts it yields)."""
+    log = SendLog(0, RUN)
+    for events in batches:
+        log.add_batch(99.0, "prometheus", [len(keys) for _, keys in events],
+                      [event_digest(msgpack.packb(payload)) for payload, _ in events],
+                      [k for _, keys in events for k in keys])
+    return log
+
+
+def test_one_stored_copy_per_version_balances_whichever_copy_it_is():
+    # Alert 1 sent three times (one version), then flapped (version 1); alert 2 once.
+    log = make_log([[({"e": 0}, [key(1, 0)]), ({"e": 1}, [key(2, 0)])],
+                    [({"e": 2}, [key(1, 0)]), ({"e": 3}, [key(1, 0)])],
+                    [({"e": 4}, [key(1, 1)])]])
+    verdict = verify.match_batches([log], [], rows(eid(1, 1), eid(0, 1), eid(2, 0)), RUN)
+    assert (verdict.sent, verdict.expected_new, verdict.expected_partial) == (5, 2, 1)
+    assert verdict.expected_duplicates == 2 and verdict.stored == 3
+    assert verdict.ok and not verdict.missing
+    assert list(verdict.latencies) == [1.0, 1.0, 1.0]
+
+
+def test_a_version_with_no_stored_copy_is_missing_with_its_event_ids():
+    log = make_log([[({"e": 0}, [key(1, 0)])], [({"e": 1}, [key(1, 0)])],
+                    [({"e": 2}, [key(1, 1)])]])
+    verdict = verify.match_batches([log], [], rows(eid(2, 0)), RUN)
+    assert verdict.loss and verdict.missing_versions == 1
+    assert verdict.missing == [[eid(0, 0), eid(1, 0)]]
+
+
+def test_a_version_stored_twice_is_surplus_not_loss():
+    log = make_log([[({"e": 0}, [key(1, 0)])], [({"e": 1}, [key(1, 0)])]])
+    verdict = verify.match_batches([log], [], rows(eid(0, 0), eid(1, 0)), RUN)
+    assert not verdict.loss and verdict.surplus_rows == 1
+    assert verdict.surplus == [[eid(0, 0), eid(1, 0)]]
+
+
+def test_rows_the_run_never_produced_are_unexpected():
+    log = make_log([[({"e": 0}, [key(1, 0)])]])
+    verdict = verify.match_batches([log], [], rows(eid(0, 0), eid(0, 1), eid(7, 0)), RUN)
+    assert verdict.unexpected == [eid(0, 1), eid(7, 0)]
+
+
+def test_dead_letters_account_for_their_alerts_and_renumber_the_batch():
+    # Batch 0 dies whole; in batch 1 the middle event (2 alerts) is dead-lettered alone, so
+    # the farm numbers the last event's alert 1, not 3.
+    log = make_log([[({"e": 0}, [key(1, 0)])],
+                    [({"e": 1}, [key(2, 0)]), ({"e": 2}, [key(3, 0), key(3, 0, 1)]),
+                     ({"e": 3}, [key(4, 0)])]])
+    letters = [verify.DeadLetter(batch_id(RUN, 0, 0), "normalize", "provider unsupported",
+                                 b"raw batch"),
+               verify.DeadLetter(batch_id(RUN, 0, 1), "normalize", "BadEvent: no alerts",
+                                 {"e": 2})]
+    verdict = verify.match_batches([log], letters, rows(eid(1, 0), eid(1, 1)), RUN)
+    assert verdict.dead == 3 and not verdict.loss and not verdict.unexpected
+    assert verdict.dead_reasons == {"provider unsupported": 1, "BadEvent: no alerts": 2}
+
+
+def test_a_clean_run_balances_against_a_real_farm(tmp_path, redis, redis_url):
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url)
+    with FarmProcess(config, workers=2):
+        done = run_cli("--config", str(config), "--rate", "1MB/s", "--duration", "4s",
+                       "--mix", SUPPORTED_MIX, "--verify", "--json", "--quiet", "--seed", "7")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    checked = doc["verify"]
+    assert checked["missing"] == checked["unexpected"] == checked["dead_lettered"] == 0
+    assert checked["sent"] == doc["sent"]["alerts"] > 1000
+    assert checked["stored"] == checked["expected_stored"] + checked["surplus"]
+    counters = checked["farm_counters"]
+    assert counters["alerts_received"] == checked["sent"]
+    assert counters["alerts_indexed"] == checked["stored"]
+    assert counters["alerts_duplicate"] == checked["expected_duplicates"] - checked["surplus"]
+    assert counters["batches_received"] == doc["sent"]["batches"]
+    assert 0 < checked["latency_seconds"]["p50"] <= checked["latency_seconds"]["p99"]
+
+
+def test_verify_catches_a_deleted_row(tmp_path, redis, redis_url):
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url)
+    cfg = config_mod.load(config)
+    the_plan = plan(redis_url=redis_url, rate="1MB/s", duration="3s", producers=1,
+                    mix=SUPPORTED_MIX, verify=True)
+    with FarmProcess(config, workers=2) as farm:
+        before = farm.status()
+        outcome = runner.run(the_plan)
+        farm.wait_drained()
+        db = sqlite3.connect(cfg.sqlite_path)
+        # A fingerprint with one row: one version, stored once (not a surplus copy).
+        victim = db.execute("SELECT min(eventId) FROM alerts GROUP BY fingerprint "
+                            "HAVING count(*) = 1 ORDER BY random() LIMIT 1").fetchone()[0]
+        with db:
+            db.execute("DELETE FROM alerts WHERE eventId = ?", (victim,))
+        db.close()
+        reader = SqliteReader(cfg.sqlite_path)
+        verdict, counters, _ = verify.account(the_plan, outcome, farm.status, before, redis,
+                                              reader, "farm", 60)
+        reader.close()
+    assert verdict.loss and verdict.missing_versions == 1
+    assert victim in verdict.missing[0]
+    assert verdict.stored == counters["alerts_indexed"] - 1
