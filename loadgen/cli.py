@@ -97,7 +97,7 @@ def execute(opts: dict) -> int:
     from farm import config as config_mod
     from farm.cli import fetch_status, redis_url_of
     from farm.redisconn import RedisUnavailable, connect
-    from loadgen import report, runner, verify
+    from loadgen import latency, report, runner, verify
     from loadgen.options import make_plan
     from loadgen.stores import StoreError, reader_for
 
@@ -139,7 +139,7 @@ def execute(opts: dict) -> int:
                 raise Failure(str(exc)) from None
             raise Failure(f"the farm's own Redis ({redis_url}) is not running: start the farm "
                           f"(`farm start`), or give --redis / --config") from None
-    before = reader = None
+    before = reader = histogram_before = None
     if plan.verify:
         before = fetch_status(cfg)
         if before is None:
@@ -153,6 +153,8 @@ def execute(opts: dict) -> int:
             reader = reader_for(cfg)
         except StoreError as exc:
             raise Failure(str(exc)) from None
+        if not reader.commit_times:
+            histogram_before = latency.scrape(cfg.supervisor.http)
 
     err = Console(stderr=True)
     progress = None if opts["quiet"] else RichProgress(err)
@@ -169,7 +171,7 @@ def execute(opts: dict) -> int:
     except runner.RunError as exc:
         raise Failure(str(exc)) from None
 
-    verdict = counters = drain_seconds = None
+    verdict = counters = drain_seconds = histogram = None
     code = INTERRUPTED if outcome.interrupted else OK
     if reader is not None and outcome.interrupted:
         reader.close()
@@ -185,11 +187,13 @@ def execute(opts: dict) -> int:
             if shown is not None:
                 shown.stop()
             reader.close()
+        if not reader.commit_times:
+            histogram = latency.percentiles(histogram_before, latency.scrape(cfg.supervisor.http))
         if verdict.loss or verdict.unexpected:
             code = LOSS
         elif verdict.dead or verdict.refused:
             code = DEAD
-    doc = report.document(plan, outcome, verdict, counters, drain_seconds)
+    doc = report.document(plan, outcome, verdict, counters, drain_seconds, histogram)
     if opts["as_json"]:
         click.echo(json.dumps(doc))
     else:

@@ -4,8 +4,8 @@
 each with its fingerprint and the time its transaction committed. `SqliteReader` implements it
 over the embedded store (farm/sinks/sqlite.py: table `alerts`, and `commits`, where a history
 row with rowid R was committed at the committedAt of the first commit whose lastRowid >= R). An
-Elasticsearch/OpenSearch reader implements the same two methods (a `prefix` query or a `terms`
-query on batchId, with search_after) and registers in `reader_for`.
+Elasticsearch/OpenSearch reader, `EngineReader`, implements the same two methods (a `prefix`
+query or a `terms` query on batchId, with search_after).
 """
 
 from __future__ import annotations
@@ -43,11 +43,70 @@ def reader_for(cfg) -> StoreReader:
     """The reader of the store a farm config names. Raises StoreError."""
     if cfg.store.kind == "sqlite":
         return SqliteReader(cfg.sqlite_path)
-    raise StoreError(f"--verify cannot read a [store] kind = {cfg.store.kind!r} store yet; "
-                     f"it reads the SQLite store")
+    return EngineReader(cfg)
+
+
+class EngineReader:
+    """History documents from `<index_prefix>-alerts-*` daily indices. The engine keeps no
+    commit time per document: committed_at is None (the verifier then takes latency from farm's
+    own histogram, loadgen/latency.py)."""
+
+    commit_times = False
+    PAGE = 5000
+
+    def __init__(self, cfg):
+        from farm.sinks.engine import Engine, EngineError
+
+        self._error = EngineError
+        self.engine = Engine(cfg.store)
+        self.pattern = f"{cfg.store.index_prefix}-alerts-2*"
+        try:
+            self.engine.request("GET", "/_cluster/health")
+        except EngineError as exc:
+            raise StoreError(str(exc)) from None
+
+    def history(self, prefix: str | None = None, batch_ids: Iterable[str] = (),
+                docs: bool = False) -> Iterator[StoredRow]:
+        try:  # what the farm committed must be searchable now, not after refresh_interval
+            self.engine.request("POST", f"/{self.pattern}/_refresh?ignore_unavailable=true")
+        except self._error as exc:
+            raise StoreError(str(exc)) from None
+        if prefix is not None:
+            queries = [{"prefix": {"eventId": prefix}}]
+        else:
+            ids = sorted(set(batch_ids))
+            queries = [{"terms": {"batchId": ids[i:i + 1000]}} for i in range(0, len(ids), 1000)]
+        for query in queries:
+            yield from self._pages(query, docs)
+
+    def _pages(self, query: dict, docs: bool) -> Iterator[StoredRow]:
+        after = None
+        while True:
+            body = {"size": self.PAGE, "query": query, "sort": [{"eventId": "asc"}],
+                    "_source": True if docs else ["fingerprint"]}
+            if after is not None:
+                body["search_after"] = after
+            try:
+                _, answer = self.engine.request(
+                    "POST", f"/{self.pattern}/_search?ignore_unavailable=true", body=body)
+            except self._error as exc:
+                raise StoreError(f"reading the engine failed: {exc}") from None
+            hits = answer["hits"]["hits"]
+            for hit in hits:
+                source = hit["_source"]
+                yield StoredRow(hit["_id"], source.get("fingerprint", ""), None,
+                                source if docs else None)
+            if len(hits) < self.PAGE:
+                return
+            after = hits[-1]["sort"]
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 class SqliteReader:
+    commit_times = True
+
     def __init__(self, path: Path):
         path = Path(path)
         if not path.exists():
