@@ -8,16 +8,33 @@ extra keys, exactly as Keep's AlertDto keeps extra attributes.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii
 from urllib.parse import quote
 
 SEVERITY_ORDER = {"critical": 5, "high": 4, "warning": 3, "info": 2, "low": 1}
 SEVERITY_BY_ORDER = {v: k for k, v in SEVERITY_ORDER.items()}
-STATUSES = ("firing", "resolved", "acknowledged", "suppressed", "pending")
+# `maintenance` is Keep's status for alerts inside a maintenance window (recover_previous_status).
+STATUSES = ("firing", "resolved", "acknowledged", "suppressed", "pending", "maintenance")
+_STATUS_SET = frozenset(STATUSES)
 
 # farm's own fields: never part of the dedup hash (KEEP_SEMANTICS, differences).
 BOOKKEEPING_FIELDS = frozenset({"eventId", "batchId", "tenant", "receivedAt", "processedAt"})
+
+# AlertDto fields farm's documents do not carry, at Keep's defaults. A field-list fingerprint
+# reads them as Keep's `alert.dict()` would have them.
+ABSENT_DEFAULTS: dict[str, object] = {
+    "firingStartTimeSinceLastResolved": None, "firingCounter": 0, "unresolvedCounter": 0,
+    "isFullDuplicate": False, "isPartialDuplicate": False, "duplicateReason": None,
+    "apiKeyRef": None, "description_format": None, "pushed": False, "event_id": None,
+    "deleted": False, "dismissUntil": None, "dismissed": False, "assignee": None, "note": None,
+    "startedAt": None, "isNoisy": False, "enriched_fields": [], "incident": None,
+}
+# AlertDto fields whose default is not None: Keep never copies a label over them.
+NOT_NONE_DEFAULTS = frozenset(k for k, v in ABSENT_DEFAULTS.items() if v is not None)
 
 
 def new_alert(name: str, now: str) -> dict:
@@ -43,10 +60,26 @@ def new_alert(name: str, now: str) -> dict:
     }
 
 
+def spread(alert: dict, extras: dict) -> None:
+    """Copy each extra onto the alert where the alert's value is still None, as Keep's providers
+    do with `setattr` for labels (an AlertDto field with a non-None default is never replaced)."""
+    for key, value in extras.items():
+        if alert.get(key) is None and key not in NOT_NONE_DEFAULTS:
+            alert[key] = value
+
+
 def iso_ms(ts: float) -> str:
     """Unix seconds -> 'YYYY-MM-DDTHH:MM:SS.mmmZ' (UTC), Keep's lastReceived form."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    # isoformat truncates to milliseconds, as Keep's strftime("%f")[:-3] does.
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def iso_of(dt: datetime) -> str:
+    """A datetime -> Keep's lastReceived form; a naive one is taken as UTC (Keep takes the
+    server's local zone, a quirk farm fixes)."""
+    if dt.tzinfo is None:
+        return dt.isoformat(timespec="milliseconds") + "Z"
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def normalize_time(value: object, now: str) -> str:
@@ -65,15 +98,12 @@ def normalize_time(value: object, now: str) -> str:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
-        text = value[:-1] if value.endswith("Z") else value
+        text = value.rstrip("Z")
         try:
             return _from_epoch(float(text), now)
         except ValueError:
             return now
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return iso_of(dt)
 
 
 def _from_epoch(seconds: float, now: str) -> str:
@@ -94,11 +124,44 @@ def severity_of(value: object) -> str:
 
 def status_of(value: object) -> str:
     """AlertStatus validation: an enum value, anything else is firing."""
-    return value if isinstance(value, str) and value in STATUSES else "firing"
+    return value if isinstance(value, str) and value in _STATUS_SET else "firing"
 
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def split_fields(fields: list[str]) -> list[tuple[str, ...]]:
+    """Dotted field names -> key paths, once, for `fields_fingerprint`."""
+    return [tuple(field.split(".")) for field in fields]
+
+
+def fields_fingerprint(alert: dict, paths: list[tuple[str, ...]]) -> str:
+    """Keep's field-list fingerprint (KEEP_SEMANTICS 2): one SHA-256 fed each field's value in
+    order; lists and maps as `json.dumps` (Python's default separators, unsorted), the rest as
+    `str()`, missing paths skipped, no separator between values."""
+    hasher = hashlib.sha256()
+    for path in paths:
+        head = path[0]
+        value = alert[head] if head in alert else ABSENT_DEFAULTS.get(head)
+        for key in path[1:]:
+            value = value.get(key) if isinstance(value, dict) else None
+            if value is None:
+                break
+        if value is None:
+            continue
+        if isinstance(value, (list, dict)):
+            value = python_json(value)
+        hasher.update(str(value).encode())
+    return hasher.hexdigest()
+
+
+def python_json(value: object) -> str:
+    """`json.dumps(value)` with Python's defaults, exactly; a list of strings (Datadog's groups)
+    takes a short cut through the same C string encoder."""
+    if type(value) is list and all(type(item) is str for item in value):
+        return "[" + ", ".join(map(encode_basestring_ascii, value)) + "]"
+    return json.dumps(value)
 
 
 _URL_SAFE = "/:?=&%#"
@@ -109,7 +172,12 @@ def keep_url(value: object) -> str | None:
     """AlertDto's url pre-validator: trim, empty -> None, default to https://, quote."""
     if value is None:
         return None
-    text = str(value).strip()
+    return _keep_url(value if isinstance(value, str) else str(value))
+
+
+@lru_cache(maxsize=16_384)  # the same URLs come back with every notification of a rule
+def _keep_url(value: str) -> str | None:
+    text = value.strip()
     if not text:
         return None
     if not text.startswith("http"):

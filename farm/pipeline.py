@@ -2,20 +2,33 @@
 
 Pure CPU work plus one Redis call per chunk (the dedup script). The result is what the worker
 hands to the ring (records) and what it reports when the batch is acked (counts, dead letters).
+
+The stages run in Keep's order (KEEP_SEMANTICS 4.3, 4.4, 10): pre-extraction on the raw event,
+provider formatting, the dedup rule's fingerprint fields, the envelope's fingerprint override,
+deduplication, then for every alert that is not a full duplicate post-extraction and mapping.
+Enrichment therefore never changes a fingerprint or a dedup decision.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
 import msgpack
 
-from farm.alert import iso_ms
-from farm.dedup import FULL, ContentHasher, Deduplicator
+from farm import rules as rules_module
+from farm.alert import fields_fingerprint, iso_ms, keep_url, normalize_time, severity_of, status_of
+from farm.dedup import FULL, Deduplicator
 from farm.providers import normalizer_for
+from farm.rules.extraction import run as run_extraction
+from farm.rules.ruleset import PROTECTED_FIELDS, BatchRules, Rules
 from farm.sinks import encoder_for
 from farm.wire import BadBatch, decode_batch, peek_batch_id
+
+log = logging.getLogger("farm.pipeline")
+NO_PROTECTION: frozenset[str] = frozenset()
+ENRICH_ERROR_LOG_SECONDS = 60.0
 
 
 @dataclass
@@ -46,12 +59,72 @@ def unpack_record(record: bytes) -> tuple[float, int, bytes]:
     return msgpack.unpackb(record)
 
 
+def canonical_alerts(event: object, provider: str, now: str, rules: BatchRules,
+                     provider_id: str | None = None, fingerprint: str | None = None
+                     ) -> list[dict]:
+    """The canonical alerts of one raw event, fingerprinted, before deduplication.
+
+    Pre-extraction rules run on (a copy of) the raw event; the provider's normalizer maps it;
+    providerType/providerId come from the batch; a dedup rule's fingerprint_fields replace the
+    provider's fingerprint, and the envelope's `fingerprint` (Keep's query parameter) replaces
+    any. Raises whatever the normalizer raises for an unreadable event.
+    """
+    if rules.pre and isinstance(event, dict):
+        event = dict(event)
+        run_extraction(rules.pre, event, NO_PROTECTION)
+    alerts = normalizer_for(provider)(event, now)
+    paths = rules.fingerprint_paths
+    for alert in alerts:
+        alert["providerType"] = provider
+        alert["providerId"] = provider_id  # Keep's wrapper sets both, even over a sent value
+        if paths is not None:
+            alert["fingerprint"] = fields_fingerprint(alert, paths)
+        if fingerprint:
+            alert["fingerprint"] = fingerprint[:255]
+    return alerts
+
+
+def _revalidate(alert: dict, keys: list[str], name: str, now: str) -> None:
+    """Keep rebuilds its AlertDto after extraction, so its validators see what rules set."""
+    for key in keys:
+        if key == "severity":
+            alert[key] = severity_of(alert[key])
+        elif key == "status":
+            alert[key] = status_of(alert[key])
+        elif key == "url":
+            alert[key] = keep_url(alert[key])
+        elif key == "lastReceived":
+            alert[key] = normalize_time(alert[key], now)
+        elif key == "name" and not alert[key]:
+            alert[key] = name  # Keep drops an extraction that empties the name
+
+
+def enrich(alert: dict, rules: BatchRules, now: str) -> None:
+    """Post-extraction, then mapping rules, on one alert in place (Keep's order, §4.4)."""
+    name = alert["name"]
+    if rules.post:
+        changed = run_extraction(rules.post, alert, PROTECTED_FIELDS)
+        if changed:
+            _revalidate(alert, changed, name, now)
+    for rule in rules.mapping:
+        found = rule.enrichments(alert)
+        if found:
+            changed = [k for k in found if k not in PROTECTED_FIELDS]
+            for key in changed:
+                alert[key] = found[key]
+            _revalidate(alert, changed, name, now)
+
+
 class Pipeline:
-    def __init__(self, cfg, redis, keys):
+    def __init__(self, cfg, redis, keys, rules: Rules | None = None):
+        """Builds the encoder and compiles every rule (raises farm.rules.ruleset.RuleError on
+        bad rules: `farm.rules.validate(cfg)` reports the same problems before start)."""
         self.encoder = encoder_for(cfg)
-        self.hasher = ContentHasher(cfg.dedup.ignore_fields)
+        self.rules = rules if rules is not None else rules_module.load(cfg)
         self.dedup = Deduplicator(redis, keys, cfg.dedup.ttl_seconds)
         self.batch_max = cfg.workers.batch_max
+        self._enrich_errors = 0
+        self._enrich_logged = 0.0
 
     def process(self, raw: bytes) -> Outcome:
         """Run one raw batch through every stage. Raises only Redis errors (the batch stays
@@ -62,17 +135,21 @@ class Pipeline:
         except BadBatch as exc:
             return self.dead_batch(raw, str(exc), "decode")
         out.provider = batch.provider
-        normalize = normalizer_for(batch.provider)
-        if normalize is None:
+        if normalizer_for(batch.provider) is None:
             return self.dead_batch(raw, f"provider {batch.provider!r} is not supported by this "
                                    f"farm version", "normalize")
+        # Keep's provider_id and fingerprint query parameters, when the envelope carries them.
+        provider_id = getattr(batch, "provider_id", None)
+        forced_fingerprint = getattr(batch, "fingerprint", None)
+        rules = self.rules.for_batch(batch.tenant, batch.provider, provider_id)
         now = iso_ms(batch.sent_at)
         processed = iso_ms(time.time())
         alerts: list[dict] = []
         bad_events = 0
         for event in batch.events:
             try:
-                produced = normalize(event, now)
+                produced = canonical_alerts(event, batch.provider, now, rules, provider_id,
+                                            forced_fingerprint)
             except Exception as exc:  # a provider's bad event must not stop its batch
                 bad_events += 1
                 out.dead_letters.append(dead_letter(
@@ -85,20 +162,25 @@ class Pipeline:
                 alert["batchId"] = batch.id
                 alert["receivedAt"] = now
                 alert["processedAt"] = processed
-                alert["providerType"] = batch.provider
                 alerts.append(alert)
 
+        digest = rules.hasher.digest
+        enriches = rules.enriches
         decided = {"n": 0, "p": 0, "f": 0}
         for index, start in enumerate(range(0, max(len(alerts), 1), self.batch_max)):
             chunk = alerts[start:start + self.batch_max]
             memo_id = f"{batch.id}/{index}"
-            digests = [self.hasher.digest(alert) for alert in chunk]
+            digests = [digest(alert) for alert in chunk]
             decisions = self.dedup.decide(memo_id, batch.tenant, chunk, digests)
             if chunk:
                 out.memo_ids.append(memo_id)
             for letter in decisions:
                 decided[letter] += 1
             items = list(zip(chunk, decisions, strict=True))
+            if enriches:
+                for alert, decision in items:
+                    if decision != FULL:  # Keep runs no rule on a full duplicate
+                        self.enrich(alert, rules, now)
             body = self.encoder.encode(batch.tenant, batch.sent_at, items)
             out.records.append(pack_record(batch.sent_at, len(chunk), body))
 
@@ -111,6 +193,19 @@ class Pipeline:
             "batches_received": 1,
         }
         return out
+
+    def enrich(self, alert: dict, rules: BatchRules, now: str) -> None:
+        """`enrich`, where a failing rule is logged (at most once a minute) and the alert goes
+        on with what the rules before it set, as in Keep."""
+        try:
+            enrich(alert, rules, now)
+        except Exception:  # a rule must never cost an alert
+            self._enrich_errors += 1
+            if time.monotonic() - self._enrich_logged >= ENRICH_ERROR_LOG_SECONDS:
+                self._enrich_logged = time.monotonic()
+                log.exception("enrichment failed for alert %s (%d failures so far); the alert "
+                              "is stored as enriched so far", alert.get("eventId"),
+                              self._enrich_errors)
 
     def dead_batch(self, raw: bytes, reason: str, stage: str) -> Outcome:
         """The whole batch goes to the dead-letter list; one empty record keeps ack order."""

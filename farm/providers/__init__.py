@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from farm.providers import keep, prometheus
+from farm.providers import datadog, grafana, keep, prometheus, zabbix
 from farm.providers.errors import BadEvent
 
 Normalizer = Callable[[dict, str], list]
@@ -22,6 +22,9 @@ __all__ = ["BadEvent", "NORMALIZERS", "normalizer_for"]
 
 NORMALIZERS: dict[str, Normalizer] = {
     "prometheus": prometheus.normalize,
+    "grafana": grafana.normalize,
+    "datadog": datadog.normalize,
+    "zabbix": zabbix.normalize,
     "keep": keep.normalize,
 }
 

@@ -1,13 +1,23 @@
-"""Keep's generic alert format (an AlertDto as JSON), KEEP_SEMANTICS 5.5 and 1.1.
+"""Keep's generic alert format (an AlertDto as JSON, one or a list), KEEP_SEMANTICS 5.5 and 1.1.
 
-Every key is kept; Keep's field validators are applied. Deliberate difference: an alert without
-`id` gets its name as id (Keep invents a random uuid, so identical re-sends never deduplicate).
+Every key is kept; Keep's field validators are applied. farm treats every `keep` batch as Keep's
+`/alerts/event/keep` endpoint (provider formatting, so fingerprint rules apply: keephq/keep#6793).
+
+Deliberate differences: an alert without `id` gets its name as id (Keep invents a random uuid,
+so identical re-sends never deduplicate); an unreadable lastReceived becomes the ingestion time
+(Keep fails the event); an empty `fingerprint` counts as absent; `labels: null` becomes {}.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from farm.alert import keep_url, normalize_time, severity_of, sha256_hex, status_of
 from farm.providers.errors import BadEvent
+
+# Keep's defaults for the fields every farm alert carries (see farm.alert.new_alert).
+_DEFAULT_NONE = ("firingStartTime", "environment", "service", "message", "description", "url",
+                 "imageUrl", "providerId", "providerType")
 
 
 def normalize(event: dict | list, now: str) -> list[dict]:
@@ -26,11 +36,12 @@ def _alert(event: dict, now: str) -> dict:
         name = alert.get("id") or "unknown alert name"
     name = str(name)
     alert["name"] = name
-    if not alert.get("id"):
-        alert["id"] = name
+    alert["id"] = str(alert["id"]) if alert.get("id") else name
     alert["status"] = status_of(alert.get("status"))
     alert["severity"] = severity_of(alert.get("severity"))
-    alert["lastReceived"] = normalize_time(alert.get("lastReceived"), now)
+    raw_received = alert.get("lastReceived")
+    received = normalize_time(raw_received, now)
+    alert["lastReceived"] = received
     source = alert.get("source")
     if isinstance(source, str):
         source = [source]
@@ -39,19 +50,38 @@ def _alert(event: dict, now: str) -> dict:
     if labels is None:
         labels = {}
     if not isinstance(labels, dict):
-        raise BadEvent("'labels' must be a map of strings")
+        raise BadEvent("'labels' must be a map")
     alert["labels"] = labels
-    for field in ("url", "imageUrl"):
-        if field in alert:
-            alert[field] = keep_url(alert[field])
+    if "url" in alert:
+        alert["url"] = keep_url(alert["url"])
     fmt = alert.get("description_format")
     if fmt is not None and fmt not in ("markdown", "html"):
         raise BadEvent(f"description_format must be 'markdown' or 'html', got {fmt!r}")
+    assignees = alert.pop("assignees", None)
+    if isinstance(assignees, dict) and assignees:
+        # Keep looks the assignee up by the lastReceived as sent.
+        alert["assignee"] = assignees.get(raw_received if raw_received else now)
+    if isinstance(alert.get("deleted"), list):
+        alert["deleted"] = received in alert["deleted"]
+    if "dismissed" in alert:
+        alert["dismissed"] = _dismissed(alert["dismissed"], alert.get("dismissUntil"), now)
     fingerprint = alert.get("fingerprint")
     alert["fingerprint"] = str(fingerprint)[:255] if fingerprint else sha256_hex(name)
-    for field in ("firingStartTime", "environment", "service", "message", "description",
-                  "providerId"):
+    for field in _DEFAULT_NONE:
         alert.setdefault(field, None)
-    alert.setdefault("url", None)
-    alert.setdefault("imageUrl", None)
     return alert
+
+
+def _dismissed(value: object, until: object, now: str) -> object:
+    """Keep's dismissed validator: "true"/"false" strings are booleans; a dismissal whose
+    dismissUntil has passed (at ingestion time) is over."""
+    if isinstance(value, str):
+        value = value.lower() == "true"
+    if not value or not until or until == "forever":
+        return value
+    try:
+        end = datetime.strptime(str(until), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise BadEvent(f"dismissUntil {until!r} is not YYYY-MM-DDTHH:MM:SS.ffffffZ "
+                       f"or 'forever'") from None
+    return datetime.fromisoformat(now.replace("Z", "+00:00")) < end

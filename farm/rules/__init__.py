@@ -1,1 +1,29 @@
-"""Keep-style rules from configuration: fingerprint and deduplication rules, enrichment."""
+"""Keep-style rules from configuration: fingerprint and deduplication rules, enrichment.
+
+    validate(cfg) -> list[str]   every problem with the configured rules, one line each
+                                 (the supervisor calls it before it spawns workers)
+    load(cfg) -> Rules           the compiled rules (the pipeline calls it once, at worker
+                                 start); raises RuleError
+
+This module stays light: farm/config.py imports farm.rules.settings, which imports it first.
+"""
+
+from __future__ import annotations
+
+
+def load(cfg):
+    """Compile every configured rule. Raises farm.rules.ruleset.RuleError listing problems."""
+    from farm.rules.ruleset import Rules
+
+    return Rules.from_config(cfg)
+
+
+def validate(cfg) -> list[str]:
+    """Every problem with the configured dedup rules and rule files; empty when all is well."""
+    from farm.rules.ruleset import RuleError
+
+    try:
+        load(cfg)
+    except RuleError as exc:
+        return list(exc.problems)
+    return []
