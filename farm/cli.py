@@ -55,6 +55,13 @@ def start(workers, no_ingest, config_path):
     from farm.log import setup_logging
 
     setup_logging(cfg.farm.log_level, "supervisor")
+    from farm.rules import validate
+
+    rule_problems = validate(cfg)
+    if rule_problems:
+        for problem in rule_problems:
+            click.echo(f"farm: rules: {problem}", err=True)
+        sys.exit(2)
     if not no_ingest:
         from farm.ingest.process import check
 

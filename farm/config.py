@@ -64,8 +64,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("store", "url", "",
             "Elasticsearch/OpenSearch URL(s), comma-separated, for kind = \"elasticsearch\"."),
     Setting("store", "index_prefix", "farm",
-            "Elasticsearch/OpenSearch index names start with this: <index_prefix>-alerts-YYYY.MM.DD "
-            "(history) and <index_prefix>-alerts-current (one document per fingerprint)."),
+            "Engine index names start with this: <index_prefix>-alerts-YYYY.MM.DD (history) and "
+            "<index_prefix>-alerts-current (one document per fingerprint)."),
     Setting("store", "username", "", "Engine basic-auth user (empty: none)."),
     Setting("store", "password", "", "Engine basic-auth password."),
     Setting("store", "api_key", "", "Engine API key (base64 id:key), instead of basic auth."),
@@ -117,7 +117,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             kind=int, minimum=60, maximum=366 * 86_400),
     Setting("dedup", "ignore_fields", ["lastReceived"],
             "Fields left out of the content hash (Keep's ignore_fields; dotted paths reach "
-            "into maps).", kind=list),
+            "into maps) for alerts no [[dedup.rules]] entry matches. lastReceived is always "
+            "left out.", kind=list),
 )
 
 

@@ -28,5 +28,6 @@ def connect(url: str, check: bool = True) -> redis.Redis:
 
 
 def describe(url: str, exc: Exception) -> str:
-    return (f"cannot reach Redis at {url}: {exc}. Check [redis] url (or FARM_REDIS_URL) and that "
+    reason = str(exc).rstrip(". ")
+    return (f"cannot reach Redis at {url}: {reason}. Check [redis] url (or FARM_REDIS_URL) and that "
             f"the server is running; leave the url empty to let farm run its own Redis.")

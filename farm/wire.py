@@ -26,21 +26,32 @@ class Batch(NamedTuple):
     provider: str
     sent_at: float
     events: list
+    # Optional: Keep's `provider_id` and `fingerprint` query parameters, as the ingest gateway
+    # received them; a fingerprint here overrides every alert's (Keep's __internal_prepartion).
+    provider_id: str | None = None
+    fingerprint: str | None = None
 
 
 def encode_batch(events: list[Any], provider: str, tenant: str = "default",
-                 batch_id: str | None = None, sent_at: float | None = None) -> bytes:
-    """Pack events of one provider into a wire-v1 batch."""
+                 batch_id: str | None = None, sent_at: float | None = None,
+                 provider_id: str | None = None, fingerprint: str | None = None) -> bytes:
+    """Pack events of one provider into a wire-v1 batch (the two optional keys only when
+    given)."""
     if provider not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
-    return msgpack.packb({
+    envelope = {
         "v": WIRE_VERSION,
         "id": batch_id or uuid.uuid4().hex,
         "tenant": tenant,
         "provider": provider,
         "sent_at": time.time() if sent_at is None else sent_at,
         "events": events,
-    })
+    }
+    if provider_id:
+        envelope["provider_id"] = provider_id
+    if fingerprint:
+        envelope["fingerprint"] = fingerprint
+    return msgpack.packb(envelope)
 
 
 def decode_batch(raw: bytes) -> Batch:
@@ -70,7 +81,12 @@ def decode_batch(raw: bytes) -> Batch:
     events = env.get("events")
     if not isinstance(events, list):
         raise BadBatch("'events' must be a list")
-    return Batch(batch_id, tenant, provider, float(sent_at), events)
+    provider_id, fingerprint = env.get("provider_id"), env.get("fingerprint")
+    for name, value in (("provider_id", provider_id), ("fingerprint", fingerprint)):
+        if value is not None and not isinstance(value, str):
+            raise BadBatch(f"'{name}' must be a string, got {value!r}")
+    return Batch(batch_id, tenant, provider, float(sent_at), events, provider_id or None,
+                 fingerprint or None)
 
 
 def peek_batch_id(raw: bytes) -> str | None:

@@ -178,10 +178,16 @@ def main(cfg, slot: int, worker_id: str, ring_handle, redis_url: str, cpu: int |
         import psutil
 
         psutil.Process().cpu_affinity([cpu])
+    from farm.rules.ruleset import RuleError
+
     try:
         worker = Worker(cfg, slot, worker_id, Ring(ring_handle), redis_url)
     except RedisUnavailable as exc:
         log.error("%s", exc)
+        sys.exit(BOOT_ERROR)
+    except RuleError as exc:
+        for problem in exc.problems:
+            log.error("rules: %s", problem)
         sys.exit(BOOT_ERROR)
     signal.signal(signal.SIGTERM, worker.stop)
     worker.run()

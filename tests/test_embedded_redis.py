@@ -25,6 +25,8 @@ data_dir = "{tmp_path / 'data'}"
 node_id = "solo"
 [supervisor]
 http = "127.0.0.1:{free_port()}"
+[ingest]
+processes = 0
 """)
     return path
 
@@ -72,6 +74,8 @@ data_dir = "{tmp_path / 'data'}"
 url = "redis://127.0.0.1:{free_port()}/0"
 [supervisor]
 http = "127.0.0.1:{free_port()}"
+[ingest]
+processes = 0
 """)
     result = subprocess.run(FARM + ["start", "--workers", "1", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)

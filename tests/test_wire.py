@@ -12,7 +12,16 @@ def test_round_trip_keeps_every_field():
     raw = encode_batch([{"a": 1}, {"b": [1, 2]}], "prometheus", tenant="acme", batch_id="b1",
                        sent_at=1700000000.5)
     batch = decode_batch(raw)
-    assert batch == ("b1", "acme", "prometheus", 1700000000.5, [{"a": 1}, {"b": [1, 2]}])
+    assert batch == ("b1", "acme", "prometheus", 1700000000.5, [{"a": 1}, {"b": [1, 2]}],
+                     None, None)
+
+
+def test_keeps_query_parameters_the_gateway_received():
+    raw = encode_batch([], "prometheus", provider_id="am-eu", fingerprint="fp-1")
+    batch = decode_batch(raw)
+    assert (batch.provider_id, batch.fingerprint) == ("am-eu", "fp-1")
+    with pytest.raises(BadBatch, match="'fingerprint' must be a string"):
+        decode_batch(msgpack.packb({**msgpack.unpackb(raw), "fingerprint": 7}))
 
 
 def test_envelope_is_a_plain_msgpack_map():

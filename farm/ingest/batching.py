@@ -86,9 +86,7 @@ class Batcher:
     async def _push(self, key: GroupKey, batch: Open) -> None:
         tenant, provider, lane, extras = key
         try:
-            raw = encode_batch(batch.events, provider, tenant, batch.id)
-            if extras:
-                raw = _with_extras(raw, extras)
+            raw = encode_batch(batch.events, provider, tenant, batch.id, **dict(extras))
             await self.redis.lpush(self.keys.queue(lane), raw)
         except Exception as exc:  # every waiting request must get an answer
             if self.metrics is not None:
@@ -108,10 +106,3 @@ class Batcher:
         while self._pushing:
             await asyncio.gather(*self._pushing, return_exceptions=True)
 
-
-def _with_extras(raw: bytes, extras: tuple) -> bytes:
-    import msgpack
-
-    envelope = msgpack.unpackb(raw, raw=False)
-    envelope.update(extras)
-    return msgpack.packb(envelope)
