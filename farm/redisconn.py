@@ -29,5 +29,5 @@ def connect(url: str, check: bool = True) -> redis.Redis:
 
 def describe(url: str, exc: Exception) -> str:
     reason = str(exc).rstrip(". ")
-    return (f"cannot reach Redis at {url}: {reason}. Check [redis] url (or FARM_REDIS_URL) and that "
-            f"the server is running; leave the url empty to let farm run its own Redis.")
+    return (f"cannot reach Redis at {url}: {reason}. Check [redis] url (or FARM_REDIS_URL) and "
+            f"that the server is running; leave the url empty to let farm run its own Redis.")

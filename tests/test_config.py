@@ -51,7 +51,7 @@ x = 1
     assert "[workers] pin = 'yes' must be true or false" in problems
     assert "[store] kind = 'postgres' must be one of 'sqlite', 'elasticsearch'" in problems
     assert any(p.startswith("[supervisor] http = 'localhost' must be HOST:PORT") for p in problems)
-    assert any(p.startswith("unknown section [sprvisor]; did you mean 'supervisor'") for p in problems)
+    assert "unknown section [sprvisor]; did you mean 'supervisor'?" in problems
     assert "FARM_STORE_COMMIT_MS='soon' must be a whole number" in problems
     assert any(p.startswith("unknown environment override FARM_REDIS_URLL") for p in problems)
     assert len(problems) == 8

@@ -10,7 +10,8 @@ from farm.sinks.sqlite import SqliteEncoder, SqliteWriter
 ENC = SqliteEncoder()
 
 
-def alert(event_id: str, fp: str = "fp1", status: str = "firing", seen: str = "2026-01-01T00:00:00.000Z",
+def alert(event_id: str, fp: str = "fp1", status: str = "firing",
+          seen: str = "2026-01-01T00:00:00.000Z",
           name: str = "DiskFull", description: str = "disk is full") -> dict:
     return {"eventId": event_id, "fingerprint": fp, "name": name, "status": status,
             "severity": "warning", "lastReceived": seen, "description": description,
