@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from farm.units import parse_bytes, parse_request_rate
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -41,23 +43,20 @@ def host_port(value: str) -> str | None:
     return None
 
 
-def request_rate(value: str) -> str | None:
-    from farm.units import parse_request_rate
+def parsed_by(parse: Callable[[Any], object]) -> Callable[[Any], str | None]:
+    """A Setting check from a parser that raises ValueError with a readable message."""
 
-    try:
-        parse_request_rate(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    def check(value: Any) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    return check
 
 
-def size(value: str) -> str | None:
-    from farm.units import parse_bytes
-
-    try:
-        parse_bytes(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+request_rate = parsed_by(parse_request_rate)
+size = parsed_by(parse_bytes)
 
 

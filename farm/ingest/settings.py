@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from farm.setting import Setting, host_port, size
+from farm.setting import Setting, host_port, parsed_by, size
 
 TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
@@ -34,12 +34,7 @@ def parse_watermark(text: str) -> tuple[int, str]:
         raise ValueError(f"{text!r} is not a watermark; write {WATERMARK_HELP}") from None
 
 
-def _watermark(value: str) -> str | None:
-    try:
-        parse_watermark(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+_watermark = parsed_by(parse_watermark)
 
 
 def _rate_or_off(value: str) -> str | None:

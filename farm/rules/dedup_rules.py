@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from farm.setting import parsed_by
+
 ALLOWED_KEYS = ("name", "provider", "tenant", "provider_id", "fingerprint_fields",
                 "ignore_fields", "full_deduplication")
 ALWAYS_IGNORED = "lastReceived"
@@ -110,13 +112,7 @@ def parse_rules(value: object) -> list[DedupRule]:
     return rules
 
 
-def check_rules(value: object) -> str | None:
-    """The Setting check: None, or what is wrong."""
-    try:
-        parse_rules(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+check_rules = parsed_by(parse_rules)  # the Setting check: None, or what is wrong
 
 
 def select(rules: list[DedupRule], tenant: str, provider: str,
