@@ -135,3 +135,14 @@ def test_a_rejected_item_is_dead_lettered_while_its_siblings_commit(store):
     index = f"{store.prefix}-alerts-{DAY}"
     assert store.get(index, "b:0") and store.get(index, "b:2")
     assert store.get(index, "b:1") is None
+
+
+def test_huge_values_are_kept_without_breaking_the_mapping(store):
+    """Terms past 32 KB make a Lucene field refuse the document: keyword fields stop indexing
+    at 8 KB, annotations are stored, not indexed."""
+    big = alert("b:0")
+    big["name"] = "N" * 40_000
+    big["annotations"] = {"summary": "S" * 50_000, "runbook": "x"}
+    assert store.write([(big, "n")]) == []
+    doc = store.get(f"{store.prefix}-alerts-{DAY}", "b:0")
+    assert len(doc["name"]) == 40_000 and len(doc["annotations"]["summary"]) == 50_000

@@ -185,8 +185,10 @@ def setup(engine: Engine, store) -> str:
     Returns the retention method in use ("ilm", "ism" or "farm")."""
     info = engine.info or engine.detect()
     prefix = store.index_prefix
+    # Keys of labels and tags are unbounded: one field each, whatever the keys. Values past
+    # ignore_above stay in _source unindexed (OpenSearch's flat_object has no such limit).
     labels = {"type": "flat_object"} if info.distribution == "opensearch" else \
-        {"type": "flattened"}
+        {"type": "flattened", "ignore_above": 8191}
     if info.distribution == "opensearch" and 0 < info.major < 2:
         labels = {"type": "object", "enabled": False}  # no flat_object before 2.7: stored only
     lifecycle = _setup_lifecycle(engine, store, info)
@@ -200,12 +202,18 @@ def setup(engine: Engine, store) -> str:
 
 def _put_template(engine: Engine, prefix: str, replicas: int, labels: dict,
                   settings: dict) -> None:
-    text = template_path().read_text()
+    """Install configs/elasticsearch/alerts-template.json for this prefix and engine; an engine
+    without the labels field type gets labels stored but not indexed (with a warning)."""
+    shipped = orjson.loads(template_path().read_bytes())
     for kind in (labels, {"type": "object", "enabled": False}):
-        body = orjson.loads(text.replace("__PREFIX__", prefix)
-                            .replace("__REPLICAS__", str(replicas))
-                            .replace("__LABELS__", orjson.dumps(kind).decode()))
-        body["template"]["settings"].update(settings)
+        body = orjson.loads(orjson.dumps(shipped))  # a deep copy per attempt
+        body["index_patterns"] = [f"{prefix}-alerts-*"]
+        template = body["template"]
+        template["settings"].update({"number_of_replicas": replicas, **settings})
+        properties = template["mappings"]["properties"]
+        for name, mapping in properties.items():
+            if mapping.get("type") == "flattened":
+                properties[name] = kind
         status, answer = engine.request("PUT", f"/_index_template/{prefix}-alerts",
                                         body=body, ok=None)
         if status in (200, 201):
