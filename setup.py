@@ -12,6 +12,7 @@ setup(
     install_requires=[
         "aiohttp>=3.9",
         "click>=8.1",
+        "elastic-transport>=8.13",
         "hiredis>=2.3",
         "httptools>=0.6",
         "msgpack>=1.0.7",
