@@ -7,8 +7,11 @@ import json
 import re
 from pathlib import Path
 
+import httpx
+
 from tests.farmproc import FarmProcess, write_config
-from tests.test_farm_integration import push_batches
+from tests.test_farm_integration import alertmanager_webhook, push_batches
+from tests.test_ingest_e2e import wait_listening
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -25,28 +28,35 @@ def referenced_metrics() -> set[str]:
 
 
 def test_metrics_health_and_status_are_served(tmp_path, redis, redis_url):
-    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url)
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url, ingest=True)
     with FarmProcess(config, workers=2) as farm:
         push_batches(redis, 10, 20)
-        farm.wait_drained(expected_received=200)
+        wait_listening(f"http://{farm.ingest_http}")
+        response = httpx.post(f"http://{farm.ingest_http}/alerts/event/prometheus",
+                              json=alertmanager_webhook(999))
+        assert response.status_code == 202
+        refused = httpx.post(f"http://{farm.ingest_http}/alerts/event/prometheus",
+                             json=alertmanager_webhook(998), headers={"X-API-KEY": "wrong"})
+        assert refused.status_code == 401
+        farm.wait_drained(expected_received=201)
         status, body = farm.get("/healthz")
         assert status == 200 and json.loads(body)["status"] == "ok"
         status, body = farm.get("/metrics")
         assert status == 200
         names = metric_names(body)
-        assert 'farm_alerts_total{decision="new",provider="prometheus"} 200.0' in body
-        assert "farm_stat_alerts_received_total 200.0" in body
+        assert 'farm_alerts_total{decision="new",provider="prometheus"} 201.0' in body
+        assert "farm_stat_alerts_received_total 201.0" in body
         assert 'farm_queue_depth{lane="critical"} 0.0' in body
         # Every metric the shipped alert rules and dashboard use exists (bucket/total suffixes
-        # are the exposition's; the gateway's metrics appear once a gateway runs).
+        # are the exposition's).
         missing = {m for m in referenced_metrics()
-                   if not any(n == m or n.startswith(m + "_") for n in names)
-                   and not m.startswith("farm_ingest")}
+                   if not any(n == m or n.startswith(m + "_") for n in names)}
         assert not missing
         doc = farm.status()
         assert [w["id"] for w in doc["workers"]] == ["test.0", "test.1"]
         assert {"critical", "normal"} == set(doc["queues"])
-        assert doc["counters"]["alerts_received"] == 200
+        assert doc["counters"]["alerts_received"] == 201
+        assert [p["alive"] for p in doc["ingest"]["processes"]] == [True, True]
 
 
 def test_a_restarted_worker_reuses_its_metrics_files(tmp_path, redis, redis_url):
