@@ -37,7 +37,7 @@ from farm.redis_server import RedisServer  # noqa: E402
 from farm.sinks.elastic import NDJSON, ElasticEncoder  # noqa: E402
 from farm.sinks.engine import Engine  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
-from tests.farmproc import FarmProcess, write_config  # noqa: E402
+from tests.farmproc import FarmProcess, engine_store, write_config  # noqa: E402
 
 
 def store_cfg(url: str, prefix: str, bulk: str = "8MB", in_flight: int = 3):
@@ -136,17 +136,10 @@ def farm_rate(url: str, pool, per_batch: int, workers: int, bulk: str, in_flight
         server = RedisServer(tmp / "redis", port=free_port(), appendonly=False)
         redis_url = server.start()
         try:
-            config = write_config(tmp / "farm.toml", tmp / "data", redis_url, extra=f"""
-[store]
-kind = "elasticsearch"
-url = "{url}"
-index_prefix = "{prefix}"
-replicas = 0
-bulk_bytes = "{bulk}"
-in_flight = {in_flight}
-commit_ms = 500
-commit_rows = 100000
-""")
+            config = write_config(tmp / "farm.toml", tmp / "data", redis_url,
+                                  extra=engine_store(url, prefix, bulk_bytes=bulk,
+                                                     in_flight=in_flight, commit_ms=500,
+                                                     commit_rows=100_000))
             with FarmProcess(config, workers=workers) as farm:
                 client = redis.Redis.from_url(redis_url)
                 started = time.monotonic()

@@ -50,6 +50,14 @@ heartbeat_seconds = 10
     return path
 
 
+def engine_store(url: str, prefix: str, **more) -> str:
+    """The [store] table of a test farm that indexes into the engine at url."""
+    lines = [f'{key} = {value!r}' if isinstance(value, int) else f'{key} = "{value}"'
+             for key, value in more.items()]
+    return "\n".join(['[store]', 'kind = "elasticsearch"', f'url = "{url}"',
+                      f'index_prefix = "{prefix}"', "replicas = 0", *lines]) + "\n"
+
+
 class FarmProcess:
     """`farm start --workers N --config FILE` in a subprocess; `status()` reads /status."""
 

@@ -10,7 +10,7 @@ import pytest
 
 from farm.config import load
 from farm.sinks.engine import Engine
-from tests.farmproc import FarmProcess, write_config
+from tests.farmproc import FarmProcess, engine_store, write_config
 from tests.test_farm_integration import batch_ids, push_batches
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -37,15 +37,9 @@ def test_killing_the_engine_mid_run_loses_nothing(tmp_path, redis, redis_url, en
     if engine_node.node is None:
         pytest.skip("FARM_TEST_ENGINE_URL points at an engine this test cannot restart")
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url, extra=f"""
-[store]
-kind = "elasticsearch"
-url = "{engine_node.url}"
-index_prefix = "{prefix}"
-replicas = 0
-commit_rows = 500
-bulk_bytes = "256KB"
-""")
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url,
+                          extra=engine_store(engine_node.url, prefix, commit_rows=500,
+                                             bulk_bytes="256KB"))
     cfg = load(config, env={})
     with FarmProcess(config, workers=2) as farm:
         batches = push_batches(redis, BATCHES, PER_BATCH)
