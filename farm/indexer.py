@@ -185,7 +185,7 @@ class Indexer:
         letters = [letter for letter, _ in rejected]
         alerts = sum(1 for _, is_alert in rejected if is_alert)
         self.metrics.rejected.inc(len(letters))
-        for _attempt in range(30):
+        while True:  # these alerts exist nowhere else now: never give up on them
             try:
                 pipe = self.redis.pipeline(transaction=True)
                 pipe.lpush(self.keys.dlq, *letters)
@@ -197,7 +197,6 @@ class Indexer:
             except redis.RedisError as exc:
                 log.warning("cannot dead-letter %d rejected items yet: %s", len(letters), exc)
                 self._pause(1.0)
-        log.error("gave up dead-lettering %d rejected items", len(letters))
 
     def _pause(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

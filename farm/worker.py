@@ -55,6 +55,7 @@ class Worker:
         self.pending: deque[Pending] = deque()
         self.taken: deque[bytes] = deque()  # taken into inflight, not yet handed over
         self.stopping = False
+        self.resync = False
         self._last_ack = 0.0
 
     def run(self) -> None:
@@ -63,6 +64,8 @@ class Worker:
         while not (self.stopping and not self.pending and not self.taken):
             self.ring.touch()
             try:
+                if self.resync:
+                    self.start_over()
                 self.ack_committed()
                 if self.taken:
                     # Batches must be handed over in the order they entered the inflight list:
@@ -75,8 +78,11 @@ class Worker:
                     self.taken.extend(
                         self.queue.take(0.02 if self.pending else IDLE_BLOCK_SECONDS))
             except redis.RedisError as exc:
+                # A command may have run without its reply reaching us (an LMOVE or an ack):
+                # our view of the inflight list can no longer be trusted, so start over from it.
                 self.metrics.redis_errors.inc()
                 log.warning("%s; retrying in 1s", describe(self.redis_url, exc))
+                self.resync = True
                 self._sleep(1.0)
         self.queue.release()
         self.ring.close()
@@ -122,33 +128,34 @@ class Worker:
         counts = {name: sum(p.counts.get(name, 0) for p in done) for name in STAT_NAMES}
         letters = [d for p in done for d in p.dead_letters]
         memo_keys = [k for p in done for k in p.memo_keys]
-        try:
-            ok = self.queue.ack(len(done), counts, letters, memo_keys)
-        except redis.RedisError:
-            self.pending.extendleft(reversed(done))  # nothing was acked; try again
-            raise
+        ok = self.queue.ack(len(done), counts, letters, memo_keys)
         self._last_ack = now
         if not ok:
-            self.lease_lost()
+            # Our heartbeat expired and a supervisor requeued our inflight list.
+            self.metrics.lease_lost.inc()
+            log.warning("%s lost its lease (heartbeat expired); requeueing its batches and "
+                        "starting over", self.worker_id)
+            self.resync = True  # at the top of the loop, never in the middle of a hand-over
 
-    def lease_lost(self) -> None:
-        """Our heartbeat expired and a supervisor requeued our inflight list. Batches taken
-        since are requeued too; everything pending will be processed again (idempotently)."""
-        self.metrics.lease_lost.inc()
-        log.warning("%s lost its lease (heartbeat expired); requeueing its batches and "
-                    "starting over", self.worker_id)
+    def start_over(self) -> None:
+        """Requeue everything in our inflight list and forget what we hold. Whatever we had
+        handed to the ring is committed anyway and will be processed again: writes are
+        idempotent, decisions replay from their memo, and counting happens only on ack."""
         self.pending.clear()
+        self.taken.clear()
         self.queue.claim()
+        self.resync = False
 
     def _ring_full(self) -> None:
         self.metrics.ring_wait.inc(0.1)
         self.ring.touch()
         now = time.monotonic()
-        if now - self._last_ack >= ACK_EVERY_SECONDS:
+        if now - self._last_ack >= ACK_EVERY_SECONDS and not self.resync:
             try:
                 self.ack_committed()
             except redis.RedisError as exc:
                 log.warning("%s", describe(self.redis_url, exc))
+                self.resync = True
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -117,3 +117,20 @@ def test_sigterm_drains_and_exits_zero_with_empty_inflight_lists(tmp_path, redis
     # What was acked is stored; the rest waits in the queue for the next start.
     with FarmProcess(config, workers=2) as again:
         check_everything_stored_once(again, data, batches, redis)
+
+
+def test_dropped_redis_connections_lose_nothing(tmp_path, redis, redis_url):
+    """Every client connection is cut several times mid-run (a network blip): a command may
+    have run without its reply arriving, and the workers must not trust their view."""
+    data = tmp_path / "data"
+    config = write_config(tmp_path / "farm.toml", data, redis_url, extra="ring_mb = 1\n")
+    with FarmProcess(config, workers=2) as farm:
+        batches = push_batches(redis, BATCHES, PER_BATCH)
+        wait_until_busy(farm, seed=11)
+        me = redis.client_id()
+        for _ in range(5):
+            for client in redis.client_list(_type="normal"):
+                if int(client["id"]) != me:
+                    redis.client_kill_filter(_id=client["id"])
+            time.sleep(0.2)
+        check_everything_stored_once(farm, data, batches, redis)
