@@ -59,7 +59,7 @@ class Indexer:
         self.rings = {slot: Ring(handle) for slot, handle in ring_handles.items()}
         self.control = control
         self.doorbell = doorbell
-        self.redis = connect(redis_url)
+        self.redis = connect(redis_url, check=False)  # used only to dead-letter, with retries
         self.keys = Keys(cfg.redis.prefix)
         self.writer = writer_for(cfg)
         self.metrics = metrics.indexer_metrics()

@@ -47,7 +47,8 @@ class Worker:
         self.worker_id = worker_id
         self.ring = ring
         self.redis_url = redis_url
-        self.redis = connect(redis_url)
+        # No ping: the supervisor checked Redis at start; a later outage is retried in the loop.
+        self.redis = connect(redis_url, check=False)
         self.keys = Keys(cfg.redis.prefix)
         self.queue = WorkQueue(self.redis, self.keys, worker_id, cfg.workers.heartbeat_seconds)
         self.pipeline = Pipeline(cfg, self.redis, self.keys)
@@ -55,11 +56,10 @@ class Worker:
         self.pending: deque[Pending] = deque()
         self.taken: deque[bytes] = deque()  # taken into inflight, not yet handed over
         self.stopping = False
-        self.resync = False
+        self.resync = True  # the first thing the loop does: requeue leftovers, take a lease
         self._last_ack = 0.0
 
     def run(self) -> None:
-        self.queue.claim()
         log.info("%s ready on cpu %s", self.worker_id, _cpus())
         while not (self.stopping and not self.pending and not self.taken):
             self.ring.touch()
@@ -189,7 +189,7 @@ def main(cfg, slot: int, worker_id: str, ring_handle, redis_url: str, cpu: int |
 
     try:
         worker = Worker(cfg, slot, worker_id, Ring(ring_handle), redis_url)
-    except RedisUnavailable as exc:
+    except RedisUnavailable as exc:  # only a malformed URL gets here
         log.error("%s", exc)
         sys.exit(BOOT_ERROR)
     except RuleError as exc:

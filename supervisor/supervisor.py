@@ -135,7 +135,7 @@ class Supervisor:
         from farm.sinks import writer_for
 
         try:
-            writer_for(self.cfg).close()
+            writer_for(self.cfg, check=True).close()
         except Exception as exc:
             where = self.cfg.sqlite_path if self.cfg.store.kind == "sqlite" else self.cfg.store.url
             raise FarmError(f"cannot open the {self.cfg.store.kind} store at {where}: "

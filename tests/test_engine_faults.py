@@ -3,6 +3,8 @@ and nothing is lost."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 
@@ -51,6 +53,11 @@ def test_killing_the_engine_mid_run_loses_nothing(tmp_path, redis, redis_url, en
         time.sleep(2)  # the farm keeps taking batches until its rings fill, then waits
         stalled = farm.status()
         assert stalled["counters"]["alerts_received"] < BATCHES * PER_BATCH
+        # The indexer dies too and comes back while the engine is still down: it must wait for
+        # the engine (not crash-loop the farm to a stop).
+        os.kill(farm.children()["indexer"], signal.SIGKILL)
+        time.sleep(3)
+        assert farm.status()["indexer"]["alive"]
         engine_node.node.start(timeout=300)
         doc = farm.wait_drained(expected_received=BATCHES * PER_BATCH, timeout=300)
     engine = Engine(cfg.store)

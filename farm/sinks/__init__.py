@@ -22,7 +22,9 @@ def encoder_for(cfg):
     return ElasticEncoder(cfg)
 
 
-def writer_for(cfg):
+def writer_for(cfg, check: bool = False):
+    """The store's writer; with check, also prove now that the store can be written (the
+    supervisor does at start, so a bad path or URL is one clear line)."""
     if cfg.store.kind == "sqlite":
         from farm.sinks.sqlite import SqliteWriter
 
@@ -30,4 +32,4 @@ def writer_for(cfg):
                             fts_history=cfg.store.fts_history)
     from farm.sinks.elastic import ElasticWriter
 
-    return ElasticWriter(cfg)
+    return ElasticWriter(cfg, check=check)

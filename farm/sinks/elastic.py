@@ -142,11 +142,13 @@ class ElasticWriter:
     letters [(msgpack letter, counts_as_alert)], resolved once every item is committed or
     rejected for good."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, check: bool = False):
         self.store = cfg.store
         self.engine = Engine(cfg.store)
-        self.engine.detect()
-        self.lifecycle = setup(self.engine, cfg.store)  # idempotent: a few small requests
+        self.lifecycle: str | None = None
+        self._setup_lock = threading.Lock()
+        if check:  # at start-up: an unreachable engine or a refused template is one clear line
+            self._ensure_setup()
         self.max_in_flight = cfg.store.in_flight
         self.flush_bytes = parse_bytes(cfg.store.bulk_bytes)
         self.pool = ThreadPoolExecutor(max_workers=self.max_in_flight,
@@ -161,7 +163,16 @@ class ElasticWriter:
     def write(self, payloads: list[bytes]) -> list:
         return self._commit(payloads)
 
+    def _ensure_setup(self) -> None:
+        """Detect the engine and install template, script and retention (idempotent), once; an
+        indexer started while the engine is down does this with its first flush, retried."""
+        with self._setup_lock:
+            if self.lifecycle is None:
+                self.engine.detect()
+                self.lifecycle = setup(self.engine, self.store)
+
     def _commit(self, payloads: list[bytes]) -> list:
+        self._ensure_setup()
         rejected = []
         request = Items()
         for payload in payloads:
