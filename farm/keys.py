@@ -10,10 +10,12 @@
   `[workers] heartbeat_seconds`. The worker refreshes it with every ack; when it is gone, the
   worker is presumed dead and its inflight list is requeued.
 - `<p>:dedup:<tenant>:<fingerprint>`   string: 16-byte content digest + the eventId that set
-  it, TTL `[dedup] ttl_seconds`. Read and written by the dedup Lua script, one call per batch.
-- `<p>:decided:<batch id>`             string of one decision letter per alert (n/p/f),
-  written by the dedup script, deleted when the batch is acked. A redelivered batch replays
-  these decisions exactly.
+  it, TTL `[dedup] ttl_seconds`. Read and written by the dedup Lua script, one call per batch
+  chunk; deleted by the forget script when the alert that set it could not be stored.
+- `<p>:decided:<batch id>`             string: one decision letter (n/p/f) per alert of the
+  batch, at the alert's position in the batch, written by the dedup script chunk by chunk
+  (SETRANGE), TTL a day, deleted when the batch is acked. A redelivered batch replays these
+  decisions by position, however `[workers] batch_max` cuts it this time.
 - `<p>:dlq`                            list of dead letters (msgpack maps: reason, stage, at,
   batch, tenant, provider, payload). Workers and the indexer LPUSH.
 - `<p>:rl:<tenant>:<provider>`         string: the ingest gateways' rate-limit bucket (GCRA) of

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 import msgpack
+from redis.exceptions import RedisError
 
 from farm import rules as rules_module
 from farm.alert import fields_fingerprint, iso_ms, keep_url, normalize_time, severity_of, status_of
@@ -24,7 +25,7 @@ from farm.providers import normalizer_for
 from farm.rules.extraction import run as run_extraction
 from farm.rules.ruleset import PROTECTED_FIELDS, BatchRules, Rules
 from farm.sinks import encoder_for
-from farm.wire import BadBatch, decode_batch, peek_batch_id
+from farm.wire import BadBatch, Batch, decode_batch, peek_batch_id
 
 log = logging.getLogger("farm.pipeline")
 NO_PROTECTION: frozenset[str] = frozenset()
@@ -84,51 +85,76 @@ def canonical_alerts(event: object, provider: str, now: str, rules: BatchRules,
     return alerts
 
 
-def _revalidate(alert: dict, keys: list[str], name: str, now: str) -> None:
-    """Keep rebuilds its AlertDto after extraction, so its validators see what rules set."""
+def _revalidate(alert: dict, keys: list[str], before: tuple, now: str) -> None:
+    """Keep rebuilds its AlertDto after extraction, so its validators see what rules set; the
+    store's mapping needs the same of mapping rules. `before` is (name, labels, source) as they
+    were before any rule ran: a value no validator can repair gives way to it."""
     for key in keys:
+        value = alert[key]
         if key == "severity":
-            alert[key] = severity_of(alert[key])
+            alert[key] = severity_of(value)
         elif key == "status":
-            alert[key] = status_of(alert[key])
+            alert[key] = status_of(value)
         elif key == "url":
-            alert[key] = keep_url(alert[key])
+            alert[key] = keep_url(value)
         elif key == "lastReceived":
-            alert[key] = normalize_time(alert[key], now)
-        elif key == "name" and not alert[key]:
-            alert[key] = name  # Keep drops an extraction that empties the name
+            alert[key] = normalize_time(value, now)
+        elif key == "name" and not value:
+            alert[key] = before[0]  # Keep drops an extraction that empties the name
+        elif key == "labels" and not isinstance(value, dict):
+            alert[key] = {} if value is None else before[1]  # a map, or null read as {}
+        elif key == "source":
+            if isinstance(value, str):
+                value = [value]  # as the keep provider reads a single source
+            ok = isinstance(value, list) and bool(value) and all(isinstance(s, str) for s in value)
+            alert[key] = value if ok else before[2]
 
 
 def enrich(alert: dict, rules: BatchRules, now: str) -> None:
     """Post-extraction, then mapping rules, on one alert in place (Keep's order, §4.4)."""
-    name = alert["name"]
+    before = (alert["name"], alert.get("labels"), alert.get("source"))
     if rules.post:
         changed = run_extraction(rules.post, alert, PROTECTED_FIELDS)
         if changed:
-            _revalidate(alert, changed, name, now)
+            _revalidate(alert, changed, before, now)
     for rule in rules.mapping:
         found = rule.enrichments(alert)
         if found:
             changed = [k for k in found if k not in PROTECTED_FIELDS]
             for key in changed:
                 alert[key] = found[key]
-            _revalidate(alert, changed, name, now)
+            _revalidate(alert, changed, before, now)
 
 
 class Pipeline:
-    def __init__(self, cfg, redis, keys, rules: Rules | None = None):
+    def __init__(self, cfg, redis, keys, rules: Rules | None = None, *,
+                 max_record_bytes: int | None = None):
         """Builds the encoder and compiles every rule (raises farm.rules.ruleset.RuleError on
-        bad rules: `farm.rules.validate(cfg)` reports the same problems before start)."""
+        bad rules: `farm.rules.validate(cfg)` reports the same problems before start).
+        `max_record_bytes` bounds every record `process` returns (the ring's max_record); None
+        means no bound."""
         self.encoder = encoder_for(cfg)
         self.rules = rules if rules is not None else rules_module.load(cfg)
         self.dedup = Deduplicator(redis, keys, cfg.dedup.ttl_seconds)
         self.batch_max = cfg.workers.batch_max
+        self.max_record_bytes = max_record_bytes
         self._enrich_errors = 0
         self._enrich_logged = 0.0
 
     def process(self, raw: bytes) -> Outcome:
         """Run one raw batch through every stage. Raises only Redis errors (the batch stays
-        in flight and the caller retries); bad input becomes dead letters."""
+        in flight and the caller retries); bad input becomes dead letters: a bad event alone,
+        before any dedup decision; an alert that cannot be stored (too big for a record even by
+        itself) alone, after it."""
+        try:
+            return self._process(raw)
+        except RedisError:
+            raise
+        except Exception as exc:  # no input may crash-loop a worker: the batch becomes a letter
+            log.exception("batch dead-lettered by an unexpected error")
+            return self.dead_batch(raw, f"{type(exc).__name__}: {exc}", "pipeline")
+
+    def _process(self, raw: bytes) -> Outcome:
         out = Outcome()
         try:
             batch = decode_batch(raw)
@@ -138,18 +164,59 @@ class Pipeline:
         if normalizer_for(batch.provider) is None:
             return self.dead_batch(raw, f"provider {batch.provider!r} is not supported by this "
                                    f"farm version", "normalize")
-        # Keep's provider_id and fingerprint query parameters, when the envelope carries them.
-        provider_id = getattr(batch, "provider_id", None)
-        forced_fingerprint = getattr(batch, "fingerprint", None)
-        rules = self.rules.for_batch(batch.tenant, batch.provider, provider_id)
-        now = iso_ms(batch.sent_at)
+        try:
+            now = iso_ms(batch.sent_at)
+        except (OverflowError, OSError, ValueError):
+            return self.dead_batch(raw, f"'sent_at' {batch.sent_at!r} is not a time farm can "
+                                   f"store", "decode")
+        rules = self.rules.for_batch(batch.tenant, batch.provider, batch.provider_id)
+        alerts, digests, bad_events = self.canonical(batch, rules, now, out)
+
+        enriches = rules.enriches
+        decided = {"n": 0, "p": 0, "f": 0}
+        lost = {"n": 0, "p": 0, "f": 0}  # decided, then dead-lettered: they could not be stored
+        for start in range(0, max(len(alerts), 1), self.batch_max):
+            chunk = alerts[start:start + self.batch_max]
+            decisions = self.dedup.decide(batch.id, start, batch.tenant, chunk,
+                                          digests[start:start + self.batch_max])
+            for letter in decisions:
+                decided[letter] += 1
+            items = list(zip(chunk, decisions, strict=True))
+            if enriches:
+                for alert, decision in items:
+                    if decision != FULL:  # Keep runs no rule on a full duplicate
+                        self.enrich(alert, rules, now)
+            self.encode(batch, items, out, lost)
+        if alerts:
+            out.memo_ids.append(batch.id)
+        if not out.records:  # every item was dead-lettered; the worker needs one record to ack
+            self.encode(batch, [], out, lost)
+
+        out.decisions = decided
+        out.counts = {
+            "alerts_received": len(alerts) + bad_events,
+            "alerts_indexed": decided["n"] + decided["p"] - lost["n"] - lost["p"],
+            "alerts_duplicate": decided[FULL] - lost[FULL],
+            "alerts_dead": bad_events + sum(lost.values()),
+            "batches_received": 1,
+        }
+        return out
+
+    def canonical(self, batch: Batch, rules: BatchRules, now: str, out: Outcome
+                  ) -> tuple[list[dict], list[bytes], int]:
+        """Every event's alerts with their content digests, and the number of bad events. An
+        event whose alerts cannot be normalized, digested or encoded (a map key that is not a
+        string, nesting beyond 254 levels) is dead-lettered alone, before any decision."""
+        digest = rules.hasher.digest
         processed = iso_ms(time.time())
         alerts: list[dict] = []
+        digests: list[bytes] = []
         bad_events = 0
         for event in batch.events:
             try:
-                produced = canonical_alerts(event, batch.provider, now, rules, provider_id,
-                                            forced_fingerprint)
+                produced = canonical_alerts(event, batch.provider, now, rules, batch.provider_id,
+                                            batch.fingerprint)
+                produced_digests = [digest(alert) for alert in produced]
             except Exception as exc:  # a provider's bad event must not stop its batch
                 bad_events += 1
                 out.dead_letters.append(dead_letter(
@@ -163,36 +230,39 @@ class Pipeline:
                 alert["receivedAt"] = now
                 alert["processedAt"] = processed
                 alerts.append(alert)
+            digests += produced_digests
+        return alerts, digests, bad_events
 
-        digest = rules.hasher.digest
-        enriches = rules.enriches
-        decided = {"n": 0, "p": 0, "f": 0}
-        for index, start in enumerate(range(0, max(len(alerts), 1), self.batch_max)):
-            chunk = alerts[start:start + self.batch_max]
-            memo_id = f"{batch.id}/{index}"
-            digests = [digest(alert) for alert in chunk]
-            decisions = self.dedup.decide(memo_id, batch.tenant, chunk, digests)
-            if chunk:
-                out.memo_ids.append(memo_id)
-            for letter in decisions:
-                decided[letter] += 1
-            items = list(zip(chunk, decisions, strict=True))
-            if enriches:
-                for alert, decision in items:
-                    if decision != FULL:  # Keep runs no rule on a full duplicate
-                        self.enrich(alert, rules, now)
+    def encode(self, batch: Batch, items: list[tuple[dict, str]], out: Outcome,
+               lost: dict[str, int]) -> None:
+        """Append the records of one chunk's decided alerts to `out`. A record over
+        max_record_bytes is split in halves, re-encoded (the store's writes are the same however
+        a batch is cut, as with batch_max chunks); an alert that cannot be encoded or fit by
+        itself is dead-lettered alone (counted in `lost`) and its digest forgotten."""
+        try:
             body = self.encoder.encode(batch.tenant, batch.sent_at, items)
-            out.records.append(pack_record(batch.sent_at, len(chunk), body))
-
-        out.decisions = decided
-        out.counts = {
-            "alerts_received": len(alerts) + bad_events,
-            "alerts_indexed": decided["n"] + decided["p"],
-            "alerts_duplicate": decided[FULL],
-            "alerts_dead": bad_events,
-            "batches_received": 1,
-        }
-        return out
+        except Exception as exc:  # the digest checked what the encoders reject: a safety net
+            if not items:
+                raise  # nothing to split off: process() reports it
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            record = pack_record(batch.sent_at, len(items), body)
+            limit = self.max_record_bytes
+            if not items or limit is None or len(record) <= limit:
+                out.records.append(record)
+                return
+            problem = (f"{len(record)} bytes encoded, more than a ring record holds ({limit}); "
+                       f"raise [workers] ring_mb")
+        if len(items) > 1:
+            half = len(items) // 2
+            self.encode(batch, items[:half], out, lost)
+            self.encode(batch, items[half:], out, lost)
+            return
+        [(alert, decision)] = items
+        self.dedup.forget(batch.tenant, alert)
+        out.dead_letters.append(dead_letter(problem, "store", alert, batch.id, batch.tenant,
+                                            batch.provider))
+        lost[decision] += 1
 
     def enrich(self, alert: dict, rules: BatchRules, now: str) -> None:
         """`enrich`, where a failing rule is logged (at most once a minute) and the alert goes

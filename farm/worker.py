@@ -21,7 +21,7 @@ from farm.log import setup_logging
 from farm.pipeline import Pipeline
 from farm.queue import WorkQueue
 from farm.redisconn import RedisUnavailable, connect, describe
-from farm.ring import RecordTooLarge, Ring
+from farm.ring import Ring
 
 log = logging.getLogger("farm.worker")
 
@@ -51,7 +51,7 @@ class Worker:
         self.redis = connect(redis_url, check=False)
         self.keys = Keys(cfg.redis.prefix)
         self.queue = WorkQueue(self.redis, self.keys, worker_id, cfg.workers.heartbeat_seconds)
-        self.pipeline = Pipeline(cfg, self.redis, self.keys)
+        self.pipeline = Pipeline(cfg, self.redis, self.keys, max_record_bytes=ring.max_record)
         self.metrics = metrics.worker_metrics()
         self.pending: deque[Pending] = deque()
         self.taken: deque[bytes] = deque()  # taken into inflight, not yet handed over
@@ -91,12 +91,7 @@ class Worker:
     def hand_over(self, raw: bytes) -> None:
         started = time.perf_counter()
         try:
-            outcome = self.pipeline.process(raw)
-            too_big = max(len(r) for r in outcome.records) > self.ring.max_record
-            if too_big:
-                raise RecordTooLarge(
-                    f"a chunk of this batch exceeds the {self.ring.max_record} byte ring; raise "
-                    f"[workers] ring_mb or lower [workers] batch_max")
+            outcome = self.pipeline.process(raw)  # records fit the ring: it splits them
         except redis.RedisError:
             raise
         except Exception as exc:  # a poison batch must not crash-loop the farm

@@ -16,7 +16,7 @@ import pytest
 from farm import config
 from farm.keys import Keys
 from farm.pipeline import Pipeline, unpack_record
-from farm.wire import Batch, encode_batch
+from farm.wire import encode_batch
 
 PREFIX = "t"
 _ids = itertools.count()
@@ -109,7 +109,7 @@ def test_within_a_batch_across_chunks(redis):
     run = Run(redis, make_pipeline(redis, workers={"batch_max": 2}))
     events = [webhook(), webhook(), webhook(summary="x"), webhook(), webhook()]
     assert run.send(events) == "nfppf"
-    assert len(run.last.memo_ids) == 3
+    assert len(run.last.records) == 3
 
 
 def test_redelivered_batch_replays_its_decisions(run):
@@ -128,6 +128,17 @@ def test_redelivered_batch_without_memo_recognises_itself(redis, run):
     assert run.process(raw) == "nf"
     redis.delete(*[Keys(PREFIX).decided(m) for m in run.last.memo_ids])  # acked, memo gone
     assert run.process(raw) == "nf"  # the stored hash was set by this very event: still new
+
+
+def test_a_redelivery_cut_into_other_chunks_replays_its_decisions(redis):
+    """[workers] batch_max changed between two deliveries of one batch (a restart)."""
+    first = Run(redis, make_pipeline(redis, workers={"batch_max": 2}))
+    raw = first.batch([webhook(), webhook(), webhook(summary="x"), webhook(), webhook()])
+    assert first.process(raw) == "nfppf"
+    again = Run(redis, make_pipeline(redis, workers={"batch_max": 3}))
+    assert again.process(raw) == "nfppf"
+    assert again.last.decisions == {"n": 1, "p": 2, "f": 2}
+    assert [r[:7] for r in history_rows(again.last)] == [r[:7] for r in history_rows(first.last)]
 
 
 def test_tenants_are_separate(run):
@@ -213,8 +224,6 @@ def test_a_bad_event_is_dead_lettered_alone(run):
     assert run.last.counts["alerts_received"] == 3
 
 
-@pytest.mark.skipif("fingerprint" not in Batch._fields,
-                    reason="farm.wire.Batch does not carry the envelope's fingerprint yet")
 def test_envelope_fingerprint_overrides_every_alert(run):
     """Keep's `fingerprint` query parameter: one fingerprint for every alert of the request."""
     raw = msgpack.unpackb(run.batch([webhook(), webhook(instance="other:1")]))

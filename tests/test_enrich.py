@@ -13,6 +13,7 @@ from farm import config
 from farm import rules as farm_rules
 from farm.keys import Keys
 from farm.pipeline import Pipeline, canonical_alerts, enrich, unpack_record
+from farm.rules import SEARCH_CHARS
 from farm.wire import encode_batch
 
 NOW = "2025-03-04T08:20:00.000Z"
@@ -120,6 +121,70 @@ def test_extraction_output_is_validated_like_keep_rebuilds_its_alert(tmp_path):
     alert = enriched(cfg, {"name": "x", "message": "sev=critical state=nonsense at=1741076130"})
     assert (alert["severity"], alert["status"], alert["lastReceived"]) == (
         "critical", "firing", "2025-03-04T08:15:30.000Z")
+
+
+def test_rules_cannot_make_labels_a_non_map_or_source_a_non_list(tmp_path):
+    cfg = write_config(tmp_path, r"""
+        [[extraction]]
+        name = "a word for labels"
+        attribute = "message"
+        regex = '^(?P<labels>\w+)'
+
+        [[mapping]]
+        name = "a number for source, a string for labels"
+        matchers = [["name"]]
+        rows = [{ name = "x", source = 5, labels = "oops", team = "a" }]
+    """)
+    alert = enriched(cfg, {"name": "x", "message": "word", "labels": {"host": "db-1"},
+                           "source": ["nagios"]})
+    assert (alert["labels"], alert["source"], alert["team"]) == ({"host": "db-1"}, ["nagios"],
+                                                                 "a")
+
+
+def test_rules_may_set_labels_to_a_map_and_source_to_a_name(tmp_path):
+    cfg = write_config(tmp_path, r"""
+        [[extraction]]
+        name = "labels did not take part"
+        attribute = "message"
+        regex = '^(?P<word>\w+)|(?P<labels>never)'
+
+        [[mapping]]
+        name = "source by name"
+        matchers = [["word"]]
+        rows = [{ word = "disk", source = "zabbix" }, { word = "cpu", labels = { team = "a" } }]
+    """)
+    disk = enriched(cfg, {"name": "x", "message": "disk", "labels": {"host": "db-1"}})
+    assert (disk["labels"], disk["source"]) == ({}, ["zabbix"])  # a null labels is {}
+    assert enriched(cfg, {"name": "x", "message": "cpu"})["labels"] == {"team": "a"}
+
+
+def test_rule_regexes_search_only_the_first_search_chars_of_a_value(tmp_path):
+    cfg = write_config(tmp_path, r"""
+        [[extraction]]
+        name = "host"
+        attribute = "message"
+        regex = 'host=(?P<host>[a-z0-9-]+)'
+
+        [[extraction]]
+        name = "in the EU"
+        attribute = "name"
+        regex = '(?P<in_eu>.+)'
+        condition = 'message.matches("zone=eu")'
+
+        [[mapping]]
+        name = "team by description"
+        matchers = [["description"]]
+        rows = [{ description = "team=(db|web)", team = "found" }]
+    """)
+    tail = " zone=eu host=db-1 team=db"
+    near = {"name": "x", "message": "z" * (SEARCH_CHARS - len(tail)) + tail}
+    near["description"] = near["message"]
+    alert = enriched(cfg, near)
+    assert (alert["host"], alert["in_eu"], alert["team"]) == ("db-1", "x", "found")
+    far = {"name": "x", "message": "z" * SEARCH_CHARS + tail}
+    far["description"] = far["message"]
+    alert = enriched(cfg, far)
+    assert not {"host", "in_eu", "team"} & set(alert)
 
 
 def test_enrichment_never_changes_identity(tmp_path):

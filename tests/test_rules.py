@@ -132,6 +132,8 @@ def test_only_toml_rule_files_are_accepted(tmp_path):
     ("[[extraction]]\nname = 'r'\nattribute = 'a'\nregex = '(a)'", "has no named group"),
     ("[[extraction]]\nname = 'r'\nattribute = 'a'\nregex = '(?P<x>.)'\ncondition = 'a =='",
      "condition 'a ==': expected a value"),
+    ("[[extraction]]\nname = 'r'\nattribute = 'a'\nregex = '(?P<x>.)'\n"
+     "condition = 'name.matches(labels.p)'", "matches() needs a literal regex string"),
     ("[[extraction]]\nname = 'r'\nattribute = '{{#a}}x{{/a}}'\nregex = '(?P<x>.)'",
      "is not supported"),
     ("[[extraction]]\nname = 'r'\nattribute = 'a'\nregex = '(?P<x>.)'\npriority = 'high'",
@@ -237,6 +239,18 @@ def test_conditions(text, expected):
 def test_conditions_outside_the_subset_are_rejected(text):
     with pytest.raises(ConditionError):
         compile_condition(text)
+
+
+@pytest.mark.parametrize("text", ["name.matches(labels.env)", "matches(name, labels.env)",
+                                  "name.matches(5)"])
+def test_matches_takes_only_a_literal_regex(text):
+    """A pattern read from the alert would let a payload choose a regex that never ends."""
+    with pytest.raises(ConditionError, match="matches\\(\\) needs a literal regex string"):
+        compile_condition(text)
+
+
+def test_a_constant_regex_expression_is_accepted():
+    assert compile_condition('name.matches("^Disk " + ".*")')(DOC) is True
 
 
 # --- templates ---------------------------------------------------------------------------------

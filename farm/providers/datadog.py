@@ -5,7 +5,9 @@ over ["groups", "monitor_id"].
 
 Deliberate differences: a `tags` string without a bare "monitor" entry is read like any other
 (Keep fails the event); a missing or unreadable `last_updated` becomes the ingestion time (Keep
-fails the event); an event without `id` gets its name as id (Keep invents a random uuid).
+fails the event); an event without `id` gets its name as id (Keep invents a random uuid);
+`extra_details` reads the body's first BODY_PARSE_CHARS characters (Keep reads it all, in time
+quadratic in a body of repeated link openings).
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ SEVERITIES = {"P1": "critical", 1: "critical", "P2": "high", 2: "high",
 STATUSES = {"Triggered": "firing", "Recovered": "resolved", "Muted": "suppressed"}
 FINGERPRINT_FIELDS = split_fields(["groups", "monitor_id"])
 
-_METRIC_GRAPH = re.compile(r"\[!\[Metric Graph\]\((.*?)\)\]")
-_TRIGGER_TIME = re.compile(r"The monitor was last triggered at (.*?)\.")
-_MONITOR_STATUS = re.compile(r"\[Monitor Status\]\((.*?)\)")
-_EDIT_MONITOR = re.compile(r"\[Edit Monitor\]\((.*?)\)")
-_RELATED_LOGS = re.compile(r"\[Related Logs\]\((.*?)\)")
+# The body's parse reads this many characters: a body is sender-controlled and up to the
+# gateway's max_body, and the parse is per event.
+BODY_PARSE_CHARS = 65_536
+# Keep's patterns, `opening(.*?)closing`, as (field, opening, closing); `_between` finds them.
+_SPANS = (("metric_graph_url", "[![Metric Graph](", ")]"),
+          ("trigger_time", "The monitor was last triggered at ", "."),
+          ("monitor_status_url", "[Monitor Status](", ")"),
+          ("edit_monitor_url", "[Edit Monitor](", ")"),
+          ("related_logs_url", "[Related Logs](", ")"))
 _MENTION = re.compile(r"@(\S+)")
 
 
@@ -101,7 +107,7 @@ def _last_updated(raw: object, now: str) -> str:
 
 def extra_details(body: object) -> dict:
     """Keep's best-effort reading of the markdown body: links, trigger time, @mentions and the
-    first line of the message."""
+    first line of the message, from the body's first BODY_PARSE_CHARS characters."""
     details = {"metric_graph_url": None, "metric_query": None, "trigger_time": None,
                "monitor_status_url": None, "edit_monitor_url": None, "related_logs_url": None,
                "alert_message": None, "mentioned_users": []}
@@ -110,14 +116,9 @@ def extra_details(body: object) -> dict:
         return details
     if not isinstance(body, str):
         return {"imageUrl": None}  # Keep's parser fails here and keeps only this
-    text = body.strip("%\n")
-    for key, pattern in (("metric_graph_url", _METRIC_GRAPH), ("trigger_time", _TRIGGER_TIME),
-                         ("monitor_status_url", _MONITOR_STATUS),
-                         ("edit_monitor_url", _EDIT_MONITOR),
-                         ("related_logs_url", _RELATED_LOGS)):
-        found = pattern.search(text)
-        if found:
-            details[key] = found.group(1)
+    text = body.strip("%\n")[:BODY_PARSE_CHARS]
+    for key, opening, closing in _SPANS:
+        details[key] = _between(text, opening, closing)
     details["mentioned_users"] = _MENTION.findall(text)
     for line in text.split("\n"):
         if line and not line.startswith("%%%") and not line.startswith("@"):
@@ -125,3 +126,21 @@ def extra_details(body: object) -> dict:
             break
     details["imageUrl"] = details["metric_graph_url"]
     return details
+
+
+def _between(text: str, opening: str, closing: str) -> str | None:
+    """`re.search(escape(opening) + "(.*?)" + escape(closing), text).group(1)`, or None, in
+    linear time: the regex retries every opening of a line without a closing and scans the rest
+    of the line each time, quadratic in a body of repeated openings."""
+    at = text.find(opening)
+    while at >= 0:
+        start = at + len(opening)
+        line_end = text.find("\n", start)  # `.` stops at a newline
+        if line_end < 0:
+            line_end = len(text)
+        end = text.find(closing, start, line_end)
+        if end >= 0:
+            return text[start:end]
+        # Any later opening on this line has no closing after it either.
+        at = text.find(opening, line_end)
+    return None

@@ -10,7 +10,8 @@ Deliberate differences:
 - `lastReceived` ("{DATE} {TIME}", naive) is taken as UTC (Keep: the server's local zone); a
   value in another format is read as Keep reads lastReceived, else it is the ingestion time
   (Keep fails the event).
-- unreadable `tags` (not a JSON list of {tag, value}) become {} instead of failing the event;
+- unreadable `tags` (not a JSON list of {tag, value}) become {} instead of failing the event,
+  and an item whose `tag` is missing or not a string is left out;
   an event without `id` gets its name as id (Keep invents a random uuid).
 """
 
@@ -110,7 +111,8 @@ def _tags(raw: object) -> dict:
             return {}
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         return {}
-    return {item.get("tag"): item.get("value") for item in items}
+    # An item without a string tag has no usable key (None is no map key a store can write).
+    return {item["tag"]: item.get("value") for item in items if isinstance(item.get("tag"), str)}
 
 
 def _last_received(raw: object, now: str) -> str:

@@ -10,6 +10,11 @@ This module stays light: farm/config.py imports farm.rules.settings, which impor
 
 from __future__ import annotations
 
+# A rule's regex (extraction, mapping cell, CEL matches()) searches at most this many characters
+# of a value: values are alert data, as big as the gateway's max_body, and Python's backtracking
+# `re` takes time quadratic in the text, or worse, for many patterns.
+SEARCH_CHARS = 65_536
+
 
 def load(cfg):
     """Compile every configured rule. Raises farm.rules.ruleset.RuleError listing problems."""

@@ -7,6 +7,8 @@ maps), field names and `a.b` / `a["b"]` / `list[0]`, `! - * / % + -`, `== != < <
 `&& ||` (with CEL's error absorption: `error || true` is true), `c ? a : b`, `has(a.b)`,
 `size()`, `string() int() double()`, and the string methods `contains startsWith endsWith
 matches lowerAscii upperAscii trim size`. Anything else is rejected at load with the position.
+`matches` takes a literal regex only (never one read from the event) and searches the first
+SEARCH_CHARS characters of its string.
 
 Evaluation errors (a missing field, a type mismatch) make the condition false for that rule.
 In Keep an error aborts every remaining extraction rule of the event; farm goes on with the next
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+
+from farm.rules import SEARCH_CHARS
 
 Fn = Callable[[dict], object]
 
@@ -469,26 +473,23 @@ def _index(target: Fn, index: Fn) -> Fn:
 
 
 def _matches(target: Fn, pattern: Fn, parser: _Parser) -> Fn:
+    """`matches` with a regex fixed when the rule is loaded: a pattern taken from the event would
+    let a payload choose a regex that backtracks for ever."""
     try:
-        fixed = pattern({})  # a literal regex is compiled once, here
+        fixed = pattern({})  # a literal (or constant) regex evaluates without a document
     except Exception:
         fixed = None
-    if isinstance(fixed, str):
-        try:
-            regex = re.compile(fixed)
-        except re.error as exc:
-            parser.fail(f"regex {fixed!r} does not compile ({exc})")
+    if not isinstance(fixed, str):
+        parser.fail("matches() needs a literal regex string, like matches('^db-[0-9]+$'); a "
+                    "pattern read from the alert is not allowed")
+    try:
+        regex = re.compile(fixed)
+    except re.error as exc:
+        parser.fail(f"regex {fixed!r} does not compile ({exc})")
 
-        def match_fixed(doc):
-            return regex.search(_needs_str(target(doc))) is not None
-        return match_fixed
-
-    def match_dynamic(doc):
-        try:
-            return re.search(_needs_str(pattern(doc)), _needs_str(target(doc))) is not None
-        except re.error as exc:
-            raise _EvalError(str(exc)) from None
-    return match_dynamic
+    def match_fixed(doc):
+        return regex.search(_needs_str(target(doc))[:SEARCH_CHARS]) is not None
+    return match_fixed
 
 
 def _binary(op: Callable[[object, object], object], left: Fn, right: Fn) -> Fn:

@@ -1,5 +1,5 @@
-"""Extraction rules (KEEP_SEMANTICS 6.2): a regex with named groups over one rendered attribute;
-on a match the groups become fields of the event.
+"""Extraction rules (KEEP_SEMANTICS 6.2): a regex with named groups over one rendered attribute
+(its first SEARCH_CHARS characters); on a match the groups become fields of the event.
 
 Pre rules run on the raw provider event before it is normalized (so they shape the fingerprint
 and the dedup hash); post rules run on each alert that is not a full duplicate, after the dedup
@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from farm.rules import SEARCH_CHARS
 from farm.rules.template import Template
 
 
@@ -34,7 +35,7 @@ class ExtractionRule:
             return None
         if self.condition is not None and not self.condition(doc):
             return None
-        found = self.regex.search(value)
+        found = self.regex.search(value[:SEARCH_CHARS])
         if found is None:
             return None
         groups = found.groupdict()

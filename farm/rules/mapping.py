@@ -4,7 +4,8 @@ the first matching row's other columns become fields of the alert.
 `matchers` is a list of groups: attributes within a group are ANDed, groups are ORed. A rule is
 considered only if some group's attributes all exist on the alert. A row matches if any group
 matches it; a group matches if, for each attribute, the row's cell is `*`, or the cell as a regex
-is found in the alert's value, or the two are equal. Every rule runs, in descending priority.
+is found in the alert's value (its first SEARCH_CHARS characters), or the two are equal. Every
+rule runs, in descending priority.
 
 Attribute paths are Keep's: dotted names walk maps, `@@` stands for a literal dot in a name, and
 `source` means the first source. Cells are compiled once, when the rule file is loaded; the
@@ -24,6 +25,8 @@ import re
 from dataclasses import dataclass
 
 import orjson
+
+from farm.rules import SEARCH_CHARS
 
 CACHE_LIMIT = 65_536
 _ANY, _NONE = "any", "none"
@@ -83,7 +86,7 @@ class Cell:
         if kind is _NONE:
             return alert_value is None
         if self.regex is not None and isinstance(alert_value, str) and \
-                self.regex.search(alert_value) is not None:
+                self.regex.search(alert_value[:SEARCH_CHARS]) is not None:
             return True
         return alert_value == self.value
 
