@@ -4,9 +4,10 @@
                  [--mix ...] [--profile P] [--seed N] [--verify] [--json]
 
 Exit codes: 0 everything accounted for; 1 loss (an alert neither stored, duplicate-dropped nor
-dead-lettered, or a stored row the run never sent); 2 a usage or set-up problem; 3 the farm did
-not drain, so nothing could be verified; 4 no loss, but some alerts were dead-lettered or
-refused; 130 interrupted. Every error is one line.
+dead-lettered, a stored row the run never sent, or farm counters that do not add up); 2 a usage
+or set-up problem; 3 the farm did not drain, so nothing could be verified; 4 no loss, but some
+alerts were dead-lettered, refused, or sent without an answer; 130 interrupted. Every error is
+one line.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def execute(opts: dict) -> int:
             histogram = latency.percentiles(histogram_before, latency.scrape(cfg.supervisor.http))
         if verdict.loss or verdict.unexpected:
             code = LOSS
-        elif verdict.dead or verdict.refused:
+        elif verdict.dead or verdict.refused or verdict.unknown:
             code = DEAD
     doc = report.document(plan, outcome, verdict, counters, drain_seconds, histogram)
     if opts["as_json"]:

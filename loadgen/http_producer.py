@@ -7,6 +7,11 @@ or 503 is retried after its Retry-After (the slot stays taken meanwhile, so back
 the whole producer down, as it should); a request refused for good (any other 4xx/5xx, or
 MAX_RETRIES retries) is counted by status with the first refusal's detail, and the verifier
 reports its alerts as refused.
+
+A request is re-sent after a network error only when the connection could not be made, so
+that it was never sent. After a timeout or a connection lost once it was sent, the gateway may
+have stored it: sending it again would store a second copy in another batch, which the verifier
+would misread. Such a request is counted as an "unknown outcome" and reported.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ from loadgen.producer import Result, Stat
 MAX_RETRIES = 30
 CONNECT_RETRIES = 5
 REFUSED = "-"        # batch id logged for a request the gateway never took
+UNKNOWN = "?"        # batch id logged for a request sent without an answer
+# Idle connections are closed before the gateway (uvicorn: 5 s) closes them, so that a request
+# never goes out on a connection the gateway is closing: its outcome would be unknown.
+KEEPALIVE_SECONDS = 3.0
+# Failures to make a connection: the request was never sent, so sending it again is safe.
+NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 def retry_after(headers) -> float:
@@ -62,7 +73,8 @@ class HttpProducer:
         pending: set[asyncio.Task] = set()
         if self.log is not None:
             self.log.fingerprints = {}
-        connector = aiohttp.TCPConnector(limit=http.concurrency)
+        connector = aiohttp.TCPConnector(limit=http.concurrency,
+                                         keepalive_timeout=KEEPALIVE_SECONDS)
         async with aiohttp.ClientSession(
                 headers=headers, connector=connector,
                 timeout=aiohttp.ClientTimeout(total=http.timeout)) as session:
@@ -99,7 +111,7 @@ class HttpProducer:
                         status = response.status
                         answer = await response.read()
                         wait = retry_after(response.headers)
-                except (TimeoutError, aiohttp.ClientError) as exc:
+                except NOT_SENT as exc:
                     attempts += 1
                     if attempts > CONNECT_RETRIES:
                         self._refused("unreachable", f"{type(exc).__name__}: {exc}", sent_at,
@@ -107,6 +119,10 @@ class HttpProducer:
                         return
                     await asyncio.sleep(min(5.0, 0.2 * 2 ** attempts))
                     continue
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    self._unknown(f"{type(exc).__name__}: {exc}", sent_at, provider,
+                                  event_alerts, keys)
+                    return
                 if status in (429, 503):
                     attempts += 1
                     self.result.retried += 1
@@ -146,6 +162,13 @@ class HttpProducer:
         # reports them as unverifiable rather than guessing.
         self.log.add_batch(sent_at, provider, event_alerts, (), keys,
                            batch_id=batch if isinstance(batch, str) else "")
+
+    def _unknown(self, detail: str, sent_at, provider, event_alerts, keys) -> None:
+        self.result.unknown += 1
+        if self.result.unknown_detail is None:
+            self.result.unknown_detail = detail
+        if self.log is not None:
+            self.log.add_batch(sent_at, provider, event_alerts, (), keys, batch_id=UNKNOWN)
 
     def _refused(self, status: str, detail: str, sent_at, provider, event_alerts,
                  keys) -> None:

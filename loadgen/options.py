@@ -162,6 +162,9 @@ def make_plan(*, rate: str | None, duration: str | None, total: str | None, mix:
                          f"--size-max {size_max}")
     if batch_events < 1:
         raise ValueError("--batch-events must be at least 1")
+    if concurrency < 1:
+        raise ValueError(f"--concurrency {concurrency} must be at least 1 (requests in flight "
+                         f"per producer)")
     if verify:
         if seconds is not None and chosen.name == "max":
             estimate = (seconds * MAX_PRODUCER_BYTES_PER_SECOND * producers

@@ -75,6 +75,8 @@ class Result:
     refused: dict = field(default_factory=dict)     # HTTP: status -> count
     refusal: str | None = None                      # HTTP: the first refusal's detail
     retried: int = 0                                # HTTP: 429/503 answers honoured
+    unknown: int = 0                                # HTTP: requests sent without an answer
+    unknown_detail: str | None = None               # HTTP: the first one's error
     log: SendLog | None = None
 
 
@@ -99,7 +101,10 @@ def main(spec: ProducerSpec, stats, go, stop, conn) -> None:
             runner = HttpProducer(spec, stream, stats, log, result)
         else:
             runner = RedisProducer(spec, stream, stats, log)
-            if spec.record:
+            # Only a pinned epoch makes this run's first sends byte-identical to an earlier
+            # run's (the CLI's before_start check); otherwise the count is not worth an EXISTS
+            # per fingerprint.
+            if spec.record and spec.stream.epoch is not None:
                 stats[Stat.KNOWN] = runner.known_fingerprints()
         stats[Stat.STATE] = Stat.READY
         while not go.wait(0.2):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from farm.units import format_bytes
@@ -53,11 +54,14 @@ def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
         },
         "throttled_seconds": round(outcome.throttled, 2),
         "schedule_dropped_seconds": round(outcome.shifted, 2),
-        "known_fingerprints": int(outcome.known),
+        # Counted only where it matters: --verify with a pinned --epoch, into Redis.
+        "known_fingerprints": (int(outcome.known) if plan.verify and plan.epoch_pinned
+                               and plan.target == "redis" else None),
     }
     if plan.target != "redis":
         doc["http"] = {"retried": outcome.retried, "refused": outcome.refused,
-                       "first_refusal": outcome.refusal}
+                       "first_refusal": outcome.refusal, "unknown_outcome": outcome.unknown,
+                       "first_unknown": outcome.unknown_detail}
     if verdict is not None:
         latency = percentiles(verdict.latencies)
         note = ("sent_at -> commit of every stored alert, from the store's commit log (full "
@@ -86,7 +90,11 @@ def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
             "unexpected": len(verdict.unexpected),
             "unexpected_event_ids": verdict.unexpected[:1000],
             "unverifiable": verdict.unverifiable,
+            "unknown_outcome": verdict.unknown,
+            "unchecked_versions": verdict.unchecked_versions,
             "farm_counters": counters,
+            "farm_received_expected": verdict.farm_received,
+            "counter_problems": verdict.books,
             "drain_seconds": round(drain_seconds, 2) if drain_seconds is not None else None,
             "latency_seconds": {k: (round(v, 4) if v is not None else None)
                                 for k, v in latency.items()},
@@ -133,6 +141,10 @@ def render(doc: dict, console: Console) -> None:
                               f"{http['refused'] or 'none'}")
         if http["first_refusal"]:
             table.add_row("first refusal", http["first_refusal"])
+        if http["unknown_outcome"]:
+            table.add_row("unknown outcome", f"{http['unknown_outcome']:,} requests sent without "
+                                             f"an answer, not re-sent (the first: "
+                                             f"{http['first_unknown']})")
     verify = doc.get("verify")
     if verify is not None:
         table.add_section()
@@ -160,6 +172,18 @@ def render(doc: dict, console: Console) -> None:
         if verify["unverifiable"]:
             table.add_row("unverifiable", f"{verify['unverifiable']:,} alerts accepted without "
                                           f"a batch id in the answer")
+        if verify["unknown_outcome"]:
+            table.add_row("unknown outcome", f"{verify['unknown_outcome']:,} alerts in requests "
+                                             f"without an answer; {verify['unchecked_versions']:,}"
+                                             f" versions with no stored copy seen may be stored "
+                                             f"through them")
+        if verify["counter_problems"]:
+            table.add_row("farm counters",
+                          "[red]" + escape("\n".join(verify["counter_problems"])) + "[/red]")
+        else:
+            sent_checked = verify["farm_received_expected"] is not None
+            table.add_row("farm counters", "received = indexed + duplicate + dead"
+                          + (", received = what was sent" if sent_checked else ""))
         lat = verify["latency_seconds"]
         if lat["p50"] is not None:
             table.add_row("latency", f"p50 {lat['p50'] * 1000:,.0f} ms, p95 "

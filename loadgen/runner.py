@@ -37,11 +37,14 @@ class Outcome:
     batches: float = 0.0         # batches pushed, or requests answered 202
     throttled: float = 0.0       # producer-seconds paused by the backlog guard
     shifted: float = 0.0         # seconds of schedule dropped (fell behind by more than 1 s)
-    known: float = 0.0           # fingerprints the farm knew before the run
+    known: float = 0.0           # fingerprints the farm knew before the run (counted only
+                                 # for --verify with --epoch, into Redis)
     kinds: dict = field(default_factory=dict)
     refused: dict = field(default_factory=dict)
     refusal: str | None = None
     retried: int = 0
+    unknown: int = 0             # HTTP: requests sent without an answer (timeout, lost link)
+    unknown_detail: str | None = None
     logs: list[SendLog] = field(default_factory=list)
     interrupted: bool = False
 
@@ -63,7 +66,8 @@ class Progress:
 def run(plan: Plan, progress: Progress | None = None, before_start=None) -> Outcome:
     """Run every producer of `plan` to the end. `before_start(known)` is called once every
     producer has pre-generated, with how many of the run's fingerprints the farm already
-    knows; it may raise RunError to call the run off. Raises RunError if a producer fails."""
+    knows (counted only for a recorded run with a pinned epoch into Redis, else 0); it may
+    raise RunError to call the run off. Raises RunError if a producer fails."""
     ctx = multiprocessing.get_context("spawn")
     go, stop = ctx.Event(), ctx.Event()
     stats, pipes, procs = [], [], []
@@ -128,6 +132,8 @@ def run(plan: Plan, progress: Progress | None = None, before_start=None) -> Outc
     for result in sorted(results.values(), key=lambda r: r.producer):
         outcome.shifted = max(outcome.shifted, result.shifted)
         outcome.retried += result.retried
+        outcome.unknown += result.unknown
+        outcome.unknown_detail = outcome.unknown_detail or result.unknown_detail
         for kind, n in result.kinds.items():
             outcome.kinds[kind] = outcome.kinds.get(kind, 0) + n
         for status, n in result.refused.items():

@@ -12,7 +12,14 @@ not fixed (two workers may decide neighbouring batches in either order), so the 
   version; not a loss), reported with the stored eventIds;
 - a stored eventId the run never produced is *unexpected* (a farm bug);
 - dead-lettered alerts (whole batches, single events, or store rejections) are counted apart,
-  with their reasons.
+  with their reasons;
+- the farm's own counters add up: over the run, alerts_received grew by what the run sent
+  (Redis target; a dead-lettered event counts as one, as the farm counts it), and indexed +
+  duplicate + dead grew as much as received. A farm bug that drops a copy nobody stores
+  (a repeat) leaves no row to miss, only this gap;
+- over HTTP, a request sent without an answer (timeout, lost connection) has an unknown
+  outcome: its alerts are counted apart, and a version whose stored copy may be in it is not
+  called missing.
 
 Memory: the send logs (loadgen/record.py), one state per fingerprint in flight and one byte per
 alert for the stored/dead flags; the store is streamed.
@@ -31,7 +38,7 @@ import msgpack
 from farm.keys import Keys
 from loadgen.envelope import batch_id as make_batch_id
 from loadgen.fingerprints import fingerprints_of, keep_fingerprint_of_doc
-from loadgen.http_producer import REFUSED
+from loadgen.http_producer import REFUSED, UNKNOWN
 from loadgen.population import INDEX_SHIFT, MEMBER_SHIFT, STORM_INDEX
 from loadgen.record import SendLog
 from loadgen.stores import StoreReader
@@ -41,6 +48,7 @@ VERSION_MASK = (1 << MEMBER_SHIFT) - 1
 IDS_PER_VERSION = 20       # eventIds kept per version for the report
 LISTED = 1000              # most versions listed per kind in the report
 DLQ_CHUNK = 200
+NOT_A_BATCH = ("", REFUSED, UNKNOWN)   # HTTP send log: a request no batch is known to hold
 
 
 class VerifyError(Exception):
@@ -63,6 +71,10 @@ class Verdict:
     surplus_rows: int = 0
     unexpected: list = field(default_factory=list)    # stored eventIds never produced
     unverifiable: int = 0           # HTTP: accepted without a batch id in the answer
+    unknown: int = 0                # HTTP: alerts of requests sent without an answer
+    unchecked_versions: int = 0     # HTTP: no stored copy seen, but one may be in those
+    farm_received: int | None = None    # Redis: what the farm's alerts_received should grow by
+    books: list = field(default_factory=list)   # the farm's counters that do not add up
     latencies: array = field(default_factory=lambda: array("d"))
 
     @property
@@ -71,13 +83,13 @@ class Verdict:
 
     @property
     def loss(self) -> bool:
-        return self.missing_versions > 0 or self.unverifiable > 0
+        return self.missing_versions > 0 or self.unverifiable > 0 or bool(self.books)
 
     @property
     def ok(self) -> bool:
         """Every alert stored or dropped as a duplicate as predicted (surplus copies allowed),
-        none dead-lettered or refused."""
-        return not (self.loss or self.unexpected or self.dead or self.refused)
+        none dead-lettered, refused or of unknown outcome, and the farm's counters add up."""
+        return not (self.loss or self.unexpected or self.dead or self.refused or self.unknown)
 
 
 # -- waiting for the farm -------------------------------------------------------------------
@@ -176,7 +188,8 @@ class Tally:
         self.seen: set = set()
 
     def add(self, producer: int, key: int, state: int, ident) -> None:
-        """state: 0 sent and not stored, 1 stored, 2 dead-lettered."""
+        """state: 0 sent and not stored, 1 stored, 2 dead-lettered, 3 sent without an answer
+        (HTTP: it may be stored, in a batch nobody named)."""
         index = key >> INDEX_SHIFT
         member = (key >> MEMBER_SHIFT) & 7
         version = key & VERSION_MASK
@@ -188,15 +201,17 @@ class Tally:
                 self._settle(entry)
             first = alert not in self.seen
             self.seen.add(alert)
-            entry = self.open[slot] = [version, 0, 0, 0, [], [], first]
+            entry = self.open[slot] = [version, 0, 0, 0, [], [], first, 0]
         entry[1] += 1
         if state == 2:
             entry[2] += 1
+        elif state == 3:
+            entry[7] += 1
         elif state == 1:
             entry[3] += 1
             if len(entry[5]) < IDS_PER_VERSION:
                 entry[5].append(ident)
-        if state != 2 and len(entry[4]) < IDS_PER_VERSION:
+        if state in (0, 1) and len(entry[4]) < IDS_PER_VERSION:
             entry[4].append(ident)
 
     def finish(self) -> None:
@@ -205,8 +220,8 @@ class Tally:
         self.open.clear()
 
     def _settle(self, entry) -> None:
-        _version, copies, dead, stored, ids, stored_ids, first = entry
-        alive = copies - dead
+        _version, copies, dead, stored, ids, stored_ids, first, unknown = entry
+        alive = copies - dead - unknown   # copies known to have reached the farm
         if not alive:
             return
         v = self.verdict
@@ -215,7 +230,9 @@ class Tally:
         else:
             v.expected_partial += 1
         v.expected_duplicates += alive - 1
-        if stored == 0:
+        if stored == 0 and unknown:
+            v.unchecked_versions += 1   # its stored copy may be the unanswered one
+        elif stored == 0:
             v.missing_versions += 1
             if len(v.missing) < LISTED:
                 v.missing.append(ids)
@@ -254,7 +271,16 @@ def match_batches(logs: list[SendLog], letters: list[DeadLetter], rows, run_id: 
     flags = {log.producer: bytearray(len(log.keys)) for log in logs}   # 1 stored, 2 dead
     # Per-event dead letters remove events from a batch: its later alerts are renumbered.
     renumbered: dict[tuple[int, int], list[int]] = {}
-    for letter in letters:
+    dead_events: set[tuple[int, int]] = set()     # (producer, event)
+    dead_batches: set[tuple[int, int]] = set()    # (producer, batch)
+    # The farm counts a dead-lettered event as one alert received, whatever it would yield.
+    received_shift = 0
+    matched_all = True
+    # A store letter names its alert by the eventId the farm gave it, after the batch's dead
+    # events were taken out, so every other letter must be applied first. The list's order is
+    # no help: a batch's rejections are pushed before its normalize letters (the indexer's,
+    # ahead of the worker's ack) or after them (the worker's own, in the same ack).
+    for letter in sorted(letters, key=lambda letter: letter.stage == "store"):
         if letter.stage == "store-current":
             continue  # the current-state view refused it; the history row is there
         where = _parse_batch(letter.batch, run_id)
@@ -269,17 +295,25 @@ def match_batches(logs: list[SendLog], letters: list[DeadLetter], rows, run_id: 
         counts = index.log.event_alerts
         if isinstance(letter.payload, (bytes, bytearray)):
             dead = range(first_alert, index.alert_start[batch + 1])
+            if (producer, batch) not in dead_batches:
+                dead_batches.add((producer, batch))
+                received_shift += (last_event - first_event) - len(dead)
         elif letter.stage == "store" and isinstance(letter.payload, dict):
             ordinal = _ordinal(letter.payload.get("eventId"), run_id, indexes, renumbered)
             dead = [] if ordinal is None else [ordinal[1]]
         else:
+            # Identical events of one batch (a repeat) each get their own letter: match each
+            # letter to an event not yet dead.
             digest = event_digest(msgpack.packb(letter.payload))
-            try:
-                event = next(e for e in range(first_event, last_event)
-                             if index.log.digests[e] == digest)
-            except StopIteration:
+            event = next((e for e in range(first_event, last_event)
+                          if index.log.digests[e] == digest
+                          and (producer, e) not in dead_events), None)
+            if event is None:
                 verdict.dead_reasons[f"(unmatched) {letter.reason}"] += 1
+                matched_all = False
                 continue
+            dead_events.add((producer, event))
+            received_shift += 1 - counts[event]
             start = first_alert + sum(counts[first_event:event])
             dead = range(start, start + counts[event])
             alive = renumbered.get((producer, batch))
@@ -312,6 +346,8 @@ def match_batches(logs: list[SendLog], letters: list[DeadLetter], rows, run_id: 
         for ordinal, key in enumerate(log.keys):
             tally.add(log.producer, key, flag[ordinal], _LazyId(index, ordinal))
     tally.finish()
+    if matched_all:
+        verdict.farm_received = verdict.sent + received_shift
     verdict.missing = [[str(i) for i in ids] for ids in verdict.missing]
     verdict.surplus = [[str(i) for i in ids] for ids in verdict.surplus]
     return verdict
@@ -406,6 +442,11 @@ def match_requests(logs: list[SendLog], letters: list[DeadLetter], rows) -> Verd
             if batch == REFUSED:
                 verdict.refused += n_alerts
                 continue
+            if batch == UNKNOWN:
+                verdict.unknown += n_alerts
+                for key in keys:
+                    tally.add(log.producer, key, 3, "")
+                continue
             if not batch:
                 verdict.unverifiable += n_alerts
                 continue
@@ -447,7 +488,7 @@ def history_rows(reader: StoreReader, run_id: str | None, logs: list[SendLog]):
     batches the gateway named (HTTP target)."""
     if run_id is not None:
         return reader.history(prefix=run_id)
-    batches = {b for log in logs for b in (log.batch_ids or ()) if b and b != REFUSED}
+    batches = {b for log in logs for b in (log.batch_ids or ()) if b not in NOT_A_BATCH}
     return reader.history(batch_ids=batches, docs=True)
 
 
@@ -465,14 +506,34 @@ def account(plan, outcome, fetch_status, before: dict, redis, reader: StoreReade
     if by_redis:
         belongs = _starts_with(plan.run_id)
     else:
-        belongs = {b for log in outcome.logs for b in (log.batch_ids or ())}.__contains__
+        belongs = {b for log in outcome.logs for b in (log.batch_ids or ())
+                   if b not in NOT_A_BATCH}.__contains__
     letters = read_dead_letters(redis, prefix, outcome.start - 1, belongs)
     rows = history_rows(reader, plan.run_id if by_redis else None, outcome.logs)
     if by_redis:
         verdict = match_batches(outcome.logs, letters, rows, plan.run_id)
     else:
         verdict = match_requests(outcome.logs, letters, rows)
-    return verdict, counter_deltas(before, after), drained
+    deltas = counter_deltas(before, after)
+    check_counters(verdict, deltas)
+    return verdict, deltas, drained
+
+
+def check_counters(verdict: Verdict, deltas: dict[str, int]) -> None:
+    """Hold the farm's own counters (their growth over the run) against the run; what does not
+    add up goes to `verdict.books`, one line each, and counts as loss."""
+    received = deltas.get("alerts_received", 0)
+    if verdict.farm_received is not None and received != verdict.farm_received:
+        verdict.books.append(
+            f"alerts_received grew by {received:,}, but this run's batches hold "
+            f"{verdict.farm_received:,} alerts (a dead-lettered event counting as one)")
+    settled = sum(deltas.get(name, 0)
+                  for name in ("alerts_indexed", "alerts_duplicate", "alerts_dead"))
+    if settled < received:
+        verdict.books.append(
+            f"alerts_received grew by {received:,}, but indexed + duplicate + dead only by "
+            f"{settled:,}: {received - settled:,} alerts neither stored, dropped as duplicates "
+            f"nor dead-lettered")
 
 
 def _starts_with(prefix: str):

@@ -6,6 +6,7 @@ imported by the other tests/test_ingest_*.py files.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import concurrent.futures
 import os
@@ -499,6 +500,10 @@ backlog_check_ms = 20
         assert [r.status_code for r in critical] == [202, 202, 202]
         assert redis.llen("farm:q:critical") == 3
         _wait_for(lambda: post(url, critical_alert).status_code == 429, "critical lane full")
+        # Every lane refuses now, so the body is not even read: a malformed one gets 429 too.
+        malformed = post(url, content=b'{"name": ', headers={"Content-Type": "application/json"})
+        assert malformed.status_code == 429
+        assert "high_water" in malformed.json()["detail"]
 
         redis.delete("farm:q:critical")
         redis.ltrim("farm:q:normal", 0, 3)                       # 4 batches: above low water
@@ -509,6 +514,72 @@ backlog_check_ms = 20
         redis.ltrim("farm:q:normal", 0, 1)                       # 2 batches: below low water
         _wait_for(lambda: backlog(gw) == (2, False), "backpressure off")
         assert post(url, normal_alert).status_code == 202
+
+
+# --- memory bounds -----------------------------------------------------------------------------
+
+def test_bodies_past_max_inflight_bytes_get_503_until_the_held_ones_are_answered(tmp_path, redis,
+                                                                                 redis_url):
+    """A body counts its Content-Length from the start, or its bytes as they are read when it
+    declares none; what the held bodies leave of max_inflight_bytes is all a new one may use."""
+    config = write_gateway_config(tmp_path / "farm.toml", free_port(), ingest="""
+max_body = "64KB"
+max_inflight_bytes = "100KB"
+""")
+    held_body = b'{"name": "held", "pad": "' + b"x" * 59_000 + b'"}'
+    first_part = 58_000
+    json_type = {"Content-Type": "application/json"}
+
+    def held_request(gw, release: threading.Event, declared: bool) -> httpx.Response:
+        def chunks():
+            yield held_body[:first_part]
+            release.wait(30)
+            yield held_body[first_part:]
+
+        headers = {**json_type, "Content-Length": str(len(held_body))} if declared else json_type
+        return post(f"{gw.url}/alerts/event", content=chunks(), headers=headers)
+
+    def padded(size: int) -> bytes:
+        return b'{"name": "other", "pad": "' + b"y" * (size - 28) + b'"}'
+
+    with GatewayProcess(config, redis_url) as gw, \
+            concurrent.futures.ThreadPoolExecutor(1) as pool:
+        for declared, holds in ((True, len(held_body)), (False, first_part)):
+            release = threading.Event()
+            held = pool.submit(held_request, gw, release, declared)
+            _wait_for(lambda want=holds: gw.health()["inflight"]["bytes"] == want,
+                      "the held body counted")
+            refused = post(f"{gw.url}/alerts/event", content=padded(50_000), headers=json_type)
+            fits = post(f"{gw.url}/alerts/event", content=padded(30_000), headers=json_type)
+            release.set()
+            assert refused.status_code == 503
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert "max_inflight_bytes" in refused.json()["detail"]
+            assert fits.status_code == 202
+            assert held.result().status_code == 202
+            _wait_for(lambda: gw.health()["inflight"] == {"requests": 0, "bytes": 0},
+                      "every byte given back")
+    names = sorted(e["name"] for _lane, b in stored_batches(redis).values() for e in b.events)
+    assert names == ["held", "held", "other", "other"]
+
+
+def test_stopping_a_gateway_closes_its_redis_connections(tmp_path, redis, redis_url):
+    from farm.ingest.app import make_app
+
+    cfg = config_mod.load(write_gateway_config(tmp_path / "farm.toml", free_port()))
+    before = len(redis.client_list())
+
+    async def start_and_stop() -> tuple[int, int]:
+        gateway = make_app(cfg, redis_url).state.gateway
+        await gateway.start()
+        await gateway.limiter.admit("acme", "keep")
+        running = len(redis.client_list())
+        await gateway.stop()
+        return running, len(redis.client_list())
+
+    running, stopped = asyncio.run(start_and_stop())
+    assert running > before
+    assert stopped == before
 
 
 # --- failures ----------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_keys_add_creates_a_missing_file_and_refuses_bad_tenant_names(tmp_path):
     key = add_key(path, "team-a.prod")
     assert config_mod.load(path).ingest.keys == {"team-a.prod": [hash_key(key)]}
     for bad in ("", "a:b", "a/b", "-x", "x" * 65):
-        with pytest.raises(KeysError):
+        with pytest.raises(KeysError, match="1-64 letters"):
             add_key(path, bad)
 
 
@@ -62,6 +62,29 @@ def test_a_key_added_while_the_gateway_runs_is_taken_up_without_a_restart(tmp_pa
             time.sleep(0.2)
         assert response.status_code == 202
     assert stored_batches(redis)[response.json()["batch"]][1].tenant == "late"
+
+
+def test_a_config_file_that_cannot_be_read_does_not_stop_keys_being_taken_up(tmp_path, redis,
+                                                                                redis_url):
+    path = tmp_path / "farm.toml"
+    text = f'[ingest]\nhttp = "127.0.0.1:{free_port()}"\nrate = "100000/s"\n'
+    path.write_text(text)
+    with GatewayProcess(path, redis_url) as gw:
+        path.write_bytes(text.encode() + b"# \xff\xfe is not UTF-8\n")
+        deadline = time.monotonic() + 20
+        while "cannot be read" not in gw.tail() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "UnicodeDecodeError" in gw.tail()
+        path.write_text(text)
+        key = add_key(path, "late")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            response = post(f"{gw.url}/alerts/event/prometheus", ALERTMANAGER, key=key)
+            if response.status_code == 202:
+                break
+            time.sleep(0.2)
+        assert response.status_code == 202
+        assert gw.tail().count("cannot be read") == 1
 
 
 def _cfg(tmp_path, ingest: str, keys: bool = False):
@@ -92,6 +115,9 @@ def test_check_stops_start_up_for_inverted_watermarks_and_a_busy_port(tmp_path):
         port = busy.getsockname()[1]
         with pytest.raises(config_mod.ConfigError, match="cannot listen"):
             process.check(_cfg(tmp_path, f'http = "127.0.0.1:{port}"', keys=True))
+    with pytest.raises(config_mod.ConfigError, match="max_inflight_bytes .* at least max_body"):
+        process.check(_cfg(tmp_path, f'http = "127.0.0.1:{free_port()}"\nmax_body = "10MB"\n'
+                                     f'max_inflight_bytes = "1MB"', keys=True))
 
 
 def test_config_refuses_malformed_key_hashes_and_rate_names(tmp_path):

@@ -83,6 +83,7 @@ def test_a_plan_splits_rate_and_total_between_producers():
     ({"producers": 0}, "--producers"),
     ({"total": "2M alerts", "duration": None}, "counts alerts but --rate"),
     ({"rate": "50k/s", "duration": "10h"}, "--verify tracks every alert"),
+    ({"http_url": "http://127.0.0.1:8080", "concurrency": 0}, "--concurrency 0 must be at least 1"),
 ])
 def test_bad_options_are_refused_with_one_line(over, message):
     with pytest.raises(ValueError, match=message) as caught:

@@ -1,10 +1,13 @@
 """The gateway's HTTP application (Starlette): Keep's webhook routes, /healthz, /openapi.json.
 
 One request, top-down (each step can refuse with a JSON {"detail": ...}):
-    authenticate (401) -> known provider (400) -> declared size (413) -> rate limit (429)
-    -> read body (413) -> parse within limits (400) -> backpressure (429)
+    requests held (503) -> authenticate (401) -> known provider (400) -> declared size (413)
+    -> backpressure on both lanes (429) -> body bytes held (503) -> rate limit (429)
+    -> read body (413, 503) -> parse within limits (400) -> backpressure on its lane (429)
     -> join a batch -> 202 once the batch is in Redis (503 if it cannot be stored)
-Rate limiting comes before reading the body, so a flood costs little more than its headers.
+Everything that can refuse without the body comes before reading it, so a flood costs little
+more than its headers; a request refused for the farm's or this process's load does not spend a
+rate-limit token.
 
 Starlette rather than FastAPI: bodies are taken unvalidated, as Keep takes them, so FastAPI's
 per-request pydantic validation would cost time and its generated OpenAPI would describe checks
@@ -45,7 +48,7 @@ GENERIC_ROUTE = "/alerts/event"
 PROVIDER_ROUTE = "/alerts/event/{provider_type}"
 # Retry-After when the farm is behind: long enough for a few backlog checks to see it drain.
 BACKPRESSURE_RETRY_SECONDS = 5
-# Retry-After when Redis cannot take the batch, or this process is at max_inflight.
+# Retry-After when Redis cannot take the batch, or this process is at max_inflight(_bytes).
 UNAVAILABLE_RETRY_SECONDS = 1
 REDIS_POOL_SIZE = 64
 CONFIG_POLL_SECONDS = 2.0
@@ -81,6 +84,8 @@ class Gateway:
         self.max_items = ingest.max_items
         self.max_inflight = ingest.max_inflight
         self.inflight = 0
+        self.budget = limits.BodyBudget(parse_bytes(ingest.max_inflight_bytes),
+                                        UNAVAILABLE_RETRY_SECONDS)
         self._watcher: asyncio.Task | None = None
         pool = aioredis.BlockingConnectionPool.from_url(
             redis_url, max_connections=REDIS_POOL_SIZE, timeout=10, socket_timeout=10,
@@ -115,7 +120,8 @@ class Gateway:
             self._watcher.cancel()
         await self.batcher.close()
         await self.gate.stop()
-        await self.redis.aclose()
+        # The pool was made here and handed in, so the client would leave it open.
+        await self.redis.aclose(close_connection_pool=True)
 
     async def watch_config(self) -> None:
         """Take up [ingest.keys] and [ingest.rates] from the config file when it changes, so
@@ -138,6 +144,10 @@ class Gateway:
                 log.error("config file %s changed but is not valid; keeping the keys and rates "
                           "in use: %s", path, "; ".join(exc.problems))
                 continue
+            except Exception as exc:  # unreadable now (permissions, bytes): keep watching
+                log.error("config file %s changed but cannot be read; keeping the keys and "
+                          "rates in use: %s: %s", path, type(exc).__name__, exc)
+                continue
             self.keyring = auth.KeyRing(cfg.ingest.keys)
             self.limiter.set_overrides(cfg.ingest.rate, cfg.ingest.rates)
             log.info("took up %d API keys and %d rate overrides from %s", len(self.keyring),
@@ -157,14 +167,20 @@ class Gateway:
                           {"WWW-Authenticate": 'Basic realm="farm"'})
         return tenant
 
-    async def take(self, request: Request, provider: str) -> tuple[str | None, int, int, dict]:
+    async def take(self, request: Request, provider: str,
+                   hold: limits.Hold) -> tuple[str | None, int, int, dict]:
         """Run one webhook request through every step; returns (batch id, events, body size,
-        extra headers). Raises Refused."""
+        extra headers). The body's bytes are counted in `hold`, which the caller releases.
+        Raises Refused."""
         tenant = request.state.tenant = self.tenant_of(request)
         if provider not in PROVIDERS:
             raise Refused(400, f"unknown provider type {provider[:60]!r}; this gateway takes "
                                f"{', '.join(PROVIDERS)}", "unknown_provider")
-        limits.check_declared_length(request.headers.get("content-length"), self.max_body)
+        declared = limits.declared_length(request.headers.get("content-length"), self.max_body)
+        if self.gate.critical_closed:  # refused whatever the body holds: do not read it
+            raise backpressure({})
+        if declared is not None:
+            hold.cover(declared)
         try:
             verdict = await self.limiter.admit(tenant, provider)
         except RedisError as exc:
@@ -175,7 +191,7 @@ class Gateway:
                                f"tenant {tenant!r} and provider {provider!r} exceeded; retry "
                                f"after {headers['Retry-After']}s", "rate_limited", headers)
         try:
-            body = await limits.read_body(request.stream(), self.max_body)
+            body = await limits.read_body(request.stream(), self.max_body, hold)
         except ClientDisconnect:
             raise Refused(400, "the client went away before sending the whole body",
                           "disconnected") from None
@@ -185,9 +201,7 @@ class Gateway:
             return None, 0, len(body), headers
         critical = is_critical(provider, events)
         if self.gate.refuses(critical):
-            raise Refused(429, "the farm is behind (queue backlog above [ingest] high_water); "
-                               f"retry after {BACKPRESSURE_RETRY_SECONDS}s", "backpressure",
-                          {**headers, "Retry-After": str(BACKPRESSURE_RETRY_SECONDS)})
+            raise backpressure(headers)
         try:
             batch_id = await self.batcher.add(tenant, provider,
                                               "critical" if critical else "normal", events,
@@ -196,6 +210,12 @@ class Gateway:
             raise unavailable(f"the alerts could not be stored in Redis ({exc}); nothing was "
                               f"kept, send them again") from None
         return batch_id, len(events), len(body), headers
+
+
+def backpressure(headers: dict[str, str]) -> Refused:
+    return Refused(429, "the farm is behind (queue backlog above [ingest] high_water); "
+                        f"retry after {BACKPRESSURE_RETRY_SECONDS}s", "backpressure",
+                   {**headers, "Retry-After": str(BACKPRESSURE_RETRY_SECONDS)})
 
 
 def unavailable(detail: str) -> Refused:
@@ -228,13 +248,15 @@ def make_app(cfg, redis_url: str, metrics=None) -> Starlette:
                                            f"requests already ([ingest] max_inflight)"))
             return _count(gateway, route, response, "-", label, "overloaded")
         gateway.inflight += 1
+        hold = gateway.budget.hold()
         try:
-            batch_id, n_events, size, headers = await gateway.take(request, provider)
+            batch_id, n_events, size, headers = await gateway.take(request, provider, hold)
         except Refused as refused:
             return _count(gateway, route, refusal(refused), request.state.tenant, label,
                           refused.reason)
         finally:
             gateway.inflight -= 1
+            hold.release()
         response = json_response({"batch": batch_id, "events": n_events,
                                   "task_name": batch_id}, 202, headers)
         if gateway.metrics is not None:
@@ -246,7 +268,8 @@ def make_app(cfg, redis_url: str, metrics=None) -> Starlette:
         gate = gateway.gate
         doc = {"status": "ok", "backpressure": gate.closed,
                "backlog": None if gate.last is None else {
-                   "batches": gate.last.batches, "bytes": gate.last.bytes}}
+                   "batches": gate.last.batches, "bytes": gate.last.bytes},
+               "inflight": {"requests": gateway.inflight, "bytes": gateway.budget.held}}
         if gate.error is not None:
             doc.update(status="unhealthy", detail=f"cannot reach Redis: {gate.error}")
             return json_response(doc, 503)

@@ -11,7 +11,7 @@ from pathlib import Path
 import tomlkit
 
 from farm.ingest.auth import hash_key, new_key
-from farm.ingest.settings import TENANT_RE
+from farm.ingest.settings import TENANT_RE, TENANT_RULE
 
 
 class KeysError(Exception):
@@ -23,8 +23,7 @@ def add_key(config_path: str | os.PathLike, tenant: str) -> str:
     config_path (created if absent), and return the key. The key itself is stored nowhere:
     show it once. Raises KeysError for a bad tenant name or an unreadable file."""
     if not TENANT_RE.fullmatch(tenant):
-        raise KeysError(f"tenant {tenant!r} must be 1-64 letters, digits, '_', '.' or '-', "
-                        f"starting with a letter or digit")
+        raise KeysError(f"tenant {tenant!r} {TENANT_RULE}")
     path = Path(config_path)
     try:
         text = path.read_text() if path.exists() else ""

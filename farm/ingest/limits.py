@@ -1,5 +1,5 @@
-"""Request bodies: read within the size limit, parsed (JSON or form) within the depth and item
-limits, and turned into the provider's raw events.
+"""Request bodies: read within the size limit and the process's byte budget, parsed (JSON or
+form) within the depth and item limits, and turned into the provider's raw events.
 
 An object body is one event; an array body is one event per item (Keep's generic list, or a
 list of provider payloads). Each event stays exactly as the provider sent it.
@@ -23,10 +23,53 @@ def too_large(limit: int) -> Refused:
                         f"([ingest] max_body)", "too_large")
 
 
-def check_declared_length(declared: str | None, limit: int) -> None:
-    """Refuse (413) a body whose Content-Length exceeds limit, before reading any of it."""
+class BodyBudget:
+    """Bytes of request bodies one process holds at once ([ingest] max_inflight_bytes), so that
+    max_inflight requests of max_body each cannot exhaust its memory."""
+
+    def __init__(self, limit: int, retry_after: int):
+        self.limit = limit
+        self.retry_after = retry_after
+        self.held = 0
+
+    def hold(self) -> Hold:
+        return Hold(self)
+
+
+class Hold:
+    """One request's share of the budget: `cover(n)` makes it at least n bytes or refuses (503
+    with Retry-After); `release()` gives it all back once the request is answered."""
+
+    __slots__ = ("budget", "size")
+
+    def __init__(self, budget: BodyBudget):
+        self.budget = budget
+        self.size = 0
+
+    def cover(self, n: int) -> None:
+        more = n - self.size
+        if more <= 0:
+            return
+        budget = self.budget
+        if budget.held + more > budget.limit:
+            raise Refused(503, f"this gateway process holds {budget.held:,} bytes of request "
+                               f"bodies already ([ingest] max_inflight_bytes is "
+                               f"{budget.limit:,}); retry after {budget.retry_after}s",
+                          "overloaded", {"Retry-After": str(budget.retry_after)})
+        budget.held += more
+        self.size = n
+
+    def release(self) -> None:
+        self.budget.held -= self.size
+        self.size = 0
+
+
+def declared_length(declared: str | None, limit: int) -> int | None:
+    """The body's Content-Length, or None when it is not declared (chunked). Refuses (413) a
+    body declared larger than limit and (400) a length that is not a number, before reading
+    any of it."""
     if declared is None:
-        return
+        return None
     try:
         length = int(declared)
     except ValueError:
@@ -34,16 +77,20 @@ def check_declared_length(declared: str | None, limit: int) -> None:
                       "bad_request") from None
     if length > limit:
         raise too_large(limit)
+    return length
 
 
-async def read_body(chunks: AsyncIterator[bytes], limit: int) -> bytes:
-    """The whole body, refusing (413) as soon as it exceeds limit (whatever was declared)."""
+async def read_body(chunks: AsyncIterator[bytes], limit: int, hold: Hold | None = None) -> bytes:
+    """The whole body, refusing (413) as soon as it exceeds limit (whatever was declared), and
+    (503) when the bytes read so far no longer fit in `hold`'s budget."""
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise too_large(limit)
+        if hold is not None:
+            hold.cover(size)
         parts.append(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
 

@@ -170,6 +170,13 @@ def document() -> dict:
                         "status": {"type": "string", "enum": ["ok", "unhealthy"]},
                         "backpressure": {"type": "boolean"},
                         "backlog": {"type": "object", "nullable": True},
+                        "inflight": {
+                            "type": "object",
+                            "description": "What this process holds now: requests, and bytes "
+                                           "of their bodies ([ingest] max_inflight, "
+                                           "max_inflight_bytes).",
+                            "properties": {"requests": {"type": "integer"},
+                                           "bytes": {"type": "integer"}}},
                         "detail": {"type": "string"},
                     },
                 },

@@ -115,8 +115,10 @@ def is_loopback(host: str) -> bool:
 def check(cfg) -> list[str]:
     """Start-up check, run by the supervisor before it starts gateways: returns warnings to log;
     raises ConfigError (one line per problem) for what must stop start-up, such as
-    low_water >= high_water or [ingest] http already in use by another program."""
+    low_water >= high_water, max_inflight_bytes < max_body or [ingest] http already in use by
+    another program."""
     from farm.ingest.settings import parse_watermark
+    from farm.units import parse_bytes
 
     ingest = cfg.ingest
     if ingest.processes == 0:
@@ -136,6 +138,10 @@ def check(cfg) -> list[str]:
     if not is_loopback(host) and not n_keys:
         warnings.append(f"the ingest gateway listens beyond loopback ({ingest.http}) without "
                         f"API keys; add keys with `farm keys add TENANT`")
+    if parse_bytes(ingest.max_inflight_bytes) < parse_bytes(ingest.max_body):
+        problems.append(f"[ingest] max_inflight_bytes = {ingest.max_inflight_bytes!r} must be at "
+                        f"least max_body = {ingest.max_body!r}, or a body that size could "
+                        f"never be taken")
     high, low = parse_watermark(ingest.high_water), parse_watermark(ingest.low_water)
     if high[1] == low[1] and low[0] >= high[0]:
         problems.append(f"[ingest] low_water = {ingest.low_water!r} must be below high_water "

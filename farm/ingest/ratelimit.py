@@ -12,38 +12,48 @@ import asyncio
 import math
 from dataclasses import dataclass
 
+from farm.keys import Keys
 from farm.units import parse_request_rate
 
 # KEYS[1]: the bucket. ARGV: emission interval (us), tolerance = burst x interval (us), wanted.
 # Returns {admitted, remaining, retry_after_us, reset_us}. Redis's clock, so hosts agree.
+# The bucket holds its theoretical arrival time (tat) as "<whole us>.<ns>", read in two parts
+# and worked on as the debt tat - now: a double holds today's time in us only to a quarter of a
+# us, and those roundings would add up over the calls. Counts get a millionth of a request of
+# slack, because interval x burst / interval is not always burst in floating point (127/s
+# would admit 126).
 GCRA_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local admitted = math.floor((tolerance - (tat - now)) / interval)
+local debt = 0
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local whole, fraction = string.match(stored, '^(%d+)(%.?%d*)$')
+  if whole then
+    debt = (tonumber(whole) - now) + (tonumber('0' .. fraction) or 0)
+  end
+end
+if debt < 0 then debt = 0 end
+local admitted = math.floor((tolerance - debt) / interval + 1e-6)
 if admitted > wanted then admitted = wanted end
 if admitted < 0 then admitted = 0 end
 if admitted > 0 then
-  tat = tat + admitted * interval
-  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',
-             math.ceil((tat - now) / 1000) + 1)
+  debt = debt + admitted * interval
+  local whole = math.floor(debt)
+  redis.call('SET', KEYS[1],
+             string.format('%.0f.%09d', now + whole,
+                           math.min(999999999, math.floor((debt - whole) * 1e9))),
+             'PX', math.ceil(debt / 1000) + 1)
 end
-local remaining = math.floor((tolerance - (tat - now)) / interval)
+local remaining = math.floor((tolerance - debt) / interval + 1e-6)
 if remaining < 0 then remaining = 0 end
-local retry = tat + interval - tolerance - now
+local retry = debt + interval - tolerance
 if retry < 0 then retry = 0 end
-return {admitted, remaining, math.ceil(retry), math.ceil(tat - now)}
+return {admitted, remaining, math.ceil(retry), math.ceil(debt)}
 """
-
-
-def bucket_key(prefix: str, tenant: str, provider: str) -> str:
-    """`<prefix>:rl:<tenant>:<provider>`: string, the bucket's theoretical arrival time in
-    microseconds of Redis time, with a TTL of the time until the bucket is full again."""
-    return f"{prefix}:rl:{tenant}:{provider}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,7 @@ class RateLimiter:
     def __init__(self, redis, prefix: str, rate: str, burst_seconds: float,
                  overrides: dict[str, str]):
         self.redis = redis
-        self.prefix = prefix
+        self.keys = Keys(prefix)
         self.burst_seconds = burst_seconds
         self.set_overrides(rate, overrides)
         self._script = redis.register_script(GCRA_LUA)
@@ -137,7 +147,7 @@ class RateLimiter:
         interval = 1e6 / policy.per_second
         try:
             admitted, remaining, retry_us, reset_us = await self._script(
-                keys=[bucket_key(self.prefix, *key)],
+                keys=[self.keys.rate_limit(*key)],
                 args=[repr(interval), repr(interval * policy.burst), len(futures)])
         except Exception as exc:  # every waiter must hear about it, whatever it is
             for future in futures:

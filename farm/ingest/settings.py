@@ -11,6 +11,7 @@ import re
 from farm.setting import Setting, host_port, parsed_by, size
 
 TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+TENANT_RULE = "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 WATERMARK_HELP = 'a size ("1GB") or a number of batches ("50000")'
 
@@ -54,8 +55,7 @@ def _keys_table(table: dict) -> str | None:
     seen: dict[str, str] = {}
     for tenant, digests in table.items():
         if not TENANT_RE.fullmatch(tenant):
-            return (f"tenant {tenant!r} must be 1-64 letters, digits, '_', '.' or '-', "
-                    f"starting with a letter or digit")
+            return f"tenant {tenant!r} {TENANT_RULE}"
         for digest in digests:
             if not DIGEST_RE.fullmatch(digest):
                 return (f"entry of {tenant!r} must be \"sha256:<64 lowercase hex digits>\" "
@@ -124,11 +124,16 @@ SETTINGS: tuple[Setting, ...] = (
             "A batch is pushed as soon as it holds this many events...",
             kind=int, minimum=1, maximum=100_000),
     Setting("ingest", "batch_bytes", "1MB",
-            "...or this many bytes of request bodies (a single larger request is one batch).",
-            check=size),
+            "...or this many bytes of request bodies (a request is never split: the one that "
+            "reaches it joins the open batch, which is then pushed).", check=size),
     Setting("ingest", "max_inflight", 2000,
             "Requests one gateway process holds at once; beyond that it answers 503 with "
-            "Retry-After (bounds memory).", kind=int, minimum=1, maximum=1_000_000),
+            "Retry-After.", kind=int, minimum=1, maximum=1_000_000),
+    Setting("ingest", "max_inflight_bytes", "256MB",
+            "Bytes of request bodies one gateway process holds at once (a body counts its "
+            "Content-Length, or what was read of it, until it is answered); beyond that it "
+            "answers 503 with Retry-After. Bounds memory: parsed bodies take a few times their "
+            "size. At least max_body.", check=size),
     Setting("ingest", "keys", {},
             "API keys per tenant: tenant = [\"sha256:<hex digest of the key>\", ...]. "
             "`farm keys add TENANT` creates a key and writes its hash here.",
