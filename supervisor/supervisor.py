@@ -380,10 +380,13 @@ class Supervisor:
         for child in children:
             child.proc.join(max(0.0, deadline - time.monotonic()))
             if child.proc.is_alive():
+                log.error("%s did not finish draining in time; killing it", child.name)
                 child.proc.kill()
                 child.proc.join()
                 clean = False
             elif child.proc.exitcode != 0:
+                log.error("%s ended its drain with %s", child.name,
+                          _exit_reason(child.proc.exitcode))
                 clean = False
         return clean
 
