@@ -146,3 +146,17 @@ def test_huge_values_are_kept_without_breaking_the_mapping(store):
     assert store.write([(big, "n")]) == []
     doc = store.get(f"{store.prefix}-alerts-{DAY}", "b:0")
     assert len(doc["name"]) == 40_000 and len(doc["annotations"]["summary"]) == 50_000
+
+
+def test_farm_deletes_daily_history_indices_past_retention(store):
+    """Without ILM/ISM (the Maven Central builds have neither), farm deletes expired days."""
+    from farm.sinks.engine import delete_expired
+
+    store.write([(alert("b:0"), "n")])  # today's index (and the current-state index)
+    old = f"{store.prefix}-alerts-2020.01.01"
+    store.engine.request("PUT", f"/{old}")
+    deleted = delete_expired(store.engine, store.prefix, days=30, now=SENT_AT + 86_400)
+    assert deleted == [old]
+    assert store.engine.request("HEAD", f"/{old}", ok=None)[0] == 404
+    assert store.count(f"{store.prefix}-alerts-{DAY}") == 1
+    assert store.writer.lifecycle in ("ilm", "ism", "farm")
