@@ -46,11 +46,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             kind=int, minimum=0, maximum=1024),
     Setting("workers", "pin", True, "Pin each worker to one CPU.", kind=bool),
     Setting("workers", "batch_max", 2000,
-            "Most alerts a worker deduplicates in one Redis round trip and hands over in one "
-            "ring record; larger batches are split. Bounds the time one Lua call holds Redis.",
+            "Most alerts a worker deduplicates in one Redis round trip; larger batches are "
+            "split. Bounds the time one Lua call holds Redis.",
             kind=int, minimum=1, maximum=100_000),
     Setting("workers", "ring_mb", 32,
-            "Size of each worker's shared-memory ring to the indexer, in MiB.",
+            "Size of each worker's shared-memory ring to the indexer, in MiB. A batch whose "
+            "encoded alerts exceed it is handed over in several records.",
             kind=int, minimum=1, maximum=4096),
     Setting("workers", "heartbeat_seconds", 30,
             "A worker whose Redis heartbeat is older than this is presumed dead and its "
@@ -306,6 +307,3 @@ def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = Non
     cfg.source = str(path) if path is not None else None
     return cfg
 
-
-def settings_by_section() -> dict[str, dict[str, Setting]]:
-    return _BY_SECTION

@@ -53,10 +53,6 @@ class RingHandle:
     filled: object   # multiprocessing Semaphore
     doorbell: object  # multiprocessing Semaphore shared by every ring
 
-    @property
-    def capacity(self) -> int:
-        return self.slot_size * self.n_slots
-
 
 def create(ctx, size_bytes: int, doorbell, slot_size: int = 64 * 1024) -> RingHandle:
     """Create a ring of about size_bytes in shared memory (the creator owns and unlinks it)."""
