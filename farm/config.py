@@ -108,10 +108,17 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             "On SIGTERM, how long draining may take before processes are killed.",
             kind=int, minimum=1, maximum=3600),
     Setting("supervisor", "restart_limit", 5,
-            "A process that dies this many times within restart_window_seconds is "
-            "crash-looping: the farm stops and says why.", kind=int, minimum=1, maximum=1000),
+            "A process that exits by itself this many times within restart_window_seconds "
+            "without ever becoming ready cannot start: the farm stops and says why. A process "
+            "that was ready and then died (killed, out of memory, lost its store) is always "
+            "restarted, with backoff.", kind=int, minimum=1, maximum=1000),
     Setting("supervisor", "restart_window_seconds", 60,
-            "Window for restart_limit.", kind=int, minimum=1, maximum=86_400),
+            "Window for restart_limit; a process that stays up this long after becoming ready "
+            "starts its restart backoff afresh.", kind=int, minimum=1, maximum=86_400),
+    Setting("supervisor", "restart_backoff_max_seconds", 30,
+            "Longest wait before restarting a process that keeps dying (the wait doubles from "
+            "0.5 s with each death within restart_window_seconds).",
+            kind=int, minimum=1, maximum=3600),
     # [dedup]
     Setting("dedup", "ttl_seconds", 7 * 86_400,
             "How long a fingerprint's last content hash is remembered.",

@@ -24,6 +24,7 @@ import redis
 
 from farm import metrics
 from farm.keys import Keys
+from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import unpack_record
 from farm.redisconn import RedisUnavailable, connect
@@ -31,8 +32,6 @@ from farm.ring import Ring, wait_doorbell
 from farm.sinks import writer_for
 
 log = logging.getLogger("farm.indexer")
-
-BOOT_ERROR = 3
 
 
 @dataclass
@@ -54,8 +53,18 @@ class Flight:
 
 
 class Indexer:
-    def __init__(self, cfg, ring_handles: dict, control, doorbell, redis_url: str):
+    """The indexer process's state and loop.
+
+    Guarantees: a ring's committed sequence number moves only past records the store has
+    committed, in the order they were taken; a failed write is retried until it succeeds
+    (never dropped); items the store refuses for good are dead-lettered and counted as dead.
+    Tells the supervisor, over `control`, when the store starts or stops failing."""
+
+    def __init__(self, cfg, ring_handles: dict, control, doorbell, redis_url: str,
+                 lifeline: Lifeline | None = None):
         self.cfg = cfg
+        self.lifeline = lifeline
+        self.store_problem: str | None = None
         self.rings = {slot: Ring(handle) for slot, handle in ring_handles.items()}
         self.control = control
         self.doorbell = doorbell
@@ -74,7 +83,11 @@ class Indexer:
 
     def run(self) -> None:
         log.info("indexer ready: %d rings into %s", len(self.rings), self.cfg.store.kind)
+        if self.lifeline is not None:
+            self.lifeline.ready()
         while True:
+            if self.lifeline is not None:
+                self.lifeline.exit_if_orphaned()
             self.handle_control()
             self.settle()
             if self.stopping and not self.pending and not self.take():
@@ -153,6 +166,7 @@ class Indexer:
                 rejected = flight.future.result()
             except Exception as exc:  # the store's own errors vary; every one is retried
                 self.metrics.errors.inc()
+                self._store_health(f"writes fail ({type(exc).__name__}: {exc})"[:300])
                 log.warning("store write failed (%s: %s); retrying in %.1fs",
                             type(exc).__name__, exc, delay)
                 self._pause(delay)
@@ -161,6 +175,7 @@ class Indexer:
                 continue
             self.in_flight.popleft()
             self._committed(flight, rejected)
+            self._store_health(None)
             block = False
 
     def _committed(self, flight: Flight, rejected: list) -> None:
@@ -198,9 +213,21 @@ class Indexer:
                 log.warning("cannot dead-letter %d rejected items yet: %s", len(letters), exc)
                 self._pause(1.0)
 
+    def _store_health(self, problem: str | None) -> None:
+        """Report a change of the store's health to the supervisor (for /healthz)."""
+        if problem == self.store_problem:
+            return
+        self.store_problem = problem
+        try:
+            self.control.send(("store", problem))
+        except OSError:
+            pass  # the supervisor is gone; our lifeline ends us
+
     def _pause(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            if self.lifeline is not None:
+                self.lifeline.exit_if_orphaned()
             self.handle_control()
             time.sleep(min(0.05, seconds))
 
@@ -208,13 +235,15 @@ class Indexer:
         self.stopping = True
 
 
-def main(cfg, ring_handles: dict, control, doorbell, redis_url: str) -> None:
+def main(cfg, ring_handles: dict, control, doorbell, redis_url: str,
+         lifeline: Lifeline) -> None:
     """Entry point of the spawned indexer process."""
+    lifeline.bind()
     setup_logging(cfg.farm.log_level, "indexer")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     metrics.use_identity("indexer")
     try:
-        indexer = Indexer(cfg, ring_handles, control, doorbell, redis_url)
+        indexer = Indexer(cfg, ring_handles, control, doorbell, redis_url, lifeline)
     except RedisUnavailable as exc:
         log.error("%s", exc)
         sys.exit(BOOT_ERROR)

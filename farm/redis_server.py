@@ -4,13 +4,17 @@ ships, or `redis-server` on PATH, listening on a unix socket (and optionally a T
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from farm.lifeline import ask_kernel_for_death_signal
 
 
 class RedisServerError(Exception):
@@ -35,15 +39,28 @@ def find_binary() -> str:
                            "or set [redis] url to an existing Redis")
 
 
+def _die_with_starter() -> None:
+    # Runs in the child between fork and exec: a Redis whose farm was killed shuts down
+    # cleanly (SIGTERM writes out its append-only file) instead of serving a farm that is gone.
+    ask_kernel_for_death_signal(signal.SIGTERM)
+
+
 class RedisServer:
-    """Start with `start()`, stop with `stop()`; `url` is what clients connect to."""
+    """Start with `start()`, stop with `stop()`; `url` is what clients connect to.
+
+    The server holds an exclusive lock on `<data_dir>/redis.lock` for as long as it runs (it
+    inherits the descriptor), so no second server is ever started on the same append-only file,
+    even after the process that started the first one was killed. It dies with the process
+    that started it. `start()` again after it died restarts it on the same files."""
 
     def __init__(self, data_dir: Path, port: int = 0, appendonly: bool = True):
         self.data_dir = Path(data_dir)
         self.port = port
         self.appendonly = appendonly
         self.socket = self.data_dir / "redis.sock"
+        self.pidfile = self.data_dir / "redis-server.pid"
         self.proc: subprocess.Popen | None = None
+        self._lock: int | None = None
 
     @property
     def url(self) -> str:
@@ -53,6 +70,7 @@ class RedisServer:
 
     def start(self, timeout: float = 20.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
         if self.socket.exists():
             self.socket.unlink()
         args = [
@@ -66,10 +84,12 @@ class RedisServer:
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
             "--protected-mode", "yes",
+            "--pidfile", str(self.pidfile),
         ]
         # Its own session: a Ctrl-C at the terminal must not stop Redis before the farm drains.
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+                                     stderr=subprocess.PIPE, start_new_session=True,
+                                     pass_fds=(self._lock,), preexec_fn=_die_with_starter)
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
         while time.monotonic() < deadline:
@@ -87,6 +107,33 @@ class RedisServer:
         raise RedisServerError(f"redis-server did not answer within {timeout:.0f}s; see "
                                f"{self.data_dir / 'redis.log'}")
 
+    def _take_lock(self) -> None:
+        if self._lock is not None:
+            return  # ours already (a restart after the server died)
+        fd = os.open(self.data_dir / "redis.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RedisServerError(
+                f"another Redis server still runs on {self.data_dir} (pid {self._pid_on_file()}) "
+                f"and holds its append-only file; stop that process first") from None
+        self._lock = fd
+
+    def _pid_on_file(self) -> str:
+        try:
+            return self.pidfile.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def exit_code(self) -> int | None:
+        """The server's exit code if it has exited (and is reaped, so no zombie), else None."""
+        return None if self.proc is None else self.proc.poll()
+
     def _log_tail(self) -> str:
         try:
             return (self.data_dir / "redis.log").read_text().strip().splitlines()[-1]
@@ -95,11 +142,13 @@ class RedisServer:
 
     def stop(self, timeout: float = 20.0) -> None:
         """Ask Redis to persist and exit (SIGTERM), then kill it if it does not."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None

@@ -17,6 +17,7 @@ import redis
 
 from farm import metrics
 from farm.keys import STAT_NAMES, Keys
+from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import Pipeline
 from farm.queue import WorkQueue
@@ -25,7 +26,6 @@ from farm.ring import Ring
 
 log = logging.getLogger("farm.worker")
 
-BOOT_ERROR = 3          # exit code: the worker cannot start; restarting will not help
 IDLE_BLOCK_SECONDS = 0.25
 ACK_EVERY_SECONDS = 1.0
 
@@ -41,8 +41,17 @@ class Pending:
 
 
 class Worker:
-    def __init__(self, cfg, slot: int, worker_id: str, ring: Ring, redis_url: str):
+    """One worker process's state and loop.
+
+    Guarantees: batches are acked only after every record they produced is committed; their
+    counters and dead letters are written in the same atomic call as the ack; after any Redis
+    error it starts over from its inflight list, so a batch may be processed twice but is
+    counted and stored once."""
+
+    def __init__(self, cfg, slot: int, worker_id: str, ring: Ring, redis_url: str,
+                 lifeline: Lifeline | None = None):
         self.cfg = cfg
+        self.lifeline = lifeline
         self.slot = slot
         self.worker_id = worker_id
         self.ring = ring
@@ -61,8 +70,10 @@ class Worker:
 
     def run(self) -> None:
         log.info("%s ready on cpu %s", self.worker_id, _cpus())
+        if self.lifeline is not None:
+            self.lifeline.ready()
         while not (self.stopping and not self.pending and not self.taken):
-            self.ring.touch()
+            self.touch()
             try:
                 if self.resync:
                     self.start_over()
@@ -83,10 +94,27 @@ class Worker:
                 self.metrics.redis_errors.inc()
                 log.warning("%s; retrying in 1s", describe(self.redis_url, exc))
                 self.resync = True
+                if self.stopping:
+                    break  # a drain cannot ack without Redis; the next start redelivers
                 self._sleep(1.0)
-        self.queue.release()
         self.ring.close()
+        if self.resync:
+            log.error("%s stopped without finishing its drain: Redis was unreachable, so its "
+                      "in-flight batches stay in Redis and are redelivered at the next start",
+                      self.worker_id)
+            sys.exit(1)
+        try:
+            self.queue.release()
+        except redis.RedisError as exc:
+            log.warning("%s could not drop its heartbeat (%s); it expires by itself",
+                        self.worker_id, exc)
         log.info("%s drained and stopped", self.worker_id)
+
+    def touch(self) -> None:
+        """Show the supervisor we are alive, and end at once if it is not."""
+        self.ring.touch()
+        if self.lifeline is not None:
+            self.lifeline.exit_if_orphaned()
 
     def hand_over(self, raw: bytes) -> None:
         started = time.perf_counter()
@@ -143,7 +171,7 @@ class Worker:
 
     def _ring_full(self) -> None:
         self.metrics.ring_wait.inc(0.1)
-        self.ring.touch()
+        self.touch()
         now = time.monotonic()
         if now - self._last_ack >= ACK_EVERY_SECONDS and not self.resync:
             try:
@@ -155,7 +183,7 @@ class Worker:
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            self.ring.touch()
+            self.touch()
             time.sleep(0.1)
 
     def stop(self, *_args) -> None:
@@ -171,8 +199,10 @@ def _cpus() -> str:
     return ",".join(map(str, psutil.Process().cpu_affinity()))
 
 
-def main(cfg, slot: int, worker_id: str, ring_handle, redis_url: str, cpu: int | None) -> None:
+def main(cfg, slot: int, worker_id: str, ring_handle, redis_url: str, cpu: int | None,
+         lifeline: Lifeline) -> None:
     """Entry point of a spawned worker process."""
+    lifeline.bind()
     setup_logging(cfg.farm.log_level, f"worker-{slot}")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
     metrics.use_identity(f"worker-{slot}")
@@ -183,7 +213,7 @@ def main(cfg, slot: int, worker_id: str, ring_handle, redis_url: str, cpu: int |
     from farm.rules.ruleset import RuleError
 
     try:
-        worker = Worker(cfg, slot, worker_id, Ring(ring_handle), redis_url)
+        worker = Worker(cfg, slot, worker_id, Ring(ring_handle), redis_url, lifeline)
     except RedisUnavailable as exc:  # only a malformed URL gets here
         log.error("%s", exc)
         sys.exit(BOOT_ERROR)

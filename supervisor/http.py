@@ -1,4 +1,5 @@
-"""The supervisor's admin endpoint: /metrics, /healthz, /status (Starlette on uvicorn, in a thread).
+"""The supervisor's admin endpoint: /metrics, /healthz, /livez, /status (Starlette on uvicorn, in
+a thread). supervisor/health.py says what the two health endpoints mean.
 
 /metrics merges every process's multiprocess files and adds what only Redis knows at scrape
 time: queue depths, inflight batches, dead letters and the farm's accounting counters.
@@ -22,6 +23,8 @@ from starlette.routing import Route
 
 from farm import queue
 from farm.keys import STAT_NAMES
+from supervisor.errors import FarmError
+from supervisor.health import Health
 
 
 class FarmCollector:
@@ -38,6 +41,8 @@ class FarmCollector:
         alive.add_metric(["indexer"], 1 if sup.indexer.alive else 0)
         if sup.gateways:
             alive.add_metric(["ingest"], sum(1 for c in sup.gateways if c.alive))
+        if sup.redis_server is not None:
+            alive.add_metric(["redis"], 0 if sup.redis_down else 1)
         yield alive
         try:
             depths = queue.depths(sup.redis, sup.keys)
@@ -68,24 +73,21 @@ def make_app(supervisor) -> Starlette:
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    health = Health(supervisor)
+
     async def healthz(_request):
-        problems = []
-        if supervisor.state != "running":
-            problems.append(f"farm is {supervisor.state}")
-        if not supervisor.indexer.alive:
-            problems.append("indexer is down")
-        down = [c.name for c in [*supervisor.workers, *supervisor.gateways] if not c.alive]
-        if down:
-            problems.append(f"down: {', '.join(down)}")
-        if problems:
-            return JSONResponse({"status": "unhealthy", "problems": problems}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        code, doc = await asyncio.to_thread(health.ready)
+        return JSONResponse(doc, status_code=code)
+
+    async def livez(_request):
+        code, doc = health.live()
+        return JSONResponse(doc, status_code=code)
 
     async def status(_request):
         return JSONResponse(await asyncio.to_thread(supervisor.status))
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz),
-                             Route("/status", status)])
+                             Route("/livez", livez), Route("/status", status)])
 
 
 class AdminServer:
@@ -100,8 +102,6 @@ class AdminServer:
             self.sock.bind((host.strip("[]"), int(port)))
         except OSError as exc:
             self.sock.close()
-            from supervisor.supervisor import FarmError
-
             raise FarmError(
                 f"cannot serve /metrics on {address}: {exc.strerror}; set [supervisor] http "
                 f"(or FARM_SUPERVISOR_HTTP) to a free address") from None

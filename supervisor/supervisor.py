@@ -2,7 +2,8 @@
 worker's batches, drains on SIGTERM/SIGINT, and serves /metrics, /healthz and /status.
 
 Loop, top-down (gunicorn's arbiter is the model):
-    start -> [handle_signals -> reap -> check_hung -> spawn_due -> recover_orphans] -> drain
+    start -> [handle_signals -> reap -> watch_redis -> handle_reports -> check_hung -> spawn_due
+              -> recover_orphans] -> drain
 Signal handlers only record the signal; the loop acts on it.
 """
 
@@ -15,8 +16,7 @@ import os
 import shutil
 import signal
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 
 import psutil
 import redis
@@ -25,40 +25,26 @@ from farm import indexer as indexer_proc
 from farm import metrics, queue, ring
 from farm import worker as worker_proc
 from farm.keys import Keys
-from farm.redis_server import RedisServer
+from farm.lifeline import ReadyBoard
+from farm.redis_server import RedisServer, RedisServerError
 from farm.redisconn import connect, describe
+from supervisor import leftovers
+from supervisor.children import Child, RestartPolicy, exit_reason
+from supervisor.errors import FarmError
+from supervisor.http import AdminServer
 from supervisor.pidfile import PidFile
 
 log = logging.getLogger("farm.supervisor")
 
-BOOT_ERROR = 3
-
-
-class FarmError(Exception):
-    """The farm cannot start or must stop; str() says why and what to do."""
-
-
-@dataclass
-class Child:
-    """One supervised process slot (a worker or the indexer)."""
-
-    name: str
-    cpu: int | None = None
-    proc: multiprocessing.Process | None = None
-    restarts: int = 0
-    deaths: deque = field(default_factory=deque)
-    start_at: float = 0.0  # monotonic time the next start is due (backoff)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.is_alive()
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
+__all__ = ["FarmError", "Supervisor", "serve"]
 
 
 class Supervisor:
+    """One farm on one host: its processes, its embedded Redis (if any), its admin endpoint.
+
+    `run()` blocks until SIGTERM/SIGINT, drains, and returns the exit code; start-up problems
+    raise FarmError (or the Redis/pid-file errors) with a one-line reason."""
+
     def __init__(self, cfg, workers: int, ingest: bool = True):
         self.cfg = cfg
         self.n_workers = workers
@@ -74,9 +60,18 @@ class Supervisor:
         self.signals: list[int] = []
         self.state = "starting"
         self.started_at = time.time()
+        self.board = ReadyBoard(1 + workers + self.n_ingest)
+        self.indexer = Child("indexer", board_slot=0)
         self.workers: list[Child] = []
-        self.indexer = Child("indexer")
         self.gateways: list[Child] = []
+        self.redis_slot = Child("redis", board_slot=-1)  # restart bookkeeping of embedded Redis
+        self.redis_down: str | None = None
+        self.store_problem: str | None = None
+        self.policy = RestartPolicy(cfg.supervisor.restart_limit,
+                                    cfg.supervisor.restart_window_seconds,
+                                    cfg.supervisor.restart_backoff_max_seconds)
+        self.record = leftovers.RunRecord(cfg.data_dir / "farm.run")
+        self.loop_turned_at = time.monotonic()
         self.rings: list[ring.RingHandle] = []
         self.ring_views: list[ring.Ring] = []
         self.control = None
@@ -87,13 +82,13 @@ class Supervisor:
     def start(self) -> None:
         self.cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.pidfile.acquire()
+        self._clean_after_predecessor()
+        self.record.shared_memory(self.board.name)
         self._prepare_metrics_dir()
         metrics.use_identity("supervisor")
         self.metrics = metrics.supervisor_metrics()
         self._start_redis()
         self._check_store()
-        from supervisor.http import AdminServer
-
         self.http = AdminServer(self)
         self.http.start()
         moved = self._requeue_own_leftovers()
@@ -104,12 +99,12 @@ class Supervisor:
         cpus = sorted(psutil.Process().cpu_affinity()) if self.cfg.workers.pin else []
         for slot in range(self.n_workers):
             cpu = cpus[slot % len(cpus)] if cpus else None
-            self.workers.append(Child(f"worker-{slot}", cpu=cpu))
+            self.workers.append(Child(f"worker-{slot}", board_slot=1 + slot, cpu=cpu))
             self.spawn_worker(slot)
         for index in range(self.n_ingest):
-            self.gateways.append(Child(f"ingest-{index}"))
+            self.gateways.append(Child(f"ingest-{index}", board_slot=1 + self.n_workers + index))
             self.spawn_gateway(index)
-        for child in self._children():
+        for child in [*self._children(), self.redis_slot]:
             self.metrics.restarts.labels(child.name)  # a 0 series from the start
         self.state = "running"
         log.info("farm running: %d workers, store %s, redis %s, http://%s", self.n_workers,
@@ -117,6 +112,17 @@ class Supervisor:
         if self.n_ingest:
             log.info("ingest gateway: %d processes on http://%s", self.n_ingest,
                      self.cfg.ingest.http)
+
+    def _clean_after_predecessor(self) -> None:
+        """We hold the data folder's lock, so the farm that last wrote its run record here is
+        dead; kill what it left running and free what it left in shared memory."""
+        try:
+            summary = leftovers.clean(self.record.path)
+        except OSError as exc:
+            raise FarmError(f"cannot clean up after the previous farm in {self.cfg.data_dir}: "
+                            f"{exc}; stop those processes, then start again") from None
+        if summary:
+            log.warning("%s", summary)
 
     def _prepare_metrics_dir(self) -> None:
         path = self.cfg.data_dir / "metrics"
@@ -128,6 +134,8 @@ class Supervisor:
         if not self.redis_url:
             self.redis_server = RedisServer(self.cfg.data_dir / "redis")
             self.redis_url = self.redis_server.start()
+            self.redis_slot.spawned_at = time.time()
+            self.record.process("redis-server", self.redis_server.pid)
         self.redis = connect(self.redis_url)
 
     def _check_store(self) -> None:
@@ -156,6 +164,16 @@ class Supervisor:
         size = self.cfg.workers.ring_mb * 1024 * 1024
         self.rings = [ring.create(self.ctx, size, doorbell) for _ in range(self.n_workers)]
         self.ring_views = [ring.Ring(handle) for handle in self.rings]
+        names = [doorbell._semlock.name]
+        for handle in self.rings:
+            names += [handle.shm_name, handle.free._semlock.name, handle.filled._semlock.name]
+        self.record.shared_memory(*names)
+        # multiprocessing's tracker of those entries outlives us by design; a successor that
+        # finds it still running (a child of ours kept its pipe open) ends it.
+        resource_tracker.ensure_running()
+        tracker = resource_tracker._resource_tracker._pid
+        if tracker:
+            self.record.process("resource-tracker", tracker)
 
     def worker_id(self, slot: int) -> str:
         return f"{self.node}.{slot}"
@@ -165,28 +183,31 @@ class Supervisor:
         parent_end, child_end = self.ctx.Pipe()
         self.control = parent_end
         handles = dict(enumerate(self.rings))
-        proc = self.ctx.Process(target=indexer_proc.main, name="farm-indexer",
-                                args=(self.cfg, handles, child_end, self.rings[0].doorbell
-                                      if self.rings else self.ctx.Semaphore(0), self.redis_url))
-        proc.start()
+        doorbell = self.rings[0].doorbell if self.rings else self.ctx.Semaphore(0)
+        self._start(self.indexer, indexer_proc.main, "farm-indexer",
+                    (self.cfg, handles, child_end, doorbell, self.redis_url))
         child_end.close()
-        self.indexer.proc = proc
 
     def spawn_gateway(self, index: int) -> None:
         from farm.ingest import process as ingest_proc
 
-        proc = self.ctx.Process(target=ingest_proc.main, name=f"farm-ingest-{index}",
-                                args=(self.cfg, index, self.redis_url))
-        proc.start()
-        self.gateways[index].proc = proc
+        self._start(self.gateways[index], ingest_proc.main, f"farm-ingest-{index}",
+                    (self.cfg, index, self.redis_url))
 
     def spawn_worker(self, slot: int) -> None:
         child = self.workers[slot]
-        proc = self.ctx.Process(target=worker_proc.main, name=f"farm-worker-{slot}",
-                                args=(self.cfg, slot, self.worker_id(slot), self.rings[slot],
-                                      self.redis_url, child.cpu))
+        self._start(child, worker_proc.main, f"farm-worker-{slot}",
+                    (self.cfg, slot, self.worker_id(slot), self.rings[slot], self.redis_url,
+                     child.cpu))
+
+    def _start(self, child: Child, target, name: str, args: tuple) -> None:
+        """Start child's process; its lifeline (last argument) ties it to us."""
+        child.spawned_at = time.time()
+        proc = self.ctx.Process(target=target, name=name,
+                                args=(*args, self.board.lifeline(child.board_slot)))
         proc.start()
         child.proc = proc
+        self.record.process(child.name, proc.pid)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -197,8 +218,11 @@ class Supervisor:
             self.start()
             try:
                 while not self.signals:
+                    self.loop_turned_at = time.monotonic()
                     self.wait_for_events(0.5)
                     self.reap()
+                    self.watch_redis()
+                    self.handle_reports()
                     self.check_hung()
                     self.spawn_due()
                     self.recover_orphans()
@@ -233,15 +257,15 @@ class Supervisor:
                 # A gateway answers 202 only once a batch is in Redis: nothing to recover.
                 code = child.proc.exitcode
                 child.proc = None
-                log.error("%s died (%s)", child.name, _exit_reason(code))
+                log.error("%s died (%s)", child.name, exit_reason(code))
                 self._schedule_restart(child, code)
 
     def _worker_died(self, slot: int, child: Child) -> None:
         code = child.proc.exitcode
         child.proc = None
         moved = self._requeue(slot)
-        log.error("worker-%d died (%s); requeued %d in-flight batches", slot,
-                  _exit_reason(code), moved)
+        log.error("worker-%d died (%s); requeued %s in-flight batches", slot,
+                  exit_reason(code), "its" if moved is None else moved)
         self._reset_ring(slot)
         self._schedule_restart(child, code)
 
@@ -249,14 +273,14 @@ class Supervisor:
         code = self.indexer.proc.exitcode
         self.indexer.proc = None
         log.error("indexer died (%s); restarting the pipeline: workers stop, their batches are "
-                  "requeued, rings are emptied", _exit_reason(code))
+                  "requeued, rings are emptied", exit_reason(code))
         for slot, child in enumerate(self.workers):
             if child.proc is not None:
                 if child.alive:
                     child.proc.kill()
                     child.proc.join()
                 else:
-                    log.error("worker-%d died too (%s)", slot, _exit_reason(child.proc.exitcode))
+                    log.error("worker-%d died too (%s)", slot, exit_reason(child.proc.exitcode))
                     self._schedule_restart(child, child.proc.exitcode)
             child.proc = None
             child.start_at = 0.0  # workers start as soon as the indexer is back
@@ -265,16 +289,17 @@ class Supervisor:
             view.reset()
         self._schedule_restart(self.indexer, code)
 
-    def _requeue(self, slot: int) -> int:
-        for _attempt in range(60):
-            try:
-                moved = queue.recover(self.redis, self.keys, self.worker_id(slot), force=True)
-                self.metrics.recovered.inc(moved)
-                return moved
-            except redis.RedisError as exc:
-                log.warning("%s", describe(self.redis_url, exc))
-                time.sleep(1)
-        raise FarmError(f"cannot requeue worker-{slot}'s batches: Redis is unreachable")
+    def _requeue(self, slot: int) -> int | None:
+        """Give a dead worker's batches to the others now. If Redis cannot be reached, they
+        wait: the worker's successor (same id) requeues its inflight list before anything else,
+        and a dead host's are requeued by any live supervisor once its heartbeat expires."""
+        try:
+            moved = queue.recover(self.redis, self.keys, self.worker_id(slot), force=True)
+        except redis.RedisError as exc:
+            log.warning("%s", describe(self.redis_url, exc))
+            return None
+        self.metrics.recovered.inc(moved)
+        return moved
 
     def _reset_ring(self, slot: int) -> None:
         """Ask the indexer to empty the dead worker's ring, and wait for it."""
@@ -283,7 +308,7 @@ class Supervisor:
             if self.indexer.alive:
                 self.control.send(("reset", slot))
             while self.indexer.alive and time.monotonic() < deadline:
-                if self.control.poll(0.1) and self.control.recv() == ("reset", slot):
+                if self.control.poll(0.1) and self._report(self.control.recv()) == ("reset", slot):
                     return
         except (EOFError, OSError):
             pass  # the indexer died too: its restart resets every ring
@@ -292,23 +317,63 @@ class Supervisor:
             self.indexer.proc.kill()
             self.indexer.proc.join()
 
-    def _schedule_restart(self, child: Child, code: int | None) -> None:
+    def _schedule_restart(self, child: Child, code: int | None,
+                          ready_since: float | None = None) -> None:
         if self.signals:
             return
-        if code == BOOT_ERROR:
-            raise FarmError(f"{child.name} could not start (see the error above); stopping")
-        now = time.monotonic()
-        window = self.cfg.supervisor.restart_window_seconds
-        child.deaths.append(now)
-        while child.deaths and child.deaths[0] < now - window:
-            child.deaths.popleft()
-        if len(child.deaths) >= self.cfg.supervisor.restart_limit:
-            raise FarmError(f"{child.name} died {len(child.deaths)} times within {window}s "
-                            f"(last: {_exit_reason(code)}); it is crash-looping, so the farm "
-                            f"stops. Read the errors above, fix the cause and start again.")
-        child.restarts += 1
+        if ready_since is None:
+            ready_since = self.board.ready_since(child.board_slot)
+        delay = self.policy.after_death(child, code, ready_since)
         self.metrics.restarts.labels(child.name).inc()
-        child.start_at = now + min(0.5 * 2 ** (len(child.deaths) - 1), 10.0)
+        child.start_at = time.monotonic() + delay
+        log.error("restarting %s in %.1fs (restart %d; it died %d times in the last %ds)",
+                  child.name, delay, child.restarts, len(child.deaths),
+                  self.cfg.supervisor.restart_window_seconds)
+
+    def watch_redis(self) -> None:
+        """The embedded Redis is supervised like the other children: when it dies it is
+        restarted on the same append-only file, with the same backoff; clients reconnect."""
+        server = self.redis_server
+        if server is None or self.signals:
+            return
+        if server.proc is not None:
+            code = server.exit_code()
+            if code is None:
+                return
+            server.proc = None
+            self.redis_down = f"the embedded Redis died ({exit_reason(code)})"
+            log.error("%s; it is restarted on the same append-only file", self.redis_down)
+            # It had been serving since it started, so this death is never a boot failure.
+            self._schedule_restart(self.redis_slot, code, self.redis_slot.spawned_at)
+        if time.monotonic() < self.redis_slot.start_at:
+            return
+        try:
+            server.start()
+        except RedisServerError as exc:
+            self.redis_down = f"the embedded Redis cannot be restarted: {exc}"
+            log.error("%s", self.redis_down)
+            self._schedule_restart(self.redis_slot, None, ready_since=0)
+            return
+        self.redis_slot.spawned_at = time.time()
+        self.record.process("redis-server", server.pid)
+        self.redis_down = None
+        log.info("embedded Redis restarted (pid %d)", server.pid)
+
+    def handle_reports(self) -> None:
+        """What the indexer tells us between restarts: the store's health."""
+        try:
+            while self.indexer.alive and self.control.poll():
+                self._report(self.control.recv())
+        except (EOFError, OSError):
+            pass  # it died: reap() handles that
+
+    def _report(self, message: tuple) -> tuple:
+        if message[0] == "store":
+            if message[1] != self.store_problem:
+                self.store_problem = message[1]
+                log.log(logging.ERROR if message[1] else logging.INFO, "store %s",
+                        message[1] or "is writable again")
+        return message
 
     def spawn_due(self) -> None:
         now = time.monotonic()
@@ -316,6 +381,8 @@ class Supervisor:
             if child.proc is None and now >= child.start_at:
                 log.info("starting %s", child.name)
                 self.spawn_gateway(index)
+        if self.redis_server is not None and self.redis_server.proc is None:
+            return  # workers and the indexer wait for Redis
         if self.indexer.proc is None:
             if now >= self.indexer.start_at:
                 log.info("starting indexer")
@@ -356,39 +423,44 @@ class Supervisor:
     def drain(self) -> int:
         """Workers finish what they took and ack it; then the indexer flushes and exits."""
         self.state = "draining"
-        deadline = time.monotonic() + self.cfg.supervisor.grace_seconds
+        started = time.monotonic()
+        grace = self.cfg.supervisor.grace_seconds
+        deadline = started + grace
+        failed: list[str] = []
         gateways = [c for c in self.gateways if c.alive]
         for child in gateways:  # first stop new work from coming in
             child.proc.terminate()
-        clean = self._wait_all(gateways, deadline)
+        failed += self._wait_all(gateways, deadline)
         workers = [c for c in self.workers if c.alive]
         for child in workers:
             child.proc.terminate()
-        clean = self._wait_all(workers, deadline) and clean
+        failed += self._wait_all(workers, deadline)
         if self.indexer.alive:
             self.indexer.proc.terminate()
-            clean = self._wait_all([self.indexer], deadline) and clean
-        if not clean:
-            log.error("drain did not finish within %ds; what was in flight stays in Redis and "
-                      "is requeued at the next start", self.cfg.supervisor.grace_seconds)
+            failed += self._wait_all([self.indexer], deadline)
+        took = time.monotonic() - started
+        if failed:
+            log.error("drain incomplete after %.1fs (grace %ds): %s; what was in flight stays "
+                      "in Redis and is requeued at the next start", took, grace,
+                      "; ".join(failed))
             return 1
-        log.info("drained; all in-flight work committed and acked")
+        log.info("drained in %.1fs; all in-flight work committed and acked", took)
         return 0
 
-    def _wait_all(self, children: list[Child], deadline: float) -> bool:
-        clean = True
+    def _wait_all(self, children: list[Child], deadline: float) -> list[str]:
+        """Wait for each to exit; returns what went wrong, one phrase per process."""
+        failed = []
         for child in children:
             child.proc.join(max(0.0, deadline - time.monotonic()))
             if child.proc.is_alive():
-                log.error("%s did not finish draining in time; killing it", child.name)
                 child.proc.kill()
                 child.proc.join()
-                clean = False
+                failed.append(f"{child.name} had not finished when the grace period ended, "
+                              f"so it was killed")
             elif child.proc.exitcode != 0:
-                log.error("%s ended its drain with %s", child.name,
-                          _exit_reason(child.proc.exitcode))
-                clean = False
-        return clean
+                failed.append(f"{child.name} stopped with {exit_reason(child.proc.exitcode)} "
+                              f"(its log says why)")
+        return failed
 
     def cleanup(self) -> None:
         self.state = "stopped"
@@ -402,8 +474,11 @@ class Supervisor:
             view.close()
         for handle in self.rings:
             ring.destroy(handle)
+        self.board.destroy()
         if self.redis_server is not None:
             self.redis_server.stop()
+        if self.pidfile.held:  # the record is ours only if the data folder was
+            self.record.remove()
         self.pidfile.release()
 
     # -- status --------------------------------------------------------------------------
@@ -414,10 +489,12 @@ class Supervisor:
             "pid": os.getpid(),
             "state": self.state,
             "uptime_seconds": round(time.time() - self.started_at, 1),
-            "redis": {"url": self.redis_url, "embedded": self.redis_server is not None},
+            "redis": {"url": self.redis_url, "embedded": self.redis_server is not None,
+                      "pid": self.redis_server.pid if self.redis_server else None,
+                      "restarts": self.redis_slot.restarts, "down": self.redis_down},
             "store": {"kind": self.cfg.store.kind,
                       "where": str(self.cfg.sqlite_path) if self.cfg.store.kind == "sqlite"
-                      else self.cfg.store.url},
+                      else self.cfg.store.url, "problem": self.store_problem},
             "workers": [{"id": self.worker_id(slot), "pid": c.pid, "cpu": c.cpu,
                          "alive": c.alive, "restarts": c.restarts}
                         for slot, c in enumerate(self.workers)],
@@ -436,17 +513,6 @@ class Supervisor:
         except redis.RedisError as exc:
             doc["error"] = describe(self.redis_url, exc)
         return doc
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is None:
-        return "unknown exit"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
 
 
 def serve(cfg, workers: int, ingest: bool = True) -> int:

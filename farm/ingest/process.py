@@ -21,16 +21,18 @@ import sys
 import uvicorn
 
 from farm.config import ConfigError
+from farm.lifeline import BOOT_ERROR, Lifeline
 
 log = logging.getLogger("farm.ingest")
 
-BOOT_ERROR = 3  # the supervisor halts instead of restarting a process that cannot start
 LISTEN_BACKLOG = 2048
 
 
-def main(cfg, index: int, redis_url: str) -> None:
+def main(cfg, index: int, redis_url: str, lifeline: Lifeline | None = None) -> None:
     """Run gateway process `index` until SIGTERM; exits 0 after draining, BOOT_ERROR if it
     cannot listen."""
+    if lifeline is not None:
+        lifeline.bind()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from farm import metrics
     from farm.log import setup_logging
@@ -56,13 +58,28 @@ def main(cfg, index: int, redis_url: str) -> None:
         # Leave the supervisor's grace period room for flushing batches after the last reply.
         timeout_graceful_shutdown=max(1, cfg.supervisor.grace_seconds - 5))
     log.info("ingest gateway %d listening on http://%s", index, cfg.ingest.http)
-    _Server(config).run(sockets=[sock])
+    _Server(config, lifeline).run(sockets=[sock])
     log.info("ingest gateway %d drained", index)
 
 
 class _Server(uvicorn.Server):
     """uvicorn's server with farm's signal contract: SIGTERM drains, SIGINT is ignored, and
-    nothing is re-raised afterwards (uvicorn's own handler would end us by the signal)."""
+    nothing is re-raised afterwards (uvicorn's own handler would end us by the signal); it
+    tells the supervisor when it serves, and ends if the supervisor is gone."""
+
+    def __init__(self, config: uvicorn.Config, lifeline: Lifeline | None):
+        super().__init__(config)
+        self.lifeline = lifeline
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.lifeline is not None and self.started:
+            self.lifeline.ready()
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.lifeline is not None and counter % 10 == 0:  # about once a second
+            self.lifeline.exit_if_orphaned()
+        return await super().on_tick(counter)
 
     @contextlib.contextmanager
     def capture_signals(self):
