@@ -37,6 +37,8 @@ BOOT_ERROR = 3
 
 @dataclass
 class Taken:
+    """One record taken from a ring and not yet handed to the store."""
+
     slot: int
     seq: int
     sent_at: float
@@ -54,6 +56,17 @@ class Flight:
 
 
 class Indexer:
+    """The one process that writes to the store, fed by every worker's ring.
+
+    Takes records round-robin, commits them in flushes sized by `[store] commit_rows`,
+    `bulk_bytes` and `commit_ms`, keeps at most the writer's `max_in_flight` flushes
+    outstanding, and publishes each ring's committed seq strictly in flush order, so a worker
+    never acks a record that is not committed. A failed flush is retried with backoff for as
+    long as it takes (the rings fill and the workers pause meanwhile); items the store rejects
+    for good are dead-lettered and counted dead instead of indexed. `stop()` drains: everything
+    already in the rings is committed before `run()` returns.
+    """
+
     def __init__(self, cfg, ring_handles: dict, control, doorbell, redis_url: str):
         self.cfg = cfg
         self.rings = {slot: Ring(handle) for slot, handle in ring_handles.items()}

@@ -127,6 +127,14 @@ def enrich(alert: dict, rules: BatchRules, now: str) -> None:
 
 
 class Pipeline:
+    """The stages one worker runs on a raw batch: decode, normalize, fingerprint, dedup,
+    enrich, encode (see the module docstring for the order and why).
+
+    `process(raw)` returns an Outcome: the ring records, the counts and dead letters to report
+    on ack, the dedup memos to drop. It raises only Redis errors (the batch stays in flight and
+    is retried, its decisions replayed); any bad input becomes dead letters, never an exception.
+    """
+
     def __init__(self, cfg, redis, keys, rules: Rules | None = None, *,
                  max_record_bytes: int | None = None):
         """Builds the encoder and compiles every rule (raises farm.rules.ruleset.RuleError on

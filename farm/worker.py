@@ -41,6 +41,18 @@ class Pending:
 
 
 class Worker:
+    """One worker process's loop over its inflight list, its ring and its lease.
+
+    Takes batches from the queues (critical first) into `<prefix>:inflight:<worker id>`, runs
+    each through the Pipeline, puts the records into its ring in the order the batches were
+    taken, and acks a batch (trims it off the inflight list, adds its counters, pushes its dead
+    letters, in one atomic call) only once the indexer's committed seq has passed the batch's
+    last record. A bad batch never stops the loop: it becomes a dead letter. A Redis error or a
+    lost lease makes it requeue what it holds and start over; nothing is counted twice, since
+    counting happens on ack. `stop()` drains: it takes nothing new and returns from `run()` once
+    everything it took is committed and acked.
+    """
+
     def __init__(self, cfg, slot: int, worker_id: str, ring: Ring, redis_url: str):
         self.cfg = cfg
         self.slot = slot
