@@ -3,10 +3,10 @@
 Pure CPU work plus one Redis call per chunk (the dedup script). The result is what the worker
 hands to the ring (records) and what it reports when the batch is acked (counts, dead letters).
 
-The stages run in Keep's order (KEEP_SEMANTICS 4.3, 4.4, 10): pre-extraction on the raw event,
-provider formatting, the dedup rule's fingerprint fields, the envelope's fingerprint override,
-deduplication, then for every alert that is not a full duplicate post-extraction and mapping.
-Enrichment therefore never changes a fingerprint or a dedup decision.
+The stages run in Keep's order (docs/keep-compatibility.md#processing-order): pre-extraction on the
+raw event, provider formatting, the dedup rule's fingerprint fields, the envelope's fingerprint
+override, deduplication, then for every alert that is not a full duplicate post-extraction and
+mapping. Enrichment therefore never changes a fingerprint or a dedup decision.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def _revalidate(alert: dict, keys: list[str], before: tuple, now: str) -> None:
 
 
 def enrich(alert: dict, rules: BatchRules, now: str) -> None:
-    """Post-extraction, then mapping rules, on one alert in place (Keep's order, §4.4)."""
+    """Post-extraction, then mapping rules, on one alert in place (Keep's order: see above)."""
     before = (alert["name"], alert.get("labels"), alert.get("source"))
     if rules.post:
         changed = run_extraction(rules.post, alert, PROTECTED_FIELDS)
