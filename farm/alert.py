@@ -21,7 +21,7 @@ SEVERITY_BY_ORDER = {v: k for k, v in SEVERITY_ORDER.items()}
 STATUSES = ("firing", "resolved", "acknowledged", "suppressed", "pending", "maintenance")
 _STATUS_SET = frozenset(STATUSES)
 
-# farm's own fields: never part of the dedup hash (KEEP_SEMANTICS, differences).
+# farm's own fields: never part of the dedup hash (docs/keep-compatibility.md#full-or-partial).
 BOOKKEEPING_FIELDS = frozenset({"eventId", "batchId", "tenant", "receivedAt", "processedAt"})
 
 # AlertDto fields farm's documents do not carry, at Keep's defaults. A field-list fingerprint
@@ -83,7 +83,7 @@ def iso_of(dt: datetime) -> str:
 
 
 def normalize_time(value: object, now: str) -> str:
-    """Keep's lastReceived normalisation (KEEP_SEMANTICS 1.4).
+    """Keep's lastReceived normalisation (docs/keep-compatibility.md#last-received).
 
     ISO 8601 with any offset -> UTC ms+Z; a naive ISO time is taken as UTC (Keep uses the server's
     local zone, a quirk farm fixes); else a number (optionally with a trailing Z) is epoch
@@ -137,9 +137,9 @@ def split_fields(fields: list[str]) -> list[tuple[str, ...]]:
 
 
 def fields_fingerprint(alert: dict, paths: list[tuple[str, ...]]) -> str:
-    """Keep's field-list fingerprint (KEEP_SEMANTICS 2): one SHA-256 fed each field's value in
-    order; lists and maps as `json.dumps` (Python's default separators, unsorted), the rest as
-    `str()`, missing paths skipped, no separator between values."""
+    """Keep's field-list fingerprint (docs/keep-compatibility.md#fingerprinting): one SHA-256 fed
+    each field's value in order; lists and maps as `json.dumps` (Python's default separators,
+    unsorted), the rest as `str()`, missing paths skipped, no separator between values."""
     hasher = hashlib.sha256()
     for path in paths:
         head = path[0]

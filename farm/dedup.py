@@ -1,4 +1,5 @@
-"""Deduplication as Keep decides it (KEEP_SEMANTICS 3.3), one atomic Redis call per batch chunk.
+"""Deduplication as Keep decides it (docs/keep-compatibility.md#full-or-partial), one atomic Redis
+call per batch chunk.
 
 The content digest of an alert is xxh3-128 over its canonical JSON (sorted keys) without farm's
 bookkeeping fields and without the rule's ignore_fields (farm/rules/dedup_rules.py says which

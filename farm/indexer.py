@@ -36,6 +36,8 @@ log = logging.getLogger("farm.indexer")
 
 @dataclass
 class Taken:
+    """One record taken from a ring and not yet handed to the store."""
+
     slot: int
     seq: int
     sent_at: float
@@ -53,12 +55,17 @@ class Flight:
 
 
 class Indexer:
-    """The indexer process's state and loop.
+    """The one process that writes to the store, fed by every worker's ring.
 
-    Guarantees: a ring's committed sequence number moves only past records the store has
-    committed, in the order they were taken; a failed write is retried until it succeeds
-    (never dropped); items the store refuses for good are dead-lettered and counted as dead.
-    Tells the supervisor, over `control`, when the store starts or stops failing."""
+    Takes records round-robin, commits them in flushes sized by `[store] commit_rows`,
+    `bulk_bytes` and `commit_ms`, keeps at most the writer's `max_in_flight` flushes
+    outstanding, and publishes each ring's committed seq strictly in flush order, so a worker
+    never acks a record that is not committed. A failed flush is retried with backoff for as
+    long as it takes (the rings fill and the workers pause meanwhile); items the store rejects
+    for good are dead-lettered and counted dead instead of indexed. `stop()` drains: everything
+    already in the rings is committed before `run()` returns.
+    Tells the supervisor, over `control`, when the store starts or stops failing.
+    """
 
     def __init__(self, cfg, ring_handles: dict, control, doorbell, redis_url: str,
                  lifeline: Lifeline | None = None):

@@ -3,10 +3,10 @@
 Pure CPU work plus one Redis call per chunk (the dedup script). The result is what the worker
 hands to the ring (records) and what it reports when the batch is acked (counts, dead letters).
 
-The stages run in Keep's order (KEEP_SEMANTICS 4.3, 4.4, 10): pre-extraction on the raw event,
-provider formatting, the dedup rule's fingerprint fields, the envelope's fingerprint override,
-deduplication, then for every alert that is not a full duplicate post-extraction and mapping.
-Enrichment therefore never changes a fingerprint or a dedup decision.
+The stages run in Keep's order (docs/keep-compatibility.md#processing-order): pre-extraction on the
+raw event, provider formatting, the dedup rule's fingerprint fields, the envelope's fingerprint
+override, deduplication, then for every alert that is not a full duplicate post-extraction and
+mapping. Enrichment therefore never changes a fingerprint or a dedup decision.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def _revalidate(alert: dict, keys: list[str], before: tuple, now: str) -> None:
 
 
 def enrich(alert: dict, rules: BatchRules, now: str) -> None:
-    """Post-extraction, then mapping rules, on one alert in place (Keep's order, §4.4)."""
+    """Post-extraction, then mapping rules, on one alert in place (Keep's order: see above)."""
     before = (alert["name"], alert.get("labels"), alert.get("source"))
     if rules.post:
         changed = run_extraction(rules.post, alert, PROTECTED_FIELDS)
@@ -127,6 +127,14 @@ def enrich(alert: dict, rules: BatchRules, now: str) -> None:
 
 
 class Pipeline:
+    """The stages one worker runs on a raw batch: decode, normalize, fingerprint, dedup,
+    enrich, encode (see the module docstring for the order and why).
+
+    `process(raw)` returns an Outcome: the ring records, the counts and dead letters to report
+    on ack, the dedup memos to drop. It raises only Redis errors (the batch stays in flight and
+    is retried, its decisions replayed); any bad input becomes dead letters, never an exception.
+    """
+
     def __init__(self, cfg, redis, keys, rules: Rules | None = None, *,
                  max_record_bytes: int | None = None):
         """Builds the encoder and compiles every rule (raises farm.rules.ruleset.RuleError on

@@ -41,12 +41,17 @@ class Pending:
 
 
 class Worker:
-    """One worker process's state and loop.
+    """One worker process's loop over its inflight list, its ring and its lease.
 
-    Guarantees: batches are acked only after every record they produced is committed; their
-    counters and dead letters are written in the same atomic call as the ack; after any Redis
-    error it starts over from its inflight list, so a batch may be processed twice but is
-    counted and stored once."""
+    Takes batches from the queues (critical first) into `<prefix>:inflight:<worker id>`, runs
+    each through the Pipeline, puts the records into its ring in the order the batches were
+    taken, and acks a batch (trims it off the inflight list, adds its counters, pushes its dead
+    letters, in one atomic call) only once the indexer's committed seq has passed the batch's
+    last record. A bad batch never stops the loop: it becomes a dead letter. A Redis error or a
+    lost lease makes it requeue what it holds and start over; nothing is counted twice, since
+    counting happens on ack. `stop()` drains: it takes nothing new and returns from `run()` once
+    everything it took is committed and acked.
+    """
 
     def __init__(self, cfg, slot: int, worker_id: str, ring: Ring, redis_url: str,
                  lifeline: Lifeline | None = None):

@@ -1,6 +1,6 @@
-"""Keep's fingerprint of an alert (KEEP_SEMANTICS 2), written from the spec, independently of
-farm's normalizers: from a raw provider event (what the generator claims, checked by the
-tests), and from a stored canonical document (how the HTTP verifier recognises its alerts,
+"""Keep's fingerprint of an alert, written from docs/keep-compatibility.md#fingerprinting,
+independently of farm's normalizers: from a raw provider event (what the generator claims, checked
+by the tests), and from a stored canonical document (how the HTTP verifier recognises its alerts,
 whatever fingerprint the farm chose: farm deliberately fingerprints Zabbix by name and host)."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def fingerprints_of(provider: str, event) -> list[str]:
 
 def keep_fingerprint_of_doc(doc: dict) -> str:
     """Keep's fingerprint of a stored canonical alert, recomputed from the fields Keep builds it
-    from (KEEP_SEMANTICS 2 and 5)."""
+    from (docs/keep-compatibility.md#fingerprinting)."""
     provider = doc.get("providerType")
     if provider == "datadog":
         return hashlib.sha256((json.dumps(doc.get("groups") or ["*"])

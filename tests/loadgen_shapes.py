@@ -1,5 +1,5 @@
-"""Each provider's real webhook shape (shared/KEEP_SEMANTICS.md section 5), as checks on one
-generated body. A check raises AssertionError naming the field that is wrong."""
+"""Each provider's real webhook shape (docs/keep-compatibility.md#providers), as checks on
+one generated body. A check raises AssertionError naming the field that is wrong."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _times(alert: dict, status: str, where: str) -> None:
 
 
 def prometheus(body: dict) -> None:
-    """Alertmanager webhook v4 (5.1)."""
+    """Alertmanager webhook v4."""
     assert set(body) == {"receiver", "status", "alerts", "groupLabels", "commonLabels",
                          "commonAnnotations", "externalURL", "version", "groupKey",
                          "truncatedAlerts"}, sorted(body)
@@ -58,7 +58,7 @@ def prometheus(body: dict) -> None:
 
 
 def grafana(body: dict) -> None:
-    """Grafana unified alerting (5.2), not the legacy shape."""
+    """Grafana unified alerting, not the legacy shape."""
     assert "evalMatches" not in body, "unified alerting, not legacy"
     for key in ("receiver", "status", "orgId", "alerts", "groupLabels", "commonLabels",
                 "commonAnnotations", "externalURL", "version", "groupKey", "truncatedAlerts",
@@ -91,7 +91,7 @@ DATADOG_KEYS = {"body", "last_updated", "event_type", "title", "severity", "aler
 
 
 def datadog(body: dict) -> None:
-    """The JSON template Keep installs in Datadog (5.3)."""
+    """The JSON template Keep installs in Datadog."""
     assert set(body) == DATADOG_KEYS, sorted(set(body) ^ DATADOG_KEYS)
     assert re.fullmatch(r"\d{13}", body["last_updated"]), "epoch milliseconds"
     assert body["date"] == body["last_updated"]
@@ -113,7 +113,7 @@ ZABBIX_KEYS = {"id", "triggerId", "lastReceived", "message", "name", "service", 
 
 
 def zabbix(body: dict) -> None:
-    """The parameters of the webhook media type Keep installs in Zabbix (5.4)."""
+    """The parameters of the webhook media type Keep installs in Zabbix."""
     assert set(body) == ZABBIX_KEYS, sorted(set(body) ^ ZABBIX_KEYS)
     assert all(isinstance(v, str) for v in body.values()), "the script posts strings"
     datetime.strptime(body["lastReceived"], "%Y.%m.%d %H:%M:%S")
@@ -134,7 +134,7 @@ KEEP_STATUSES = ("firing", "resolved", "acknowledged", "suppressed", "pending")
 
 
 def keep(body) -> None:
-    """A list of Keep AlertDto objects (5.5)."""
+    """A list of Keep AlertDto objects."""
     assert isinstance(body, list) and 1 <= len(body) <= 3
     for i, item in enumerate(body):
         where = f"[{i}]"

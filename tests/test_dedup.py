@@ -1,4 +1,5 @@
-"""Deduplication decisions through the real pipeline and a real Redis (KEEP_SEMANTICS §3).
+"""Deduplication decisions through the real pipeline and a real Redis
+(docs/keep-compatibility.md#deduplication).
 
 n = new, p = partial (a new version of a known fingerprint), f = full duplicate (dropped from
 history). Each batch's decisions are read back from the memo the dedup script writes.

@@ -1,5 +1,6 @@
-"""Extraction and mapping rules (KEEP_SEMANTICS §4.4, §6): order, precedence, regex groups, `*`
-cells, pre vs post, and what enrichment may not touch. The pipeline tests use a real Redis."""
+"""Extraction and mapping rules (docs/keep-compatibility.md#enrichment): order, precedence, regex
+groups, `*` cells, pre vs post, and what enrichment may not touch. The pipeline tests use a real
+Redis."""
 
 from __future__ import annotations
 

@@ -142,7 +142,7 @@ def post(url: str, body=None, key: str | None = ACME_KEY, **kwargs) -> httpx.Res
     return httpx.post(url, headers=headers, timeout=30, **kwargs)
 
 
-# --- provider payloads, as each tool sends them (KEEP_SEMANTICS 5) ------------------------------
+# --- provider payloads, as each tool sends them (docs/keep-compatibility.md#providers) ------------
 
 ALERTMANAGER = {
     "version": "4", "groupKey": '{}:{alertname="DiskAlmostFull"}', "truncatedAlerts": 0,

@@ -286,7 +286,8 @@ def test_unsupported_templates_are_rejected(source):
 # --- Keep's field-list fingerprint -----------------------------------------------------------
 
 def keep_reference_fingerprint(event: dict, fields: list[str]) -> str:
-    """KEEP_SEMANTICS §2, written out plainly: the reference farm's fast version must match."""
+    """Keep's field-list fingerprint (docs/keep-compatibility.md#fingerprinting), written out
+    plainly: the reference farm's fast version must match."""
     import hashlib
     import json
 

@@ -1,9 +1,10 @@
 """API keys: how they are made, stored (as SHA-256 hashes) and presented, and which tenant a key
 belongs to.
 
-A key is presented the ways Keep accepts one (KEEP_SEMANTICS 4.1): the `X-API-KEY` header, the
-`api_key` query parameter, HTTP Basic with the key as the password (Alertmanager's templates use
-the user name `api_key`), `Authorization: Bearer <key>` or `Authorization: Digest <key>`.
+A key is presented the ways Keep accepts one (docs/keep-compatibility.md#processing-order): the
+`X-API-KEY` header, the `api_key` query parameter, HTTP Basic with the key as the password
+(Alertmanager's templates use the user name `api_key`), `Authorization: Bearer <key>` or
+`Authorization: Digest <key>`.
 """
 
 from __future__ import annotations

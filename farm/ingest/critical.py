@@ -1,6 +1,6 @@
 """Which requests hold a critical alert, by the payload's own severity field (the same values the
-worker maps to Keep's `critical`, KEEP_SEMANTICS 5). Cheap on purpose: a few dict lookups per
-event, no normalization. Critical requests go to the critical lane."""
+worker maps to Keep's `critical`, docs/keep-compatibility.md#providers). Cheap on purpose: a few
+dict lookups per event, no normalization. Critical requests go to the critical lane."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Datadog webhooks (the JSON template Keep installs), mapped as Keep's DatadogProvider does.
 
-KEEP_SEMANTICS 5.3. One event is one alert. The fingerprint is Keep's field-list fingerprint
-over ["groups", "monitor_id"].
+docs/keep-compatibility.md#datadog. One event is one alert. The fingerprint is Keep's field-list
+fingerprint over ["groups", "monitor_id"].
 
 Deliberate differences: a `tags` string without a bare "monitor" entry is read like any other
 (Keep fails the event); a missing or unreadable `last_updated` becomes the ingestion time (Keep

@@ -1,8 +1,8 @@
 """Grafana webhooks, unified alerting and legacy, mapped as Keep's GrafanaProvider does.
 
-KEEP_SEMANTICS 5.2 and 2. A notification with `evalMatches` is a legacy alert (one alert);
-otherwise each of `alerts[]` is one alert. Name and status come from the notification, not the
-alert ([quirk] kept: this is what Keep users see and search for).
+docs/keep-compatibility.md#grafana. A notification with `evalMatches` is a legacy alert (one alert);
+otherwise each of `alerts[]` is one alert. Name and status come from the notification, not the alert
+([quirk] kept: this is what Keep users see and search for).
 
 Deliberate differences: an alert without `fingerprint` gets the computed fingerprint as its id
 (Keep invents a random uuid); a legacy alert without `ruleId` is fingerprinted by its name.

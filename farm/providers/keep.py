@@ -1,4 +1,5 @@
-"""Keep's generic alert format (an AlertDto as JSON, one or a list), KEEP_SEMANTICS 5.5 and 1.1.
+"""Keep's generic alert format (an AlertDto as JSON, one or a list),
+docs/keep-compatibility.md#keep-generic and docs/keep-compatibility.md#alert-model.
 
 Every key is kept; Keep's field validators are applied. farm treats every `keep` batch as Keep's
 `/alerts/event/keep` endpoint (provider formatting, so fingerprint rules apply: keephq/keep#6793).

@@ -1,7 +1,7 @@
 """Prometheus Alertmanager webhooks (v4) and bare alerts, mapped as Keep's PrometheusProvider does.
 
-KEEP_SEMANTICS 5.1. Only `alerts[]` is read; a map without `alerts` is one bare alert (also the
-shape of Prometheus' own /api/v1/alerts, which says `state` instead of `status`).
+docs/keep-compatibility.md#prometheus. Only `alerts[]` is read; a map without `alerts` is one bare
+alert (also the shape of Prometheus' own /api/v1/alerts, which says `state` instead of `status`).
 
 Deliberate differences: an alert with an `id` key keeps it (Keep fails the event); an alert with
 neither id nor alertname gets a stable id derived from its labels (Keep invents a random uuid,

@@ -1,6 +1,7 @@
 """Zabbix webhooks (the media type script Keep installs), mapped as Keep's ZabbixProvider does.
 
-KEEP_SEMANTICS 5.4. One event is one flat map; every key Keep does not consume is kept.
+docs/keep-compatibility.md#zabbix. One event is one flat map; every key Keep does not consume is
+kept.
 
 Deliberate differences:
 - fingerprint: Keep hashes the problem name alone, so one problem name on every host collapses

@@ -1,7 +1,7 @@
 """Conditions of extraction rules: a subset of CEL, compiled once into Python closures.
 
-Keep evaluates an extraction rule's `condition` with cel-python against the event (KEEP_SEMANTICS
-6.2), compiling it for every event. farm parses it when the rule file is loaded and evaluates a
+Keep evaluates an extraction rule's `condition` with cel-python against the event, compiling it
+for every event (docs/keep-compatibility.md#extraction-rules). farm parses it at load, then runs a
 tree of closures per event. Supported: literals (strings, ints, doubles, true, false, null, lists,
 maps), field names and `a.b` / `a["b"]` / `list[0]`, `! - * / % + -`, `== != < <= > >= in`,
 `&& ||` (with CEL's error absorption: `error || true` is true), `c ? a : b`, `has(a.b)`,

@@ -1,4 +1,5 @@
-"""Keep's deduplication rules from `[[dedup.rules]]` (KEEP_SEMANTICS 2 and 3.2).
+"""Keep's deduplication rules from `[[dedup.rules]]`
+(docs/keep-compatibility.md#deduplication-rules).
 
 A rule names a provider, optionally a tenant and a provider_id, and says how alerts of that
 scope are fingerprinted (fingerprint_fields) and which fields their content hash leaves out

@@ -1,5 +1,6 @@
-"""Extraction rules (KEEP_SEMANTICS 6.2): a regex with named groups over one rendered attribute
-(its first SEARCH_CHARS characters); on a match the groups become fields of the event.
+"""Extraction rules (docs/keep-compatibility.md#extraction-rules): a regex with named groups over
+one rendered attribute (its first SEARCH_CHARS characters); on a match the groups become fields of
+the event.
 
 Pre rules run on the raw provider event before it is normalized (so they shape the fingerprint
 and the dedup hash); post rules run on each alert that is not a full duplicate, after the dedup

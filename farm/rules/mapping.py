@@ -1,5 +1,5 @@
-"""Mapping rules (KEEP_SEMANTICS 6.1): a table of rows, matched against an alert's attributes;
-the first matching row's other columns become fields of the alert.
+"""Mapping rules (docs/keep-compatibility.md#mapping-rules): a table of rows, matched against an
+alert's attributes; the first matching row's other columns become fields of the alert.
 
 `matchers` is a list of groups: attributes within a group are ANDed, groups are ORed. A rule is
 considered only if some group's attributes all exist on the alert. A row matches if any group

@@ -1,4 +1,5 @@
-"""The Mustache subset Keep's extraction rules use for `attribute` (KEEP_SEMANTICS 6.2).
+"""The Mustache subset Keep's extraction rules use for `attribute`
+(docs/keep-compatibility.md#extraction-rules).
 
 Keep wraps an attribute that neither starts with "{{" nor ends with "}}" in "{{ }}", renders it
 with chevron against the event and HTML-unescapes the result. farm compiles the template once and

@@ -68,6 +68,8 @@ class EngineError(Exception):
 
 @dataclass
 class EngineInfo:
+    """Which engine answered at [store] url, as `Engine.detect` found out."""
+
     distribution: str   # "elasticsearch" or "opensearch"
     version: str        # "8.19.2", or "" when the engine does not say
 

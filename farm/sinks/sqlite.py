@@ -201,7 +201,14 @@ class Checkpointer(threading.Thread):
 
 
 class SqliteWriter:
-    """Indexer side: commits many encoded payloads in one transaction."""
+    """Indexer side: commits many encoded payloads in one transaction.
+
+    `write` commits every payload or none (a failure rolls back and raises it, and
+    the indexer retries the whole flush); it rejects nothing, so it returns no dead letters.
+    Commits are durable before they return (WAL, synchronous=FULL), and idempotent: history is
+    keyed by eventId, and the current state takes a version only if its batch's sent_at is not
+    older than the stored one. One writer, so `max_in_flight` is 1.
+    """
 
     def __init__(self, path: Path, retention_days: int = 0, fts_history: bool = False):
         self.path = Path(path)

@@ -1,5 +1,5 @@
 """Datadog monitor webhook in the JSON template Keep installs (`POST /alerts/event/datadog`),
-KEEP_SEMANTICS 5.3.
+docs/keep-compatibility.md#datadog.
 
 One group is one monitor on one scope; a notification yields one alert. Keep's fingerprint is
 sha256(json.dumps(groups) + monitor_id), groups being the comma-split `scopes`. Datadog gives
@@ -26,7 +26,7 @@ APP = "https://app.datadoghq.com"
 
 
 def fingerprint(scopes: str, monitor_id: str) -> str:
-    """Keep's Datadog fingerprint (KEEP_SEMANTICS 2)."""
+    """Keep's Datadog fingerprint (docs/keep-compatibility.md#fingerprinting)."""
     groups = scopes.split(",") if scopes else ["*"]
     return hashlib.sha256((json.dumps(groups) + str(monitor_id)).encode()).hexdigest()
 

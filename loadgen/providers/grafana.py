@@ -1,4 +1,5 @@
-"""Grafana unified alerting webhook (`POST /alerts/event/grafana`), KEEP_SEMANTICS 5.2.
+"""Grafana unified alerting webhook (`POST /alerts/event/grafana`),
+docs/keep-compatibility.md#grafana.
 
 One group is one Grafana notification: 1-4 alerts of one alert rule, each with the
 `fingerprint` Grafana computes (Keep's id and fingerprint). The top-level `status`, `state` and

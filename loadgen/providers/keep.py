@@ -1,5 +1,5 @@
 """Keep's generic alert format (`POST /alerts/event/keep`): a list of AlertDto objects,
-KEEP_SEMANTICS 5.5.
+docs/keep-compatibility.md#keep-generic.
 
 One group is one custom monitor's notification: a list of 1-3 alerts (on the wire, one event per
 item). Each alert has a stable `id`, so an identical re-send is a full duplicate; about half carry

@@ -1,4 +1,5 @@
-"""Alertmanager webhook v4 (`POST /alerts/event/prometheus`), KEEP_SEMANTICS 5.1.
+"""Alertmanager webhook v4 (`POST /alerts/event/prometheus`),
+docs/keep-compatibility.md#prometheus.
 
 One group is one Alertmanager notification group: 1-5 alerts sharing an alertname, job and
 environment, one per instance. Each alert carries the `fingerprint` Alertmanager computes from

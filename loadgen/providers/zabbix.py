@@ -1,4 +1,5 @@
-"""Zabbix webhook media type that Keep installs (`POST /alerts/event/zabbix`), KEEP_SEMANTICS 5.4.
+"""Zabbix webhook media type that Keep installs (`POST /alerts/event/zabbix`),
+docs/keep-compatibility.md#zabbix.
 
 One group is one trigger on one host; a notification yields one alert. Keep's fingerprint is
 sha256(name), so every name is unique within a run (it names the host). The problem event's

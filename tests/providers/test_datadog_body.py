@@ -1,5 +1,6 @@
-"""Datadog's body parse (KEEP_SEMANTICS 5.3, `extra_details`): Keep's regexes' results, read from
-a bounded prefix of the body, in linear time (a body is sender-controlled, up to 10 MB)."""
+"""Datadog's body parse (`extra_details`, docs/keep-compatibility.md#datadog): Keep's regexes'
+results, read from a bounded prefix of the body, in linear time (a body is sender-controlled, up to
+10 MB)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 `<case>.expected.json` beside it holds the canonical alerts farm makes of it (fingerprint
 included) and each alert's content digest (the dedup hash) under the default rule.
 
-`FARM_REGEN_GOLDEN=1 pytest tests/providers` rewrites the expected files from the code: do that
-only to add a case, then read the new file against KEEP_SEMANTICS §5 before keeping it.
+`FARM_REGEN_GOLDEN=1 pytest tests/providers` rewrites the expected files from the code: do that only
+to add a case, then read the new file against docs/keep-compatibility.md#providers before keeping
+it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The worked examples of KEEP_SEMANTICS §5, checked field by field against the spec's "Expected
-result" (independently of the golden files, which pin everything else)."""
+"""One worked example per provider (a webhook in its real shape), checked field by field against
+what Keep makes of it (docs/keep-compatibility.md#providers; independently of the golden files,
+which pin everything else)."""
 
 from __future__ import annotations
 
