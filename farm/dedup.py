@@ -28,52 +28,126 @@ import xxhash
 
 from farm.alert import BOOKKEEPING_FIELDS
 
-# KEYS[1] the batch's memo, KEYS[2..] dedup keys; ARGV[1] ttl, ARGV[2] memo ttl, ARGV[3] the
-# chunk's start (position of its first alert in the batch, from 0), then (digest, eventId) per
-# dedup key. A stored value is the 16-byte digest followed by the eventId that set it.
-DECIDE_LUA = """
+# KEYS[1] the batch's memo, KEYS[2] its timeline memo, KEYS[3..] dedup keys; ARGV[1] ttl,
+# ARGV[2] memo ttl, ARGV[3] the chunk's start (position of its first alert in the batch, from 0),
+# then per dedup key: digest, eventId, status, severity, lastReceived, receivedAt.
+# A stored value is the 16-byte digest, the eventId that set it, a newline, and the JSON array
+# [status, severity, firingStartTime, firingStartTimeSinceLastResolved, firingCounter,
+#  unresolvedCounter, startedAt, previous status, previous severity] of that stored version
+# ("" stands for none). Returns {decision letters, that array as JSON per alert ("" for a full
+# duplicate)}.
+DECIDE_LUA = r"""
+local function timeline(prev, status, severity, received, first)
+  local fst, since, fired, unresolved
+  if status ~= 'firing' then fst = ''
+  elseif prev and prev[1] == 'firing' then fst = prev[3]
+  else fst = received end
+  if status == 'resolved' then since = ''
+  elseif prev and prev[1] == 'resolved' and status == 'firing' then since = received
+  elseif prev and prev[4] ~= '' then since = prev[4]
+  elseif not prev and status == 'firing' then since = received
+  else since = '' end
+  if status == 'acknowledged' then fired = 0
+  elseif not prev or prev[1] == 'acknowledged' then fired = 1
+  else fired = prev[5] + 1 end
+  if status == 'resolved' then unresolved = 0
+  elseif not prev or prev[1] == 'resolved' then unresolved = 1
+  else unresolved = prev[6] + 1 end
+  return {status, severity, fst, since, fired, unresolved, prev and prev[7] or first}
+end
+
+local ttl = ARGV[1]
+
+-- Store this version with its timeline (and its predecessor's status and severity, which a
+-- rule may compare); returns the timeline as JSON.
+local function remember(key, digest, event_id, prev, a)
+  local now = timeline(prev, ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  now[8] = prev and prev[1] or ''
+  now[9] = prev and prev[2] or ''
+  local encoded = cjson.encode(now)
+  redis.call('SET', key, digest .. event_id .. '\n' .. encoded, 'EX', ttl)
+  return encoded
+end
+
 local memo = redis.call('GET', KEYS[1]) or ''
 local start = tonumber(ARGV[3])
-local ttl = ARGV[1]
-local out = {}
-for i = 2, #KEYS do
-  local position = start + i - 1
+local out, times, memo_times = {}, {}, {}
+for i = 3, #KEYS do
+  local position = start + i - 2
   local decision = string.sub(memo, position, position)
-  if decision ~= 'n' and decision ~= 'p' and decision ~= 'f' then
-    local digest = ARGV[2 * i]
-    local event_id = ARGV[2 * i + 1]
+  local line = ''
+  if decision == 'n' or decision == 'p' or decision == 'f' then
+    if decision ~= 'f' then
+      line = redis.call('HGET', KEYS[2], position) or ''
+    end
+  else
+    local a = 4 + (i - 3) * 6
+    local digest, event_id = ARGV[a], ARGV[a + 1]
     local stored = redis.call('GET', KEYS[i])
-    if not stored or string.sub(stored, 17) == event_id then
-      decision = 'n'
-      redis.call('SET', KEYS[i], digest .. event_id, 'EX', ttl)
-    elseif string.sub(stored, 1, 16) == digest then
+    local stored_id, state = nil, nil
+    if stored then
+      local cut = string.find(stored, '\n', 17, true)
+      stored_id = string.sub(stored, 17, cut and cut - 1 or -1)
+      if cut then state = cjson.decode(string.sub(stored, cut + 1)) end
+    end
+    if stored and stored_id == event_id then
+      decision = 'n'  -- this very event set it (a re-sent batch): the same version again
+      if state then
+        line = cjson.encode(state)
+      else  -- stored by a farm without the timeline: start one here
+        line = remember(KEYS[i], digest, event_id, nil, a)
+      end
+    elseif stored and string.sub(stored, 1, 16) == digest then
       decision = 'f'
       redis.call('EXPIRE', KEYS[i], ttl)
     else
-      decision = 'p'
-      redis.call('SET', KEYS[i], digest .. event_id, 'EX', ttl)
+      decision = stored and 'p' or 'n'
+      line = remember(KEYS[i], digest, event_id, state, a)
+    end
+    if line ~= '' then
+      memo_times[#memo_times + 1] = position
+      memo_times[#memo_times + 1] = line
     end
   end
-  out[i - 1] = decision
+  out[i - 2] = decision
+  times[i - 2] = line
 end
 local decisions = table.concat(out)
 if start + #decisions > #memo then
   redis.call('SETRANGE', KEYS[1], start, decisions)
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
-return decisions
+for from = 1, #memo_times, 2000 do  -- unpack() has a stack limit
+  redis.call('HSET', KEYS[2], unpack(memo_times, from, math.min(from + 1999, #memo_times)))
+end
+if #memo_times > 0 then
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return {decisions, times}
 """
 
 # KEYS[1] a dedup key, ARGV[1] an eventId: delete the key only if that event set it.
-FORGET_LUA = """
+FORGET_LUA = r"""
 local stored = redis.call('GET', KEYS[1])
-if stored and string.sub(stored, 17) == ARGV[1] then
+local cut = stored and string.find(stored, '\n', 17, true)
+if stored and string.sub(stored, 17, cut and cut - 1 or -1) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 """
 
 NEW, PARTIAL, FULL = "n", "p", "f"
+
+# Set on every stored version (docs/keep-compatibility.md#firing-timeline), in the order of the
+# script's timeline array after its status and severity.
+TIMELINE_FIELDS = ("firingStartTime", "firingStartTimeSinceLastResolved", "firingCounter",
+                   "unresolvedCounter", "startedAt", "previousStatus", "previousSeverity")
+
+
+def apply_timeline(alert: dict, timeline: list) -> None:
+    """Set the timeline fields from the script's array; "" stands for none."""
+    for name, value in zip(TIMELINE_FIELDS, timeline[2:], strict=True):
+        alert[name] = None if value == "" else value
 # A memo outlives its batch only if the worker dies and nobody requeues the batch for a day.
 MEMO_TTL_SECONDS = 86_400
 
@@ -149,6 +223,7 @@ class Deduplicator:
     """Decides new / partial / full for the alerts of one batch in one Redis round trip."""
 
     def __init__(self, redis, keys, ttl_seconds: int):
+        self.redis = redis
         self.keys = keys
         self.ttl = ttl_seconds
         self._decide = redis.register_script(DECIDE_LUA)
@@ -157,19 +232,24 @@ class Deduplicator:
     def decide(self, batch_id: str, start: int, tenant: str, alerts: list[dict],
                digests: list[bytes]) -> str:
         """One decision letter per alert of the chunk that starts at position `start` of the
-        batch, in order; replayed from the batch's memo where it has them. Raises redis errors
-        as they come."""
+        batch, in order; replayed from the batch's memo where it has them. Every alert that is
+        not a full duplicate gets its firing timeline (TIMELINE_FIELDS) in place, computed from
+        the fingerprint's previous stored version in the same call. Raises redis errors as they
+        come."""
         if not alerts:
             return ""
         dedup_key = self.keys.dedup
-        keys = [self.keys.decided(batch_id)]
+        keys = [self.keys.decided(batch_id), self.keys.timeline(batch_id)]
         args: list = [self.ttl, MEMO_TTL_SECONDS, start]
         for alert, digest in zip(alerts, digests, strict=False):
             keys.append(dedup_key(tenant, alert["fingerprint"]))
-            args.append(digest)
-            args.append(alert["eventId"])
-        decisions = self._decide(keys=keys, args=args)
-        return decisions.decode() if isinstance(decisions, bytes) else decisions
+            args += (digest, alert["eventId"], alert["status"] or "", alert["severity"] or "",
+                     alert["lastReceived"] or "", alert["receivedAt"])
+        letters, timelines = self._decide(keys=keys, args=args)
+        for alert, line in zip(alerts, timelines, strict=True):
+            if line:
+                apply_timeline(alert, orjson.loads(line))
+        return letters.decode() if isinstance(letters, bytes) else letters
 
     def forget(self, tenant: str, alert: dict) -> None:
         """Drop the digest `alert` stored when it was decided, unless a later event has replaced

@@ -10,12 +10,18 @@
   `[workers] heartbeat_seconds`. The worker refreshes it with every ack; when it is gone, the
   worker is presumed dead and its inflight list is requeued.
 - `<p>:dedup:<tenant>:<fingerprint>`   string: 16-byte content digest + the eventId that set
-  it, TTL `[dedup] ttl_seconds`. Read and written by the dedup Lua script, one call per batch
+  it + a newline + that version's firing timeline (JSON array: status, severity, the two firing
+  start times, the two counters, startedAt, the previous version's status and severity),
+  TTL `[dedup] ttl_seconds`. Read and written by the dedup Lua script, one call per batch
   chunk; deleted by the forget script when the alert that set it could not be stored.
 - `<p>:decided:<batch id>`             string: one decision letter (n/p/f) per alert of the
   batch, at the alert's position in the batch, written by the dedup script chunk by chunk
   (SETRANGE), TTL a day, deleted when the batch is acked. A redelivered batch replays these
   decisions by position, however `[workers] batch_max` cuts it this time.
+- `<p>:timeline:<batch id>`            hash: position in the batch -> the firing timeline the
+  dedup script computed for that alert (JSON), written with the decisions and dropped with them
+  on ack, so a redelivered batch replays the same timeline even after later versions of its
+  fingerprints were stored.
 - `<p>:dlq`                            list of dead letters (msgpack maps: reason, stage, at,
   batch, tenant, provider, payload). Workers and the indexer LPUSH.
 - `<p>:rl:<tenant>:<provider>`         string: the ingest gateways' rate-limit bucket (GCRA) of
@@ -67,6 +73,9 @@ class Keys:
 
     def decided(self, batch_id: str) -> str:
         return f"{self.prefix}:decided:{batch_id}"
+
+    def timeline(self, batch_id: str) -> str:
+        return f"{self.prefix}:timeline:{batch_id}"
 
     def rate_limit(self, tenant: str, provider: str) -> str:
         return f"{self.prefix}:rl:{tenant}:{provider}"

@@ -133,7 +133,8 @@ class Worker:
         last_seq = 0
         for record in outcome.records:
             last_seq = self.ring.put(record, wait=self._ring_full)
-        memo_keys = [self.keys.decided(m) for m in outcome.memo_ids]
+        memo_keys = [key for m in outcome.memo_ids
+                     for key in (self.keys.decided(m), self.keys.timeline(m))]
         self.pending.append(Pending(last_seq, outcome.counts, outcome.dead_letters, memo_keys))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels("dead" if outcome.counts.get("batches_dead") else "ok").inc()
