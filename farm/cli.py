@@ -149,7 +149,8 @@ def stop(timeout, config_path):
               help="Only these severities (repeatable).")
 @click.option("--tenant", help="Only this tenant.")
 @click.option("--history", is_flag=True,
-              help="Search every stored event, not the current state per fingerprint.")
+              help="Search every stored event, not the current state per fingerprint "
+              "(words match the same way; in SQLite a full scan unless [store] fts_history).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the matching documents as JSON.")
 @config_option
