@@ -232,7 +232,10 @@ def dlq_list(limit, as_json, config_path):
               help="Replay at most this many (oldest first); default all.")
 @config_option
 def dlq_replay(limit, config_path):
-    """Push dead letters back into the queue (after fixing their cause)."""
+    """Push dead letters back into the queue, oldest first (after fixing their cause).
+
+    It replays the oldest letters in the list (all, or --limit N); it does not read a
+    selection from its input."""
     from farm.deadletters import replay
 
     cfg = load_config(config_path)
