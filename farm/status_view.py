@@ -29,7 +29,13 @@ def render_status(doc: dict, console: Console | None = None) -> None:
                       str(w["restarts"]))
     ix = doc["indexer"]
     procs.add_row("indexer", str(ix["pid"]), "-", _yes(ix["alive"]), str(ix["restarts"]))
+    ingest = doc.get("ingest") or {}
+    for gateway in ingest.get("processes", []):
+        procs.add_row(gateway["id"], str(gateway["pid"]), "-", _yes(gateway["alive"]),
+                      str(gateway["restarts"]))
     console.print(procs)
+    if ingest.get("http"):
+        console.print(f"  ingest gateway on http://{ingest['http']}")
 
     if "error" in doc:
         console.print(f"[red]{doc['error']}[/]")

@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
 
+from farm.cli import main
 from tests.farmproc import FarmProcess, write_config
 from tests.test_farm_integration import alertmanager_webhook, push_batches
 from tests.test_ingest_e2e import wait_listening
@@ -57,6 +59,16 @@ def test_metrics_health_and_status_are_served(tmp_path, redis, redis_url):
         assert {"critical", "normal"} == set(doc["queues"])
         assert doc["counters"]["alerts_received"] == 201
         assert [p["alive"] for p in doc["ingest"]["processes"]] == [True, True]
+        # `farm status` (the table) lists the gateway processes as --json does.
+        table = CliRunner().invoke(main, ["status", "--config", str(config)],
+                                   env={"COLUMNS": "200"})
+        assert table.exit_code == 0, table.output
+        rows = {line.split()[1]: line for line in table.output.splitlines()
+                if line.startswith("│")}
+        for gateway in doc["ingest"]["processes"]:
+            assert gateway["id"] in rows, table.output
+            assert f"│ {gateway['pid']}" in rows[gateway["id"]]
+        assert f"ingest gateway on http://{farm.ingest_http}" in table.output
 
 
 def test_a_restarted_worker_reuses_its_metrics_files(tmp_path, redis, redis_url):
