@@ -29,8 +29,9 @@ demo: install
 	@$(BIN)/farm start --workers 2 --config $(DEMO)/farm.toml > $(DEMO)/farm.log 2>&1 & \
 	for i in $$(seq 100); do $(BIN)/farm status --config $(DEMO)/farm.toml >/dev/null 2>&1 && break; sleep 0.2; done
 	@echo "== pushing 10 seconds of alerts at 600GB/day"
+	@# Exit code 5 (no loss, but below the asked rate on a busy machine) does not stop the demo.
 	@$(BIN)/farm-loadgen --config $(DEMO)/farm.toml --rate 600GB/day --duration 10s --seed 1 --verify \
-		|| { $(BIN)/farm stop --config $(DEMO)/farm.toml; exit 1; }
+		|| [ $$? -eq 5 ] || { $(BIN)/farm stop --config $(DEMO)/farm.toml; exit 1; }
 	@echo "== status"
 	@$(BIN)/farm status --config $(DEMO)/farm.toml
 	@echo "== a search over the stored alerts"
