@@ -40,7 +40,8 @@ class Query:
 
 
 def search(cfg, query: Query) -> list[dict]:
-    """Matching alerts, newest lastReceived first; current-state hits carry `duplicates`."""
+    """Matching alerts, newest lastReceived first. Current-state hits carry `duplicates`: the
+    full duplicates of that version since it was stored (not the farm's alerts_duplicate)."""
     if cfg.store.kind == "sqlite":
         return _search_sqlite(cfg, query)
     return _search_engine(cfg, query)

@@ -78,7 +78,8 @@ def render_alerts(alerts: list[dict], history: bool, console: Console | None = N
                   title_justify="left")
     for column in ("last received", "severity", "status", "name", "service"):
         table.add_column(column)
-    table.add_column("event" if history else "dups", justify="left" if history else "right")
+    table.add_column("event" if history else "dups of this version",
+                     justify="left" if history else "right")
     for a in alerts:
         severity = a.get("severity", "")
         table.add_row(a.get("lastReceived", ""), f"[{_SEVERITY_STYLE.get(severity, '')}]"
