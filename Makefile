@@ -17,16 +17,21 @@ install: $(BIN)/farm
 
 # Start a farm with its own Redis and SQLite, push a short burst of realistic alerts, show the
 # account, stop. Everything lives in ./$(DEMO). The load goes straight into Redis, so the demo
-# runs without the HTTP gateway (docs/ingest.md shows that one).
+# runs without the HTTP gateway (docs/ingest.md shows that one). The supervisor's HTTP port is
+# one the system says is free now, written into the demo's config, where every command reads it.
+FREE_PORT := import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])
 demo: install
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)
-	@printf '[farm]\ndata_dir = "$(DEMO)"\n[supervisor]\nhttp = "127.0.0.1:9465"\n[ingest]\nprocesses = 0\n' > $(DEMO)/farm.toml
+	@port=$$($(BIN)/python -c '$(FREE_PORT)') && \
+	printf '[farm]\ndata_dir = "$(DEMO)"\n[supervisor]\nhttp = "127.0.0.1:%s"\n[ingest]\nprocesses = 0\n' \
+		"$$port" > $(DEMO)/farm.toml
 	@echo "== starting a farm (2 workers, embedded Redis, SQLite in $(DEMO)/)"
 	@$(BIN)/farm start --workers 2 --config $(DEMO)/farm.toml > $(DEMO)/farm.log 2>&1 & \
 	for i in $$(seq 100); do $(BIN)/farm status --config $(DEMO)/farm.toml >/dev/null 2>&1 && break; sleep 0.2; done
 	@echo "== pushing 10 seconds of alerts at 600GB/day"
+	@# Exit code 5 (no loss, but below the asked rate on a busy machine) does not stop the demo.
 	@$(BIN)/farm-loadgen --config $(DEMO)/farm.toml --rate 600GB/day --duration 10s --seed 1 --verify \
-		|| { $(BIN)/farm stop --config $(DEMO)/farm.toml; exit 1; }
+		|| [ $$? -eq 5 ] || { $(BIN)/farm stop --config $(DEMO)/farm.toml; exit 1; }
 	@echo "== status"
 	@$(BIN)/farm status --config $(DEMO)/farm.toml
 	@echo "== a search over the stored alerts"

@@ -73,6 +73,9 @@ def start(workers, no_ingest, config_path):
                 click.echo(f"farm: config: {problem}", err=True)
             sys.exit(2)
     count = workers or cfg.workers.count or os.cpu_count() or 1
+    crowding = cpu_crowding(count, cfg.workers.pin)
+    if crowding:
+        click.echo(f"farm: warning: {crowding}", err=True)
     from farm.redis_server import RedisServerError
     from farm.redisconn import RedisUnavailable
     from supervisor.pidfile import AlreadyRunning
@@ -83,6 +86,23 @@ def start(workers, no_ingest, config_path):
     except (FarmError, RedisUnavailable, RedisServerError, AlreadyRunning) as exc:
         fail(str(exc))
     sys.exit(code)
+
+
+def cpu_crowding(workers: int, pinned: bool) -> str | None:
+    """A one-line warning when there are more workers than CPUs this process may run on (the
+    ones the supervisor pins to), else None: workers sharing a CPU add no speed."""
+    import psutil
+
+    try:
+        cpus = len(psutil.Process().cpu_affinity())
+    except AttributeError:  # no affinity on this platform
+        cpus = os.cpu_count() or 1
+    if workers <= cpus:
+        return None
+    per_cpu = workers // cpus if workers % cpus == 0 else f"up to {-(-workers // cpus)}"
+    share = f"{per_cpu} pinned to each" if pinned else "sharing them"
+    return (f"{workers} workers on {cpus} CPUs ({share}): they take turns rather than add "
+            f"speed; --workers {cpus} (one per CPU) is usually fastest")
 
 
 def fetch_status(cfg) -> dict | None:
@@ -149,7 +169,8 @@ def stop(timeout, config_path):
               help="Only these severities (repeatable).")
 @click.option("--tenant", help="Only this tenant.")
 @click.option("--history", is_flag=True,
-              help="Search every stored event, not the current state per fingerprint.")
+              help="Search every stored event, not the current state per fingerprint "
+              "(words match the same way; in SQLite a full scan unless [store] fts_history).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the matching documents as JSON.")
 @config_option
@@ -231,7 +252,10 @@ def dlq_list(limit, as_json, config_path):
               help="Replay at most this many (oldest first); default all.")
 @config_option
 def dlq_replay(limit, config_path):
-    """Push dead letters back into the queue (after fixing their cause)."""
+    """Push dead letters back into the queue, oldest first (after fixing their cause).
+
+    It replays the oldest letters in the list (all, or --limit N); it does not read a
+    selection from its input."""
     from farm.deadletters import replay
 
     cfg = load_config(config_path)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import textwrap
@@ -86,8 +87,20 @@ def render_doc(current: str) -> str:
     return f"{head}{TABLE_START}\n{render_table()}\n{TABLE_END}{tail}"
 
 
-def main(argv: list[str]) -> int:
-    check = "--check" in argv
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m farm.config_docs",
+        description="Write configs/farm.toml and the settings table of docs/configuration.md "
+                    "from the declarations in farm/config.py.")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 and name each file that is out of date")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 written or up to date, 1 out of date (--check) or no marker in the doc;
+    --help and unknown arguments exit through argparse before anything is written."""
+    check = parse_args(argv).check
     doc = DOC_PATH.read_text()
     if TABLE_START not in doc:
         print(f"{DOC_PATH} lacks the marker {TABLE_START!r}", file=sys.stderr)
@@ -106,4 +119,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

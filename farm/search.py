@@ -2,13 +2,17 @@
 
 Current state (one row per fingerprint) by default, history with `history=True`. Text is matched
 against name, description and message: SQLite FTS5 on the store, or the engine's
-simple_query_string.
+simple_query_string. History in SQLite has an FTS5 index only with `[store] fts_history`; without
+it the search scans every stored event and matches words the way FTS5 would (`TextMatcher`), so
+a query finds the same events either way, only more slowly.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
+import unicodedata
 from dataclasses import dataclass
 
 import orjson
@@ -36,7 +40,8 @@ class Query:
 
 
 def search(cfg, query: Query) -> list[dict]:
-    """Matching alerts, newest lastReceived first; current-state hits carry `duplicates`."""
+    """Matching alerts, newest lastReceived first. Current-state hits carry `duplicates`: the
+    full duplicates of that version since it was stored (not the farm's alerts_duplicate)."""
     if cfg.store.kind == "sqlite":
         return _search_sqlite(cfg, query)
     return _search_engine(cfg, query)
@@ -51,6 +56,44 @@ def _fts_query(text: str) -> str:
         if word:
             words.append(f'"{word}"' + ("*" if prefix else ""))
     return " ".join(words)
+
+
+# A token as FTS5's default tokenizer (unicode61) sees it: a run of letters and digits.
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def _fold(text: str) -> str:
+    """Lower case without diacritics, as unicode61 folds a token ("Café" -> "cafe")."""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+class TextMatcher:
+    """What `_fts_query(text)` matches, for text that has no FTS5 index: every word of the
+    query (a phrase of its tokens, a prefix when it ends with `*`) must occur within one of
+    the columns; words are matched whole and case-insensitively."""
+
+    def __init__(self, text: str):
+        self.phrases = []
+        self.tokens: set[str] = set()
+        for word in text.split():
+            tokens = _TOKEN.findall(_fold(word.rstrip("*")))
+            if tokens:  # FTS5 ignores a phrase without tokens ("/")
+                tail = "" if word.endswith("*") else " "
+                self.phrases.append(" " + " ".join(tokens) + tail)
+                self.tokens.update(tokens)
+
+    def __call__(self, *columns: str | None) -> bool:
+        if not self.phrases:
+            return False
+        folded = [_fold(c) for c in columns if c]
+        # Most events lack some token even as a substring: reject those before tokenizing.
+        if not all(any(t in f for f in folded) for t in self.tokens):
+            return False
+        texts = [" " + " ".join(_TOKEN.findall(f)) + " " for f in folded]
+        return all(any(p in t for t in texts) for p in self.phrases)
 
 
 def _search_sqlite(cfg, q: Query) -> list[dict]:
@@ -80,10 +123,10 @@ def _run_sqlite(db: sqlite3.Connection, q: Query) -> list[dict]:
                 where.append("alerts_fts MATCH ?")
                 args.append(_fts_query(q.text))
             else:  # history full-text search is opt-in ([store] fts_history): scan instead
-                like = f"%{q.text}%"
-                where.append("(a.name LIKE ? OR a.doc ->> '$.description' LIKE ? "
-                             "OR a.doc ->> '$.message' LIKE ?)")
-                args += [like, like, like]
+                db.create_function("farm_text_match", 3, TextMatcher(q.text),
+                                   deterministic=True)
+                where.append("farm_text_match(a.name, a.doc ->> '$.description', "
+                             "a.doc ->> '$.message')")
     else:
         table, select = "alerts_current a", "a.doc, a.duplicates"
         where.append("a.eventId != ''")

@@ -29,7 +29,13 @@ def render_status(doc: dict, console: Console | None = None) -> None:
                       str(w["restarts"]))
     ix = doc["indexer"]
     procs.add_row("indexer", str(ix["pid"]), "-", _yes(ix["alive"]), str(ix["restarts"]))
+    ingest = doc.get("ingest") or {}
+    for gateway in ingest.get("processes", []):
+        procs.add_row(gateway["id"], str(gateway["pid"]), "-", _yes(gateway["alive"]),
+                      str(gateway["restarts"]))
     console.print(procs)
+    if ingest.get("http"):
+        console.print(f"  ingest gateway on http://{ingest['http']}")
 
     if "error" in doc:
         console.print(f"[red]{doc['error']}[/]")
@@ -72,7 +78,8 @@ def render_alerts(alerts: list[dict], history: bool, console: Console | None = N
                   title_justify="left")
     for column in ("last received", "severity", "status", "name", "service"):
         table.add_column(column)
-    table.add_column("event" if history else "dups", justify="left" if history else "right")
+    table.add_column("event" if history else "dups of this version",
+                     justify="left" if history else "right")
     for a in alerts:
         severity = a.get("severity", "")
         table.add_row(a.get("lastReceived", ""), f"[{_SEVERITY_STYLE.get(severity, '')}]"

@@ -1,13 +1,13 @@
 """`farm-loadgen`: realistic alert traffic at a chosen volume, and an end-to-end account of it.
 
     farm-loadgen [--config FILE] [--redis URL] --rate R (--duration D | --total T)
-                 [--mix ...] [--profile P] [--seed N] [--verify] [--json]
+                 [--mix ...] [--profile P] [--seed N] [--min-achieved PERCENT] [--verify] [--json]
 
 Exit codes: 0 everything accounted for; 1 loss (an alert neither stored, duplicate-dropped nor
 dead-lettered, a stored row the run never sent, or farm counters that do not add up); 2 a usage
 or set-up problem; 3 the farm did not drain, so nothing could be verified; 4 no loss, but some
-alerts were dead-lettered, refused, or sent without an answer; 130 interrupted. Every error is
-one line.
+alerts were dead-lettered, refused, or sent without an answer; 5 no loss, but the run achieved
+less than --min-achieved percent of the asked rate; 130 interrupted. Every error is one line.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import click
 from loadgen.options import DEFAULT_MIX
 from loadgen.profiles import PROFILES
 
-OK, LOSS, USAGE, NOT_DRAINED, DEAD, INTERRUPTED = 0, 1, 2, 3, 4, 130
+OK, LOSS, USAGE, NOT_DRAINED, DEAD, SHORT, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
 
 class Failure(Exception):
@@ -82,6 +82,10 @@ class Failure(Exception):
               help="Pause pushing while the farm's queues hold more than this.")
 @click.option("--drain-timeout", default="10m", show_default=True,
               help="--verify: longest wait for the farm to drain.")
+@click.option("--min-achieved", default=95.0, show_default=True,
+              type=click.FloatRange(0, 100), metavar="PERCENT",
+              help="Exit 5 when the run achieves less than this share of the asked rate "
+                   "(0: never).")
 @click.option("--verify", is_flag=True,
               help="Wait for the farm to drain, then account for every alert sent.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
@@ -194,11 +198,16 @@ def execute(opts: dict) -> int:
             code = LOSS
         elif verdict.dead or verdict.refused or verdict.unknown:
             code = DEAD
-    doc = report.document(plan, outcome, verdict, counters, drain_seconds, histogram)
+    doc = report.document(plan, outcome, verdict, counters, drain_seconds, histogram,
+                          opts["min_achieved"] / 100)
     if opts["as_json"]:
         click.echo(json.dumps(doc))
     else:
         report.render(doc, Console())
+    if doc["achieved"]["short"]:
+        click.echo(f"farm-loadgen: {report.shortfall(doc)}", err=True)
+        if code == OK:
+            code = SHORT
     return code
 
 

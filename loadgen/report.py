@@ -17,8 +17,9 @@ VOLUME_NOTE = ("volume counts the raw provider JSON payloads (what the webhooks 
 
 def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
              counters: dict | None = None, drain_seconds: float | None = None,
-             histogram_latency: dict | None = None) -> dict:
-    """The report as one JSON-able object."""
+             histogram_latency: dict | None = None, min_achieved: float = 0.0) -> dict:
+    """The report as one JSON-able object. `achieved.short` is true when the run reached
+    less than min_achieved (a share, 0.95 for 95%) of the asked rate."""
     seconds = outcome.seconds
     asked = None
     if plan.rate is not None:
@@ -26,6 +27,8 @@ def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
         asked = {"text": str(plan.rate), "unit": plan.unit, "per_second": base,
                  "mean_per_second": base * plan.profile.mean}
     achieved_units = outcome.payload_bytes if plan.unit == "bytes" else outcome.alerts
+    of_asked = (round(achieved_units / seconds / asked["mean_per_second"], 4)
+                if asked else None)
     doc = {
         "run_id": plan.run_id,
         "seed": plan.seed,
@@ -49,8 +52,9 @@ def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
         "achieved": {
             "mb_per_second": round(outcome.payload_bytes / seconds / 1e6, 3),
             "alerts_per_second": round(outcome.alerts / seconds, 1),
-            "of_asked": (round(achieved_units / seconds / asked["mean_per_second"], 4)
-                         if asked else None),
+            "of_asked": of_asked,
+            "minimum_of_asked": min_achieved if asked and min_achieved else None,
+            "short": of_asked is not None and of_asked < min_achieved,
         },
         "throttled_seconds": round(outcome.throttled, 2),
         "schedule_dropped_seconds": round(outcome.shifted, 2),
@@ -128,7 +132,11 @@ def render(doc: dict, console: Console) -> None:
     rate = f"{achieved['mb_per_second']:.2f} MB/s, {achieved['alerts_per_second']:,.0f} alerts/s"
     if achieved["of_asked"] is not None:
         rate += f"  ({achieved['of_asked'] * 100:.1f}% of asked)"
-    table.add_row("achieved", rate)
+    if achieved["short"]:
+        table.add_row("achieved", f"[red]{rate}[/red]")
+        table.add_row("[red]SHORT[/red]", f"[red]{escape(shortfall(doc))}[/red]")
+    else:
+        table.add_row("achieved", rate)
     if doc["throttled_seconds"]:
         table.add_row("throttled", f"{doc['throttled_seconds']:.1f} producer-seconds paused: "
                                    f"the farm's backlog passed --max-backlog")
@@ -194,6 +202,20 @@ def render(doc: dict, console: Console) -> None:
                       "[red]LOSS[/red]")
     table.caption = doc["volume_note"]
     console.print(table)
+
+
+def shortfall(doc: dict) -> str:
+    """One line: how far below the asked rate the run stayed, with what slowed it down."""
+    achieved, http = doc["achieved"], doc.get("http") or {}
+    seen = [f"{doc['throttled_seconds']:.1f} producer-seconds paused by --max-backlog"
+            if doc["throttled_seconds"] else "",
+            f"{http['retried']:,} retries after 429/503" if http.get("retried") else "",
+            f"{doc['schedule_dropped_seconds']:.1f} s of schedule dropped"
+            if doc["schedule_dropped_seconds"] else ""]
+    seen = [fact for fact in seen if fact]
+    return (f"achieved {achieved['of_asked'] * 100:.1f}% of the asked rate, below "
+            f"--min-achieved {achieved['minimum_of_asked'] * 100:g}% (exit code 5)"
+            + (f": {'; '.join(seen)}" if seen else ""))
 
 
 def _listed(count: int, groups: list) -> str:

@@ -3,12 +3,16 @@ that refer to its metrics."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
 
+from farm.cli import main
+from farm.ingest.metrics import REFUSAL_REASONS
 from tests.farmproc import FarmProcess, write_config
 from tests.test_farm_integration import alertmanager_webhook, push_batches
 from tests.test_ingest_e2e import wait_listening
@@ -47,6 +51,11 @@ def test_metrics_health_and_status_are_served(tmp_path, redis, redis_url):
         assert 'farm_alerts_total{decision="new",provider="prometheus"} 201.0' in body
         assert "farm_stat_alerts_received_total 201.0" in body
         assert 'farm_queue_depth{lane="critical"} 0.0' in body
+        # Every refusal reason has a series from the gateway's start, refused yet or not.
+        refused = re.findall(r'farm_ingest_refused_total\{[^}]*reason="(\w+)"', body)
+        assert set(REFUSAL_REASONS) <= set(refused)
+        assert ('farm_ingest_refused_total{provider="-",reason="too_deep",tenant="-"} 0.0'
+                in body)
         # Every metric the shipped alert rules and dashboard use exists (bucket/total suffixes
         # are the exposition's).
         missing = {m for m in referenced_metrics()
@@ -57,6 +66,16 @@ def test_metrics_health_and_status_are_served(tmp_path, redis, redis_url):
         assert {"critical", "normal"} == set(doc["queues"])
         assert doc["counters"]["alerts_received"] == 201
         assert [p["alive"] for p in doc["ingest"]["processes"]] == [True, True]
+        # `farm status` (the table) lists the gateway processes as --json does.
+        table = CliRunner().invoke(main, ["status", "--config", str(config)],
+                                   env={"COLUMNS": "200"})
+        assert table.exit_code == 0, table.output
+        rows = {line.split()[1]: line for line in table.output.splitlines()
+                if line.startswith("│")}
+        for gateway in doc["ingest"]["processes"]:
+            assert gateway["id"] in rows, table.output
+            assert f"│ {gateway['pid']}" in rows[gateway["id"]]
+        assert f"ingest gateway on http://{farm.ingest_http}" in table.output
 
 
 def test_a_restarted_worker_reuses_its_metrics_files(tmp_path, redis, redis_url):
@@ -79,3 +98,19 @@ def test_a_restarted_worker_reuses_its_metrics_files(tmp_path, redis, redis_url)
         push_batches(redis, 4, 5)
         farm.wait_drained(expected_received=40)
         assert sorted(os.listdir(tmp_path / "data" / "metrics")) == files
+
+
+def test_every_reason_the_gateway_refuses_with_gets_a_series_at_start():
+    """REFUSAL_REASONS lists each reason the gateway's code refuses with (Refused(status,
+    detail, reason) and the metrics-only refusals counted by _count)."""
+    used = set()
+    for path in (Path(__file__).resolve().parents[1] / "farm" / "ingest").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            position = {"Refused": 2, "_count": 5}.get(node.func.id)
+            if position is not None and len(node.args) > position and \
+                    isinstance(node.args[position], ast.Constant):  # not a passed-on reason
+                used.add(node.args[position].value)
+    assert "too_large" in used and "overloaded" in used
+    assert used <= set(REFUSAL_REASONS)

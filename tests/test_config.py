@@ -74,6 +74,32 @@ def test_unrelated_farm_variables_are_not_settings():
     assert cfg.redis.url == ""
 
 
+def test_config_docs_help_and_check_write_nothing(tmp_path, monkeypatch, capsys):
+    import farm.config_docs as config_docs
+
+    stale = {tmp_path / "farm.toml": "# stale\n",
+             tmp_path / "configuration.md": f"{config_docs.TABLE_START}\nold\n"
+                                            f"{config_docs.TABLE_END}\n"}
+    for path, text in stale.items():
+        path.write_text(text)
+    monkeypatch.setattr(config_docs, "ROOT", tmp_path)
+    monkeypatch.setattr(config_docs, "TOML_PATH", tmp_path / "farm.toml")
+    monkeypatch.setattr(config_docs, "DOC_PATH", tmp_path / "configuration.md")
+    with pytest.raises(SystemExit) as exit_help:
+        config_docs.main(["--help"])
+    assert exit_help.value.code == 0 and "--check" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_bad:
+        config_docs.main(["--chek"])
+    assert exit_bad.value.code == 2 and "unrecognized arguments: --chek" in \
+        capsys.readouterr().err
+    assert config_docs.main(["--check"]) == 1
+    assert "farm.toml is out of date" in capsys.readouterr().err
+    assert all(path.read_text() == text for path, text in stale.items())
+    assert config_docs.main([]) == 0
+    assert (tmp_path / "farm.toml").read_text() == config_docs.render_toml()
+    assert config_docs.main(["--check"]) == 0
+
+
 def test_shipped_config_and_docs_table_match_the_declarations():
     from farm.config_docs import TOML_PATH, main
 

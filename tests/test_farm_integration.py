@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import msgpack
+import psutil
 
 from farm.wire import encode_batch
 from tests.farmproc import FarmProcess, write_config
@@ -58,3 +59,18 @@ def test_two_workers_store_exactly_the_expected_rows(tmp_path, redis, redis_url)
     assert all((x in stored) != (y in stored) for x, y in expected_one_of)
     current = db.execute("SELECT count(*), sum(duplicates) FROM alerts_current").fetchone()
     assert current == (3000, 3000)
+
+
+def test_more_workers_than_cpus_get_one_warning_line_and_the_farm_still_runs(tmp_path,
+                                                                           redis_url):
+    cpus = len(psutil.Process().cpu_affinity())
+    crowded = write_config(tmp_path / "crowded.toml", tmp_path / "crowded", redis_url)
+    with FarmProcess(crowded, workers=cpus + 1) as farm:
+        assert len(farm.status()["workers"]) == cpus + 1
+        warnings = [line for line in farm.tail(200).splitlines() if "workers on" in line]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"farm: warning: {cpus + 1} workers on {cpus} CPUs (")
+    assert warnings[0].endswith(f"--workers {cpus} (one per CPU) is usually fastest")
+    single = write_config(tmp_path / "single.toml", tmp_path / "single", redis_url)
+    with FarmProcess(single, workers=1) as farm:
+        assert "warning" not in farm.tail(200)

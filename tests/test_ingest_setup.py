@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import time
 
@@ -44,6 +45,18 @@ def test_keys_add_creates_a_missing_file_and_refuses_bad_tenant_names(tmp_path):
     for bad in ("", "a:b", "a/b", "-x", "x" * 65):
         with pytest.raises(KeysError, match="1-64 letters"):
             add_key(path, bad)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give the file another owner")
+def test_keys_add_keeps_the_files_owner_group_and_mode(tmp_path):
+    """As root on a root:farm 0640 config, the farm must still read the file afterwards."""
+    path = tmp_path / "farm.toml"
+    path.write_text("[farm]\n")
+    os.chown(path, 65534, 65534)
+    path.chmod(0o640)
+    add_key(path, "acme")
+    kept = path.stat()
+    assert (kept.st_uid, kept.st_gid, kept.st_mode & 0o777) == (65534, 65534, 0o640)
 
 
 def test_a_key_added_while_the_gateway_runs_is_taken_up_without_a_restart(tmp_path, redis,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -118,3 +119,21 @@ def test_verify_without_a_farm_is_one_line(tmp_path, redis_url):
     done = run_cli("--config", str(config), "--rate", "1MB/s", "--duration", "1s", "--verify")
     assert done.returncode == 2
     assert "--verify needs a running farm" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_run_below_the_minimum_share_of_the_asked_rate_exits_5(redis, redis_url):
+    # 50 GB/s is far beyond one producer on any machine: the run must come up short.
+    impossible = ("--redis", redis_url, "--rate", "50GB/s", "--total", "5MB", "--seed", "3",
+                  "--fingerprints", "100", "--quiet")
+    done = run_cli(*impossible, "--json", timeout=300)
+    assert done.returncode == 5, done.stderr
+    achieved = json.loads(done.stdout)["achieved"]
+    assert achieved["short"] is True and achieved["minimum_of_asked"] == 0.95
+    assert achieved["of_asked"] < 0.95
+    assert done.stderr.startswith("farm-loadgen: achieved ") and done.stderr.count("\n") == 1
+    assert "below --min-achieved 95% (exit code 5)" in done.stderr
+    table = run_cli(*impossible, timeout=300)
+    assert table.returncode == 5 and "SHORT" in table.stdout
+    relaxed = run_cli(*impossible, "--json", "--min-achieved", "0", timeout=300)
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert json.loads(relaxed.stdout)["achieved"]["short"] is False

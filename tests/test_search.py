@@ -51,6 +51,36 @@ def test_sqlite_search_by_text_time_and_severity(tmp_path):
     assert search(cfg, Query(""))[0]["duplicates"] == 0
 
 
+def history_store(tmp_path, fts_history: bool):
+    """The alerts() plus events whose words are tricky to match, in a store with or without
+    the history full-text index."""
+    cfg = load(None, env={"FARM_FARM_DATA_DIR": str(tmp_path)})
+    writer = SqliteWriter(cfg.sqlite_path, fts_history=fts_history)
+    template = alerts()[0][0]
+    texts = [("disk_full", None, "Café au lait"), ("DISKS", "FULL", None),
+             ("x-y", "z", "naïve"), ("Disk", None, "full"), ("latency2", "p99", "")]
+    extra = [({**template, "eventId": f"x:{n}", "fingerprint": f"x{n}", "name": name,
+               "description": description, "message": message}, "n")
+             for n, (name, description, message) in enumerate(texts)]
+    writer.write([SqliteEncoder().encode("t1", time.time(), alerts() + extra)])
+    writer.close()
+    return cfg
+
+
+HISTORY_QUERIES = ["disk full", "DISK", "disk*", "disks", "full disk", "cafe", "CAFÉ", "x-y",
+                   "y x", "/", "/ disk", "97", "lat*", "latency", "var 97", "isk", "naive"]
+
+
+def test_history_search_without_fts_matches_words_as_fts_does(tmp_path):
+    scanned = history_store(tmp_path / "scan", fts_history=False)
+    indexed = history_store(tmp_path / "fts", fts_history=True)
+    assert names(search(scanned, Query("disk full", history=True))) == \
+        ["b:0", "b:2", "x:0", "x:3"]
+    for text in HISTORY_QUERIES:
+        assert names(search(scanned, Query(text, history=True, limit=100))) == \
+            names(search(indexed, Query(text, history=True, limit=100))), text
+
+
 def test_search_command_prints_json_and_reports_bad_input(tmp_path):
     cfg = sqlite_cfg(tmp_path)
     config = tmp_path / "farm.toml"

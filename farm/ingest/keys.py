@@ -54,15 +54,18 @@ def add_key(config_path: str | os.PathLike, tenant: str) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one; the mode is kept."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    """Readers see the old file or the new one, never half of one; the mode, owner and group
+    are kept (a root-owned config readable by the farm's group stays readable by the farm)."""
+    old = path.stat() if path.exists() else None
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, old.st_mode & 0o777 if old else 0o600)
+        if old and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+            os.chown(tmp, old.st_uid, old.st_gid)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -12,6 +12,10 @@ from prometheus_client import Counter, Gauge, Histogram
 FAST_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 EVENT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 20000)
 BYTE_BUCKETS = (1e3, 4e3, 16e3, 64e3, 256e3, 1e6, 4e6, 16e6, 64e6)
+# Every reason the gateway refuses a request with (the `reason` of errors.Refused).
+REFUSAL_REASONS = ("rate_limited", "backpressure", "unauthorized", "unknown_provider",
+                   "too_large", "too_deep", "too_many_items", "bad_json", "bad_body",
+                   "bad_form", "bad_request", "disconnected", "unavailable", "overloaded")
 
 
 class GatewayMetrics:
@@ -44,6 +48,8 @@ class GatewayMetrics:
                                       "be pushed to Redis (their requests got 503).")
         self.backpressure.set(0)
         self._cache: dict = {}
+        for reason in REFUSAL_REASONS:  # a 0 series each: a fresh farm's panel is not empty
+            self._child(self._refused, reason, "-", "-")
 
     def _child(self, metric, *labels):
         key = (id(metric), labels)

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS alerts_current (
     name         TEXT,
     description  TEXT,
     message      TEXT,
-    duplicates   INTEGER NOT NULL DEFAULT 0,
+    duplicates   INTEGER NOT NULL DEFAULT 0,  -- full duplicates of this version (eventId)
+                                              -- since it was stored; a new version restarts it
     sentAt       REAL NOT NULL,       -- orders versions: an older redelivery never wins
     doc          TEXT NOT NULL,
     UNIQUE (tenant, fingerprint)
