@@ -20,6 +20,9 @@ def render_status(doc: dict, console: Console | None = None) -> None:
     redis = doc["redis"]
     console.print(f"  redis {redis['url']}{' (embedded)' if redis['embedded'] else ''}; "
                   f"store {doc['store']['kind']} {doc['store']['where']}")
+    for problem in (redis.get("down"), doc["store"].get("problem")):
+        if problem:
+            console.print(f"  [red]{problem}[/]")
 
     procs = Table(title="processes", title_justify="left")
     for column in ("id", "pid", "cpu", "alive", "restarts"):
@@ -33,6 +36,9 @@ def render_status(doc: dict, console: Console | None = None) -> None:
     for gateway in ingest.get("processes", []):
         procs.add_row(gateway["id"], str(gateway["pid"]), "-", _yes(gateway["alive"]),
                       str(gateway["restarts"]))
+    if redis["embedded"]:
+        procs.add_row("redis", str(redis.get("pid")), "-", _yes(not redis.get("down")),
+                      str(redis.get("restarts", 0)))
     console.print(procs)
     if ingest.get("http"):
         console.print(f"  ingest gateway on http://{ingest['http']}")
