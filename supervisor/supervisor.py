@@ -394,12 +394,13 @@ class Supervisor:
                 self.spawn_worker(slot)
 
     def check_hung(self) -> None:
-        """A worker that has not touched its ring for heartbeat_seconds is hung: kill it."""
+        """A worker that has not touched its ring for heartbeat_seconds is hung: kill it. The
+        ring's beat may be its dead predecessor's: a new worker's time starts at its spawn."""
         limit = self.cfg.workers.heartbeat_seconds
         now = time.time()
         for slot, child in enumerate(self.workers):
-            beat = self.ring_views[slot].beat
-            if child.alive and beat and now - beat > limit:
+            beat = max(self.ring_views[slot].beat, child.spawned_at)
+            if child.alive and now - beat > limit:
                 log.error("worker-%d has shown no sign of life for %.0fs; killing it", slot,
                           now - beat)
                 child.proc.kill()
