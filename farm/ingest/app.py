@@ -37,7 +37,7 @@ from starlette.routing import Route
 from farm.ingest import auth, limits
 from farm.ingest.backpressure import Gate
 from farm.ingest.batching import EXTRA_KEYS, Batcher, StoreFailed
-from farm.ingest.connections import REQUEST_STARTED
+from farm.ingest.connections import BODY_RECEIVED, REQUEST_STARTED
 from farm.ingest.critical import is_critical
 from farm.ingest.errors import Refused
 from farm.ingest.ratelimit import RateLimiter
@@ -217,9 +217,20 @@ class Gateway:
         of the request (counted from its first byte by farm/ingest/connections.py). Refuses
         408 past either, closing the connection since the rest of the body would still be on
         it; and 400 when the client goes away first."""
-        now = asyncio.get_running_loop().time()
-        deadline, limit = now + self.body_seconds, ("body_timeout_seconds", self.body_seconds)
-        started = request.scope.get("state", {}).get(REQUEST_STARTED)
+        state = request.scope.get("state", {})
+        try:
+            if state.get(BODY_RECEIVED):
+                # Already all in hand (a webhook arrives in one read): nothing to wait for.
+                return await limits.read_body(request.stream(), self.max_body, hold)
+            return await self._read_in_time(request, hold, state.get(REQUEST_STARTED))
+        except ClientDisconnect:
+            raise Refused(400, "the client went away before sending the whole body",
+                          "disconnected") from None
+
+    async def _read_in_time(self, request: Request, hold: limits.Hold,
+                            started: float | None) -> bytes:
+        deadline = asyncio.get_running_loop().time() + self.body_seconds
+        limit = ("body_timeout_seconds", self.body_seconds)
         if started is not None and started + self.request_seconds < deadline:
             deadline = started + self.request_seconds
             limit = ("request_timeout_seconds", self.request_seconds)
@@ -230,9 +241,6 @@ class Gateway:
             raise Refused(408, f"the request was not received within [ingest] {limit[0]} "
                                f"({limit[1]:g} s); nothing was kept, send it again",
                           "timeout", {"Connection": "close"}) from None
-        except ClientDisconnect:
-            raise Refused(400, "the client went away before sending the whole body",
-                          "disconnected") from None
 
 
 def backpressure(headers: dict[str, str]) -> Refused:

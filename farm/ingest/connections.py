@@ -9,10 +9,11 @@ request stands. The body's own limit is kept by the app (farm/ingest/app.py), wh
 answer 408 while it reads; here the whole-request limit also ends a body that nobody reads any
 more (a request answered before its body was read, whose client keeps trickling it).
 
-The hot path: a request that arrives in one read (a webhook of a few KB) starts and ends between
-two checks of `_watch`, so it arms no timer; only a connection's first request, counted from the
-connection, holds one until its headers are in. Relies on HttpToolsProtocol's parser callbacks
-and its `cycle`, `flow`, `connections` and `transport` attributes.
+The hot path: a request that arrives in one read (a webhook of a few KB) begins and ends between
+two checks of `_watch`, so it arms no timer and reads no clock, and it is marked BODY_RECEIVED
+so that the app sets no timer either; only a connection's first request, counted from the
+connection, holds a timer until its headers are in. Relies on HttpToolsProtocol's parser
+callbacks and its `cycle`, `flow`, `connections`, `scope` and `transport` attributes.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from http import HTTPStatus
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-# Key in a request's scope["state"]: the event loop's time at the request's first byte (at the
-# connection's opening for its first request), from which the app counts the whole request.
+# Keys in a request's scope["state"], for the app. REQUEST_STARTED: the event loop's time at
+# the read that brought the request's first byte (the connection's opening, for its first
+# request), set once the request spans reads. BODY_RECEIVED: True once the body is all in.
 REQUEST_STARTED = "farm_request_started"
+BODY_RECEIVED = "farm_body_received"
 CONNECTIONS_RETRY_SECONDS = 1
 
 _IDLE, _HEADERS, _BODY = 0, 1, 2  # what the parser waits for
@@ -68,7 +71,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.on_cut = on_cut
         self._phase = _IDLE
         self._begun = False           # a byte of the current request has arrived
-        self._started = 0.0
+        self._started: float | None = None   # None: read the clock if the request spans reads
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._header_seconds = limits.header_limit[0]
@@ -98,38 +101,43 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        HttpToolsProtocol.data_received(self, data)
         self._watch()
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._begun or self._phase != _HEADERS:
+        HttpToolsProtocol.on_message_begin(self)
+        if self._phase != _HEADERS:
             # Not a new connection's first request, whose clock started with the connection.
-            self._started = self.loop.time()
+            self._started = None
         self._phase = _HEADERS
         self._begun = True
-        self.scope["state"][REQUEST_STARTED] = self._started
 
     def on_headers_complete(self) -> None:
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
         self._phase = _BODY
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
+        self.scope["state"][BODY_RECEIVED] = True
         self._phase = _IDLE
         self._begun = False
 
     def _watch(self) -> None:
         """Arm the timer for what the parser still waits for, after each read."""
-        if self._phase == _IDLE or self.transport.is_closing():
+        phase = self._phase
+        if phase == _IDLE or self.transport.is_closing():
             deadline = None
             if self._idle_untimed():
                 self.timeout_keep_alive_task = self.loop.call_later(
                     self.timeout_keep_alive, self.timeout_keep_alive_handler)
-        elif self._phase == _HEADERS:
-            deadline = self._started + self._header_seconds
         else:
-            deadline = self._started + self.limits.request_seconds
+            if self._started is None:
+                self._started = self.loop.time()
+            if phase == _HEADERS:
+                deadline = self._started + self._header_seconds
+            else:
+                deadline = self._started + self.limits.request_seconds
+                self.scope["state"][REQUEST_STARTED] = self._started
         if deadline != self._deadline:
             self._disarm()
             if deadline is not None:
