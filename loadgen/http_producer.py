@@ -30,8 +30,9 @@ MAX_RETRIES = 30
 CONNECT_RETRIES = 5
 REFUSED = "-"        # batch id logged for a request the gateway never took
 UNKNOWN = "?"        # batch id logged for a request sent without an answer
-# Idle connections are closed before the gateway (uvicorn: 5 s) closes them, so that a request
-# never goes out on a connection the gateway is closing: its outcome would be unknown.
+# Idle connections are closed before the gateway closes them ([ingest] keepalive_timeout_seconds,
+# 5 s by default), so that a request never goes out on a connection the gateway is closing: its
+# outcome would be unknown.
 KEEPALIVE_SECONDS = 3.0
 # Failures to make a connection: the request was never sent, so sending it again is safe.
 NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)

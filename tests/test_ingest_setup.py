@@ -118,6 +118,14 @@ def test_check_warns_when_bound_beyond_loopback_without_keys(tmp_path):
     assert any("allow_anonymous" in w for w in anonymous)
 
 
+def test_check_warns_when_max_connections_cannot_hold_max_inflight_requests(tmp_path):
+    warnings = process.check(_cfg(tmp_path, f'http = "127.0.0.1:{free_port()}"\n'
+                                            f'max_connections = 100\nmax_inflight = 200',
+                                  keys=True))
+    assert any("max_connections (100) is below max_inflight (200)" in w for w in warnings)
+    assert process.check(_cfg(tmp_path, f'http = "127.0.0.1:{free_port()}"', keys=True)) == []
+
+
 def test_check_stops_start_up_for_inverted_watermarks_and_a_busy_port(tmp_path):
     with pytest.raises(config_mod.ConfigError, match="low_water"):
         process.check(_cfg(tmp_path, f'http = "127.0.0.1:{free_port()}"\n'

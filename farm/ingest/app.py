@@ -3,11 +3,13 @@
 One request, top-down (each step can refuse with a JSON {"detail": ...}):
     requests held (503) -> authenticate (401) -> known provider (400) -> declared size (413)
     -> backpressure on both lanes (429) -> body bytes held (503) -> rate limit (429)
-    -> read body (413, 503) -> parse within limits (400) -> backpressure on its lane (429)
-    -> join a batch -> 202 once the batch is in Redis (503 if it cannot be stored)
+    -> read body in time (408, 413, 503) -> parse within limits (400)
+    -> backpressure on its lane (429) -> join a batch
+    -> 202 once the batch is in Redis (503 if it cannot be stored)
 Everything that can refuse without the body comes before reading it, so a flood costs little
 more than its headers; a request refused for the farm's or this process's load does not spend a
-rate-limit token.
+rate-limit token. Slow headers and connections beyond the cap are refused before this app sees
+them (farm/ingest/connections.py).
 
 Starlette rather than FastAPI: bodies are taken unvalidated, as Keep takes them, so FastAPI's
 per-request pydantic validation would cost time and its generated OpenAPI would describe checks
@@ -35,6 +37,7 @@ from starlette.routing import Route
 from farm.ingest import auth, limits
 from farm.ingest.backpressure import Gate
 from farm.ingest.batching import EXTRA_KEYS, Batcher, StoreFailed
+from farm.ingest.connections import BODY_RECEIVED, REQUEST_STARTED
 from farm.ingest.critical import is_critical
 from farm.ingest.errors import Refused
 from farm.ingest.ratelimit import RateLimiter
@@ -83,6 +86,8 @@ class Gateway:
         self.max_depth = ingest.max_depth
         self.max_items = ingest.max_items
         self.max_inflight = ingest.max_inflight
+        self.body_seconds = ingest.body_timeout_seconds
+        self.request_seconds = ingest.request_timeout_seconds
         self.inflight = 0
         self.budget = limits.BodyBudget(parse_bytes(ingest.max_inflight_bytes),
                                         UNAVAILABLE_RETRY_SECONDS)
@@ -190,11 +195,7 @@ class Gateway:
             raise Refused(429, f"rate limit of {verdict.policy.per_second:g} requests/s for "
                                f"tenant {tenant!r} and provider {provider!r} exceeded; retry "
                                f"after {headers['Retry-After']}s", "rate_limited", headers)
-        try:
-            body = await limits.read_body(request.stream(), self.max_body, hold)
-        except ClientDisconnect:
-            raise Refused(400, "the client went away before sending the whole body",
-                          "disconnected") from None
+        body = await self.read_body(request, hold)
         events = await limits.parse_body(request.headers.get("content-type", ""),
                                          request.headers, body, self.max_depth, self.max_items)
         if not events:
@@ -210,6 +211,36 @@ class Gateway:
             raise unavailable(f"the alerts could not be stored in Redis ({exc}); nothing was "
                               f"kept, send them again") from None
         return batch_id, len(events), len(body), headers
+
+    async def read_body(self, request: Request, hold: limits.Hold) -> bytes:
+        """The body, read within body_timeout_seconds and what request_timeout_seconds leaves
+        of the request (counted from its first byte by farm/ingest/connections.py). Refuses
+        408 past either, closing the connection since the rest of the body would still be on
+        it; and 400 when the client goes away first."""
+        state = request.scope.get("state", {})
+        try:
+            if state.get(BODY_RECEIVED):
+                # Already all in hand (a webhook arrives in one read): nothing to wait for.
+                return await limits.read_body(request.stream(), self.max_body, hold)
+            return await self._read_in_time(request, hold, state.get(REQUEST_STARTED))
+        except ClientDisconnect:
+            raise Refused(400, "the client went away before sending the whole body",
+                          "disconnected") from None
+
+    async def _read_in_time(self, request: Request, hold: limits.Hold,
+                            started: float | None) -> bytes:
+        deadline = asyncio.get_running_loop().time() + self.body_seconds
+        limit = ("body_timeout_seconds", self.body_seconds)
+        if started is not None and started + self.request_seconds < deadline:
+            deadline = started + self.request_seconds
+            limit = ("request_timeout_seconds", self.request_seconds)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await limits.read_body(request.stream(), self.max_body, hold)
+        except TimeoutError:
+            raise Refused(408, f"the request was not received within [ingest] {limit[0]} "
+                               f"({limit[1]:g} s); nothing was kept, send it again",
+                          "timeout", {"Connection": "close"}) from None
 
 
 def backpressure(headers: dict[str, str]) -> Refused:

@@ -12,10 +12,13 @@ from prometheus_client import Counter, Gauge, Histogram
 FAST_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 EVENT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 20000)
 BYTE_BUCKETS = (1e3, 4e3, 16e3, 64e3, 256e3, 1e6, 4e6, 16e6, 64e6)
-# Every reason the gateway refuses a request with (the `reason` of errors.Refused).
+# Every reason the gateway refuses a request with (the `reason` of errors.Refused), and the
+# cuts of farm/ingest/connections.py: "timeout" (also a 408 of the app) and
+# "too_many_connections", which counts connections rather than requests.
 REFUSAL_REASONS = ("rate_limited", "backpressure", "unauthorized", "unknown_provider",
                    "too_large", "too_deep", "too_many_items", "bad_json", "bad_body",
-                   "bad_form", "bad_request", "disconnected", "unavailable", "overloaded")
+                   "bad_form", "bad_request", "disconnected", "unavailable", "overloaded",
+                   "timeout", "too_many_connections")
 
 
 class GatewayMetrics:
@@ -28,7 +31,8 @@ class GatewayMetrics:
         self._events = Counter("farm_ingest_events", "Provider events accepted (202).",
                                ["tenant", "provider"])
         self._refused = Counter("farm_ingest_refused", "Requests refused, by reason "
-                                "(rate_limited, backpressure, unauthorized, too_large, ...).",
+                                "(rate_limited, backpressure, unauthorized, too_large, "
+                                "timeout, ...); too_many_connections counts connections.",
                                 ["reason", "tenant", "provider"])
         self._batches = Counter("farm_ingest_batches", "Batches pushed to Redis, by lane.",
                                 ["lane"])

@@ -1,6 +1,6 @@
-"""One ingest gateway process: uvicorn (uvloop, httptools) serving farm/ingest/app.py on
-[ingest] http, bound with SO_REUSEPORT so that N processes share the port and the kernel spreads
-connections over them.
+"""One ingest gateway process: uvicorn (uvloop, httptools with the connection limits of
+farm/ingest/connections.py) serving farm/ingest/app.py on [ingest] http, bound with
+SO_REUSEPORT so that N processes share the port and the kernel spreads connections over them.
 
 Signals: SIGINT is ignored (the supervisor decides when to stop); SIGTERM drains: stop
 accepting, answer what is in flight, push open batches, exit 0.
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import ipaddress
 import logging
+import resource
 import signal
 import socket
 import sys
@@ -26,6 +28,9 @@ from farm.lifeline import BOOT_ERROR, Lifeline
 log = logging.getLogger("farm.ingest")
 
 LISTEN_BACKLOG = 2048
+# Descriptors a gateway process needs besides its clients' connections: its Redis pool
+# (farm/ingest/app.py REDIS_POOL_SIZE), the listening socket, logs, the metrics files.
+FILES_BESIDE_CONNECTIONS = 128
 
 
 def main(cfg, index: int, redis_url: str, lifeline: Lifeline | None = None) -> None:
@@ -47,14 +52,21 @@ def main(cfg, index: int, redis_url: str, lifeline: Lifeline | None = None) -> N
         sys.exit(BOOT_ERROR)
 
     from farm.ingest.app import make_app
+    from farm.ingest.connections import ConnectionLimits, LimitedHttpToolsProtocol
     from farm.ingest.metrics import GatewayMetrics
 
-    app = make_app(cfg, redis_url, GatewayMetrics())
+    gateway_metrics = GatewayMetrics()
+    app = make_app(cfg, redis_url, gateway_metrics)
+    _allow_open_files(cfg.ingest.max_connections + FILES_BESIDE_CONNECTIONS)
+    limits = ConnectionLimits(cfg.ingest.header_timeout_seconds,
+                              cfg.ingest.request_timeout_seconds, cfg.ingest.max_connections)
+    protocol = functools.partial(LimitedHttpToolsProtocol, limits=limits,
+                                 on_cut=lambda reason: gateway_metrics.refused(reason, "-", "-"))
     config = uvicorn.Config(
-        app, loop=_best("uvloop", "asyncio"), http=_best("httptools", "h11"), lifespan="on",
+        app, loop=_best("uvloop", "asyncio"), http=protocol, ws="none", lifespan="on",
         access_log=False, log_config=None, log_level="warning", server_header=False,
         proxy_headers=False,  # the gateway never uses the client address
-        backlog=LISTEN_BACKLOG,
+        backlog=LISTEN_BACKLOG, timeout_keep_alive=cfg.ingest.keepalive_timeout_seconds,
         # Leave the supervisor's grace period room for flushing batches after the last reply.
         timeout_graceful_shutdown=max(1, cfg.supervisor.grace_seconds - 5))
     log.info("ingest gateway %d listening on http://%s", index, cfg.ingest.http)
@@ -89,6 +101,19 @@ class _Server(uvicorn.Server):
 
     def _on_term(self, _signum, _frame) -> None:
         self.should_exit = True
+
+
+def _allow_open_files(needed: int) -> None:
+    """Raise the soft limit on open files towards `needed`, so that [ingest] max_connections,
+    not a failing accept(), is what refuses connections; warn when the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < needed:
+        log.warning("this process may open only %d files (ulimit -Hn), fewer than [ingest] "
+                    "max_connections needs (%d); lower max_connections or raise the limit",
+                    want, needed)
 
 
 def _best(preferred: str, fallback: str) -> str:
@@ -159,6 +184,10 @@ def check(cfg) -> list[str]:
         problems.append(f"[ingest] max_inflight_bytes = {ingest.max_inflight_bytes!r} must be at "
                         f"least max_body = {ingest.max_body!r}, or a body that size could "
                         f"never be taken")
+    if ingest.max_connections < ingest.max_inflight:
+        warnings.append(f"[ingest] max_connections ({ingest.max_connections}) is below "
+                        f"max_inflight ({ingest.max_inflight}): a process can never hold "
+                        f"max_inflight requests, since each needs its own connection")
     high, low = parse_watermark(ingest.high_water), parse_watermark(ingest.low_water)
     if high[1] == low[1] and low[0] >= high[0]:
         problems.append(f"[ingest] low_water = {ingest.low_water!r} must be below high_water "

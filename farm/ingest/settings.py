@@ -134,6 +134,31 @@ SETTINGS: tuple[Setting, ...] = (
             "Content-Length, or what was read of it, until it is answered); beyond that it "
             "answers 503 with Retry-After. Bounds memory: parsed bodies take a few times their "
             "size. At least max_body.", check=size),
+    Setting("ingest", "header_timeout_seconds", 10.0,
+            "How long a client may take to send a request's headers, from the request's first "
+            "byte (from the connection's opening for its first request); past it the gateway "
+            "answers 408 and closes the connection. A webhook's headers come in one packet.",
+            kind=float, minimum=0.1, maximum=3600),
+    Setting("ingest", "body_timeout_seconds", 30.0,
+            "How long the gateway waits for a request's whole body once it starts reading it; "
+            "past it the answer is 408, nothing is kept and the connection is closed. 30 s lets "
+            "a body of the default max_body (10 MB) arrive at about 3 Mbit/s.",
+            kind=float, minimum=0.1, maximum=3600),
+    Setting("ingest", "request_timeout_seconds", 60.0,
+            "Longest time from a request's first byte until its body is read: headers, the "
+            "gateway's checks and the body together; past it 408 (or, while the headers are "
+            "still coming, 408 and close). Bounds how long one slow request holds a "
+            "connection; the default leaves room for both limits above and a slow Redis.",
+            kind=float, minimum=0.1, maximum=3600),
+    Setting("ingest", "keepalive_timeout_seconds", 5.0,
+            "How long an idle keep-alive connection stays open between requests. Behind a load "
+            "balancer, make it longer than the balancer's own idle timeout.",
+            kind=float, minimum=0.1, maximum=3600),
+    Setting("ingest", "max_connections", 4096,
+            "Open connections one gateway process holds at once; a connection beyond it gets "
+            "503 with Retry-After and is closed at once, so that slow or idle clients cannot "
+            "exhaust the process. Keep it above max_inflight: idle keep-alive connections "
+            "count too.", kind=int, minimum=1, maximum=1_000_000),
     Setting("ingest", "keys", {},
             "API keys per tenant: tenant = [\"sha256:<hex digest of the key>\", ...]. "
             "`farm keys add TENANT` creates a key and writes its hash here.",
