@@ -120,6 +120,28 @@ def test_empty_and_dead_events_count_beside_the_stored_ones(redis):
                      "alerts_dead": 1, "events_empty": 1, "batches_received": 1}
 
 
+@pytest.mark.parametrize("changed, reason", [
+    ({"v": 1.0}, "wire version 1.0 is not supported (this farm reads the integer 1)"),
+    ({"v": True}, "wire version True is not supported (this farm reads the integer 1)"),
+    ({"id": "x" * 100_000}, "bad batch id 'xxxxx"),
+    ({"id": "job 7"}, "bad batch id 'job 7': 'id' must be 1 to 128 characters"),
+])
+def test_a_batch_with_a_bad_envelope_is_dead_lettered_whole(redis, changed, reason):
+    raw = msgpack.packb({"v": 1, "id": "env1", "provider": "keep", "sent_at": 1_741_076_400.0,
+                         "events": [{"name": "DiskFull"}], **changed})
+    worker = Worker(redis, make_pipeline(redis))
+    before = stats(redis)
+    outcome = worker.run(raw)
+    grown = growth(before, stats(redis))
+    [letter] = letters(outcome)
+    assert (letter["stage"], letter["payload"]) == ("decode", raw)
+    assert letter["reason"].startswith(reason) and len(letter["reason"]) < 200
+    assert redis.lrange(KEYS.dlq, 0, -1) == outcome.dead_letters
+    assert history_rows(outcome) == []
+    assert (grown["batches_received"], grown["batches_dead"], grown["alerts_received"]) == (1, 1, 0)
+    assert_balanced(grown)
+
+
 # -- any input --------------------------------------------------------------------------------
 
 # Fields the normalizers read, so that wrong types reach them and not only unknown keys.
