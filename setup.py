@@ -32,6 +32,7 @@ setup(
     extras_require={
         "dev": [
             "httpx>=0.27",
+            "hypothesis>=6.100",
             "pytest>=8.0",
             "pytest-timeout>=2.3",
             "ruff>=0.5",

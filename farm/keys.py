@@ -40,10 +40,17 @@ STAT_NAMES = (
     "alerts_indexed",
     "alerts_duplicate",
     "alerts_dead",
+    # Events read as holding no alert (a webhook with an empty `alerts`, an empty Keep list):
+    # each counts once in alerts_received, so that every event is accounted for.
+    "events_empty",
     "batches_received",
     "batches_dead",
     "batches_redelivered",
 )
+
+# What every unit of alerts_received ends as, exactly one each (docs/architecture.md):
+# alerts_received = alerts_indexed + alerts_duplicate + alerts_dead + events_empty.
+SETTLED = ("alerts_indexed", "alerts_duplicate", "alerts_dead", "events_empty")
 
 
 class Keys:

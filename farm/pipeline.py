@@ -178,7 +178,7 @@ class Pipeline:
             return self.dead_batch(raw, f"'sent_at' {batch.sent_at!r} is not a time farm can "
                                    f"store", "decode")
         rules = self.rules.for_batch(batch.tenant, batch.provider, batch.provider_id)
-        alerts, digests, bad_events = self.canonical(batch, rules, now, out)
+        alerts, digests, bad_events, empty_events = self.canonical(batch, rules, now, out)
 
         enriches = rules.enriches
         decided = {"n": 0, "p": 0, "f": 0}
@@ -201,25 +201,30 @@ class Pipeline:
             self.encode(batch, [], out, lost)
 
         out.decisions = decided
+        # The account's unit (docs/architecture.md, "Correctness"): each alert an event yields,
+        # or the event itself when it yields none, so every event counts at least once.
         out.counts = {
-            "alerts_received": len(alerts) + bad_events,
+            "alerts_received": len(alerts) + bad_events + empty_events,
             "alerts_indexed": decided["n"] + decided["p"] - lost["n"] - lost["p"],
             "alerts_duplicate": decided[FULL] - lost[FULL],
             "alerts_dead": bad_events + sum(lost.values()),
+            "events_empty": empty_events,
             "batches_received": 1,
         }
         return out
 
     def canonical(self, batch: Batch, rules: BatchRules, now: str, out: Outcome
-                  ) -> tuple[list[dict], list[bytes], int]:
-        """Every event's alerts with their content digests, and the number of bad events. An
-        event whose alerts cannot be normalized, digested or encoded (a map key that is not a
-        string, nesting beyond 254 levels) is dead-lettered alone, before any decision."""
+                  ) -> tuple[list[dict], list[bytes], int, int]:
+        """Every event's alerts with their content digests, the number of bad events and the
+        number of empty ones. An event whose alerts cannot be normalized, digested or encoded
+        (a map key that is not a string, nesting beyond 254 levels) is dead-lettered alone,
+        before any decision; an event its provider reads as holding no alert (an Alertmanager
+        webhook with an empty `alerts`) is empty."""
         digest = rules.hasher.digest
         processed = iso_ms(time.time())
         alerts: list[dict] = []
         digests: list[bytes] = []
-        bad_events = 0
+        bad_events = empty_events = 0
         for event in batch.events:
             try:
                 produced = canonical_alerts(event, batch.provider, now, rules, batch.provider_id,
@@ -231,6 +236,9 @@ class Pipeline:
                     f"{type(exc).__name__}: {exc}", "normalize", event, batch.id, batch.tenant,
                     batch.provider))
                 continue
+            if not produced:
+                empty_events += 1
+                continue
             for alert in produced:
                 alert["eventId"] = f"{batch.id}:{len(alerts)}"
                 alert["tenant"] = batch.tenant
@@ -239,7 +247,7 @@ class Pipeline:
                 alert["processedAt"] = processed
                 alerts.append(alert)
             digests += produced_digests
-        return alerts, digests, bad_events
+        return alerts, digests, bad_events, empty_events
 
     def encode(self, batch: Batch, items: list[tuple[dict, str]], out: Outcome,
                lost: dict[str, int]) -> None:
@@ -299,7 +307,7 @@ class Pipeline:
         out.dead_letters.append(dead_letter(reason, stage, raw, batch_id, tenant, provider))
         out.records.append(pack_record(sent_at, 0, self.encoder.encode(tenant or "", sent_at, [])))
         # Each event of a dead batch counts as one dead alert: what it would have yielded is
-        # unknown.
+        # unknown. A batch whose envelope cannot be read has no events to count.
         out.counts = {"batches_received": 1, "batches_dead": 1, "alerts_received": events,
                       "alerts_dead": events}
         return out

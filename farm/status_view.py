@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from farm.keys import SETTLED
+
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
@@ -56,14 +58,15 @@ def render_status(doc: dict, console: Console | None = None) -> None:
         counters.add_row(name, f"{value:,}")
     console.print(counters)
     c = doc["counters"]
-    gap = c["alerts_received"] - c["alerts_indexed"] - c["alerts_duplicate"] - c["alerts_dead"]
+    gap = c["alerts_received"] - sum(c.get(name, 0) for name in SETTLED)
     drained = not (queues["critical"] or queues["normal"] or doc["inflight"])
     if gap == 0:
-        console.print("  received = indexed + duplicate + dead: [green]every alert accounted "
-                      "for[/]")
+        console.print("  received = indexed + duplicate + dead + empty: [green]every alert "
+                      "accounted for[/]")
     else:
         note = "" if drained else " (work is still queued or in flight)"
-        console.print(f"  received - (indexed + duplicate + dead) = [red]{gap:,}[/]{note}")
+        console.print(f"  received - (indexed + duplicate + dead + empty) = [red]{gap:,}[/]"
+                      f"{note}")
 
 
 def _yes(flag: bool) -> str:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any, NamedTuple
@@ -14,6 +15,11 @@ import msgpack
 
 WIRE_VERSION = 1
 PROVIDERS = ("prometheus", "grafana", "datadog", "zabbix", "keep")
+# A batch id is part of every eventId (`<batch id>:<n>`, a store's document id: at most 512
+# bytes in Elasticsearch/OpenSearch), of a Redis key and of every history row, so it is short
+# and plain: a uuid4 (hex or dashed) fits, a ':' would make the eventId ambiguous.
+BATCH_ID_MAX = 128
+_BATCH_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{BATCH_ID_MAX}}}")
 
 
 class BadBatch(Exception):
@@ -39,9 +45,12 @@ def encode_batch(events: list[Any], provider: str, tenant: str = "default",
     given)."""
     if provider not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    if batch_id is not None and not _BATCH_ID.fullmatch(batch_id):
+        raise ValueError(f"bad batch id {_shown(batch_id)}: 1 to {BATCH_ID_MAX} characters of "
+                         f"A-Z a-z 0-9 . _ -")
     envelope = {
         "v": WIRE_VERSION,
-        "id": batch_id or uuid.uuid4().hex,
+        "id": uuid.uuid4().hex if batch_id is None else batch_id,
         "tenant": tenant,
         "provider": provider,
         "sent_at": time.time() if sent_at is None else sent_at,
@@ -63,12 +72,15 @@ def decode_batch(raw: bytes) -> Batch:
     if not isinstance(env, dict):
         raise BadBatch(f"envelope is a {type(env).__name__}, not a map")
     version = env.get("v")
-    if version != WIRE_VERSION:
-        raise BadBatch(f"wire version {version!r} is not supported "
-                       f"(this farm reads {WIRE_VERSION})")
+    if type(version) is not int or version != WIRE_VERSION:  # neither 1.0 nor true
+        raise BadBatch(f"wire version {_shown(version)} is not supported "
+                       f"(this farm reads the integer {WIRE_VERSION})")
     batch_id = env.get("id")
-    if not isinstance(batch_id, str) or not batch_id:
-        raise BadBatch("missing batch id ('id' must be a non-empty string)")
+    if batch_id is None:
+        raise BadBatch("missing batch id ('id')")
+    if not isinstance(batch_id, str) or not _BATCH_ID.fullmatch(batch_id):
+        raise BadBatch(f"bad batch id {_shown(batch_id)}: 'id' must be 1 to {BATCH_ID_MAX} "
+                       f"characters of A-Z a-z 0-9 . _ - (a uuid4 hex fits)")
     tenant = env.get("tenant", "default")
     if not isinstance(tenant, str) or not tenant or ":" in tenant:
         raise BadBatch(f"bad tenant {tenant!r} (a non-empty string without ':')")
@@ -90,9 +102,20 @@ def decode_batch(raw: bytes) -> Batch:
 
 
 def peek_batch_id(raw: bytes) -> str | None:
-    """Best-effort batch id of possibly broken bytes, for dead-letter records."""
+    """Best-effort batch id of possibly broken bytes, for dead-letter records: a string id,
+    cut to BATCH_ID_MAX characters (the letter's payload keeps it whole)."""
     try:
         env = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-        return env.get("id") if isinstance(env, dict) else None
     except Exception:
         return None
+    batch_id = env.get("id") if isinstance(env, dict) else None
+    return batch_id[:BATCH_ID_MAX] if isinstance(batch_id, str) else None
+
+
+def _shown(value: object) -> str:
+    """A value for a one-line reason: its repr, cut short (an id may be megabytes long)."""
+    text = repr(value)
+    if len(text) <= 60:
+        return text
+    size = f"{len(value):,} characters" if isinstance(value, str) else type(value).__name__
+    return f"{text[:40]}... ({size})"

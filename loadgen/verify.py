@@ -14,8 +14,9 @@ not fixed (two workers may decide neighbouring batches in either order), so the 
 - dead-lettered alerts (whole batches, single events, or store rejections) are counted apart,
   with their reasons;
 - the farm's own counters add up: over the run, alerts_received grew by what the run sent
-  (Redis target; a dead-lettered event counts as one, as the farm counts it), and indexed +
-  duplicate + dead grew as much as received. A farm bug that drops a copy nobody stores
+  (Redis target; a dead-lettered event counts as one, and so does an event that yields no
+  alert, as the farm counts them), and indexed + duplicate + dead + empty grew as much as
+  received. A farm bug that drops a copy nobody stores
   (a repeat) leaves no row to miss, only this gap;
 - over HTTP, a request sent without an answer (timeout, lost connection) has an unknown
   outcome: its alerts are counted apart, and a version whose stored copy may be in it is not
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from farm.keys import Keys
+from farm.keys import SETTLED, Keys
 from loadgen.envelope import batch_id as make_batch_id
 from loadgen.fingerprints import fingerprints_of, keep_fingerprint_of_doc
 from loadgen.http_producer import REFUSED, UNKNOWN
@@ -273,8 +274,9 @@ def match_batches(logs: list[SendLog], letters: list[DeadLetter], rows, run_id: 
     renumbered: dict[tuple[int, int], list[int]] = {}
     dead_events: set[tuple[int, int]] = set()     # (producer, event)
     dead_batches: set[tuple[int, int]] = set()    # (producer, batch)
-    # The farm counts a dead-lettered event as one alert received, whatever it would yield.
-    received_shift = 0
+    # The farm counts each event as the alerts it yields, or as one if it yields none (empty),
+    # and a dead-lettered event as one whatever it would yield.
+    received_shift = sum(log.event_alerts.count(0) for log in logs)
     matched_all = True
     # A store letter names its alert by the eventId the farm gave it, after the batch's dead
     # events were taken out, so every other letter must be applied first. The list's order is
@@ -297,7 +299,8 @@ def match_batches(logs: list[SendLog], letters: list[DeadLetter], rows, run_id: 
             dead = range(first_alert, index.alert_start[batch + 1])
             if (producer, batch) not in dead_batches:
                 dead_batches.add((producer, batch))
-                received_shift += (last_event - first_event) - len(dead)
+                received_shift += (last_event - first_event) - sum(
+                    max(1, n) for n in counts[first_event:last_event])
         elif letter.stage == "store" and isinstance(letter.payload, dict):
             ordinal = _ordinal(letter.payload.get("eventId"), run_id, indexes, renumbered)
             dead = [] if ordinal is None else [ordinal[1]]
@@ -313,7 +316,7 @@ def match_batches(logs: list[SendLog], letters: list[DeadLetter], rows, run_id: 
                 matched_all = False
                 continue
             dead_events.add((producer, event))
-            received_shift += 1 - counts[event]
+            received_shift += 1 - max(1, counts[event])
             start = first_alert + sum(counts[first_event:event])
             dead = range(start, start + counts[event])
             alive = renumbered.get((producer, batch))
@@ -526,14 +529,13 @@ def check_counters(verdict: Verdict, deltas: dict[str, int]) -> None:
     if verdict.farm_received is not None and received != verdict.farm_received:
         verdict.books.append(
             f"alerts_received grew by {received:,}, but this run's batches hold "
-            f"{verdict.farm_received:,} alerts (a dead-lettered event counting as one)")
-    settled = sum(deltas.get(name, 0)
-                  for name in ("alerts_indexed", "alerts_duplicate", "alerts_dead"))
+            f"{verdict.farm_received:,} alerts (a dead-lettered or empty event counting as one)")
+    settled = sum(deltas.get(name, 0) for name in SETTLED)
     if settled < received:
         verdict.books.append(
-            f"alerts_received grew by {received:,}, but indexed + duplicate + dead only by "
-            f"{settled:,}: {received - settled:,} alerts neither stored, dropped as duplicates "
-            f"nor dead-lettered")
+            f"alerts_received grew by {received:,}, but indexed + duplicate + dead + empty only "
+            f"by {settled:,}: {received - settled:,} alerts neither stored, dropped as "
+            f"duplicates, dead-lettered nor counted as empty events")
 
 
 def _starts_with(prefix: str):

@@ -102,6 +102,21 @@ def test_dead_letters_account_for_their_alerts_and_renumber_the_batch():
     assert verdict.farm_received == 4
 
 
+def test_an_event_that_yields_no_alert_counts_once_as_the_farm_counts_it():
+    # Batch 0 holds an empty event; batch 1, with another, dies whole; in batch 2 an event the
+    # log says yields nothing is dead-lettered alone. The farm counts each event once.
+    log = make_log([[({"e": 0}, [key(1, 0)]), ({"alerts": []}, [])],
+                    [({"alerts": [], "n": 1}, []), ({"e": 2}, [key(2, 0)])],
+                    [({"alerts": "bad"}, []), ({"e": 3}, [key(3, 0)])]])
+    letters = [verify.DeadLetter(batch_id(RUN, 0, 1), "pipeline", "boom", b"raw batch"),
+               verify.DeadLetter(batch_id(RUN, 0, 2), "normalize", "bad", {"alerts": "bad"})]
+    verdict = verify.match_batches([log], letters, rows(eid(0, 0), eid(2, 0)), RUN)
+    assert verdict.sent == 3 and verdict.dead == 1 and verdict.stored == 2
+    assert verdict.farm_received == 6
+    verify.check_counters(verdict, {**deltas(received=6, indexed=2, dead=3), "events_empty": 1})
+    assert verdict.books == []
+
+
 def test_identical_events_dead_lettered_in_one_batch_are_each_matched_once():
     # A repeat inside one batch, both copies refused by normalize: the farm numbers the
     # surviving alert 0.
@@ -148,9 +163,9 @@ def test_farm_counters_that_do_not_add_up_are_loss_though_no_row_is_missing():
     # The farm dropped the repeat without counting it as a duplicate...
     uncounted = checked(deltas(received=2, indexed=1))
     assert uncounted.loss and not uncounted.missing_versions
-    assert uncounted.books == ["alerts_received grew by 2, but indexed + duplicate + dead only "
-                               "by 1: 1 alerts neither stored, dropped as duplicates nor "
-                               "dead-lettered"]
+    assert uncounted.books == ["alerts_received grew by 2, but indexed + duplicate + dead + "
+                               "empty only by 1: 1 alerts neither stored, dropped as "
+                               "duplicates, dead-lettered nor counted as empty events"]
     # ...or never counted it as received at all.
     unseen = checked(deltas(received=1, indexed=1))
     assert unseen.loss and len(unseen.books) == 1
@@ -238,7 +253,8 @@ def test_verify_catches_a_repeat_copy_the_farm_never_counted(tmp_path, redis, re
         reader.close()
     assert verdict.missing_versions == 0 and not verdict.unexpected and not verdict.dead
     assert verdict.loss and len(verdict.books) == 1
-    assert "1 alerts neither stored, dropped as duplicates nor dead-lettered" in verdict.books[0]
+    assert ("1 alerts neither stored, dropped as duplicates, dead-lettered nor counted as empty "
+            "events") in verdict.books[0]
 
 
 def test_known_fingerprints_are_counted_only_when_the_epoch_is_pinned(redis, redis_url):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import msgpack
 import pytest
 
-from farm.wire import BadBatch, decode_batch, encode_batch
+from farm.wire import BATCH_ID_MAX, BadBatch, decode_batch, encode_batch, peek_batch_id
 
 
 def test_round_trip_keeps_every_field():
@@ -41,6 +43,8 @@ def test_unknown_provider_is_refused_when_encoding():
     (msgpack.packb({"v": 2, "id": "x", "provider": "keep", "sent_at": 1, "events": []}),
      "wire version 2 is not supported"),
     (msgpack.packb({"v": 1, "provider": "keep", "sent_at": 1, "events": []}), "missing batch id"),
+    (msgpack.packb({"v": 1, "id": 7, "provider": "keep", "sent_at": 1, "events": []}),
+     "bad batch id 7"),
     (msgpack.packb({"v": 1, "id": "x", "provider": "nagios", "sent_at": 1, "events": []}),
      "unknown provider 'nagios'"),
     (msgpack.packb({"v": 1, "id": "x", "provider": "keep", "sent_at": "now", "events": []}),
@@ -58,3 +62,38 @@ def test_bad_batches_are_refused_with_a_reason(raw, reason):
 def test_missing_tenant_means_default():
     raw = msgpack.packb({"v": 1, "id": "x", "provider": "keep", "sent_at": 1, "events": []})
     assert decode_batch(raw).tenant == "default"
+
+
+def envelope(**changed) -> bytes:
+    return msgpack.packb({"v": 1, "id": "b1", "provider": "keep", "sent_at": 1, "events": [],
+                          **changed})
+
+
+@pytest.mark.parametrize("version", [1.0, True, "1", None])
+def test_the_version_is_exactly_the_integer_1(version):
+    with pytest.raises(BadBatch, match=f"wire version {version!r} is not supported "
+                                       f"\\(this farm reads the integer 1\\)"):
+        decode_batch(envelope(v=version))
+
+
+@pytest.mark.parametrize("batch_id", [uuid.uuid4().hex, str(uuid.uuid4()), "a" * BATCH_ID_MAX,
+                                      "job-42.retry_1", "0"])
+def test_plain_batch_ids_up_to_128_characters_pass(batch_id):
+    assert decode_batch(envelope(id=batch_id)).id == batch_id
+    assert decode_batch(encode_batch([], "keep", batch_id=batch_id)).id == batch_id
+
+
+@pytest.mark.parametrize("batch_id", ["", "a" * (BATCH_ID_MAX + 1), "x" * 100_000, "a:b",
+                                      "a b", "a/b", "a\nb", "é", "b1\x00"])
+def test_a_batch_id_too_long_or_not_plain_is_refused(batch_id):
+    with pytest.raises(BadBatch, match="bad batch id .*'id' must be 1 to 128 characters of "
+                                       "A-Z a-z 0-9 . _ -") as refused:
+        decode_batch(envelope(id=batch_id))
+    assert len(str(refused.value)) < 200  # one readable line, however long the id
+    with pytest.raises(ValueError, match="bad batch id"):
+        encode_batch([], "keep", batch_id=batch_id)
+
+
+def test_a_dead_letter_names_a_huge_batch_id_by_its_first_characters():
+    assert peek_batch_id(envelope(id="x" * 100_000)) == "x" * BATCH_ID_MAX
+    assert peek_batch_id(envelope(id=["not", "a", "string"])) is None

@@ -5,7 +5,9 @@ otherwise each of `alerts[]` is one alert. Name and status come from the notific
 ([quirk] kept: this is what Keep users see and search for).
 
 Deliberate differences: an alert without `fingerprint` gets the computed fingerprint as its id
-(Keep invents a random uuid); a legacy alert without `ruleId` is fingerprinted by its name.
+(Keep invents a random uuid); a legacy alert without `ruleId` is fingerprinted by its name; a
+notification with neither `alerts` nor `evalMatches` is unreadable (Keep silently yields no
+alert), so it is dead-lettered instead of vanishing.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ def normalize(event: dict, now: str) -> list[dict]:
         raise BadEvent(f"a Grafana notification must be a map, got {type(event).__name__}")
     if "evalMatches" in event:
         return [_legacy(event, now)]
-    alerts = event.get("alerts") or []
+    if "alerts" not in event:
+        raise BadEvent("a Grafana notification holds 'alerts' (unified alerting) or "
+                       "'evalMatches' (legacy alerting), this one neither")
+    alerts = event["alerts"]
     if not isinstance(alerts, list):
         raise BadEvent("'alerts' must be a list of Grafana alerts")
     if not alerts:
-        return []
+        return []  # a notification about no alert: the pipeline counts it as an empty event
     title = event.get("title")
     if title is None:
         raise BadEvent("a Grafana notification without 'title' has no alert name "

@@ -22,8 +22,10 @@ _DEFAULT_NONE = ("firingStartTime", "environment", "service", "message", "descri
 
 
 def normalize(event: dict | list, now: str) -> list[dict]:
+    """One alert per map; a list is Keep's list body, so each item must be a map (an empty list
+    holds no alert, as in Keep)."""
     if isinstance(event, list):
-        return [alert for item in event for alert in normalize(item, now)]
+        return [_alert(item, now) for item in event]
     return [_alert(event, now)]
 
 

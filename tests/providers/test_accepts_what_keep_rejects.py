@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
-from farm.providers import datadog, keep, prometheus
+import pytest
+
+from farm.providers import BadEvent, datadog, keep, prometheus
 
 NOW = "2025-03-04T08:15:30.000Z"
 
@@ -57,9 +59,11 @@ def test_keep_missing_or_empty_name_is_the_id_else_unknown_alert_name():
         assert alert["name"] == alert["id"] == "unknown alert name"
 
 
-def test_keep_list_event_is_one_alert_per_item():
-    alerts = keep.normalize([{"name": "a"}, [{"name": "b"}]], NOW)
+def test_keep_list_event_is_one_alert_per_item_and_each_item_must_be_a_map():
+    alerts = keep.normalize([{"name": "a"}, {"name": "b"}], NOW)
     assert [alert["name"] for alert in alerts] == ["a", "b"]
+    with pytest.raises(BadEvent, match="a Keep alert must be a map, got list"):
+        keep.normalize([{"name": "a"}, [{"name": "b"}]], NOW)
 
 
 def test_a_list_body_on_any_endpoint_is_one_event_per_item():
