@@ -35,7 +35,7 @@ from farm.config import load  # noqa: E402
 from farm.providers import normalizer_for  # noqa: E402
 from farm.redis_server import RedisServer  # noqa: E402
 from farm.sinks.elastic import NDJSON, ElasticEncoder  # noqa: E402
-from farm.sinks.engine import Engine  # noqa: E402
+from farm.sinks.engine_client import Engine  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.farmproc import FarmProcess, engine_store, write_config  # noqa: E402
 
@@ -116,7 +116,7 @@ def drop(url: str, prefix: str) -> None:
 def baseline(url: str, pool, bulk: str, in_flight: int) -> float:
     prefix = f"base{uuid.uuid4().hex[:8]}"
     cfg = store_cfg(url, prefix, bulk)
-    from farm.sinks.engine import setup
+    from farm.sinks.engine_client import setup
 
     engine = Engine(cfg.store)
     setup(engine, cfg.store)

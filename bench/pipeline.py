@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from farm import config  # noqa: E402
-from farm.keys import Keys  # noqa: E402
 from farm.pipeline import Pipeline  # noqa: E402
+from farm.redis_keys import Keys  # noqa: E402
 from farm.redis_server import RedisServer  # noqa: E402
 from farm.wire import PROVIDERS, encode_batch  # noqa: E402
 

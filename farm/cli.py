@@ -210,7 +210,7 @@ def keys_add(tenant, config_path):
     """Create an API key for TENANT, print it once, store only its hash in the config file."""
     if not config_path:
         fail("farm keys add needs the config file to write: --config FILE (or FARM_CONFIG)", 2)
-    from farm.ingest.keys import KeysError, add_key
+    from farm.ingest.api_keys import KeysError, add_key
 
     try:
         key = add_key(config_path, tenant)

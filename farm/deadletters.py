@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgpack
 
-from farm.keys import Keys
+from farm.redis_keys import Keys
 from farm.wire import PROVIDERS, encode_batch
 
 

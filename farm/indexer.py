@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import redis
 
 from farm import metrics
-from farm.keys import Keys
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import unpack_record
+from farm.redis_keys import Keys
 from farm.redisconn import RedisUnavailable, connect
 from farm.ring import Ring, wait_doorbell
 from farm.sinks import writer_for

@@ -1,12 +1,12 @@
 """Reliable batch queue on Redis lists: take into an inflight list, ack in commit order, requeue the
-inflight list of a dead worker. See farm/keys.py for the keys.
+inflight list of a dead worker. See farm/redis_keys.py for the keys.
 """
 
 from __future__ import annotations
 
 import secrets
 
-from farm.keys import LANES, STAT_NAMES, Keys
+from farm.redis_keys import LANES, STAT_NAMES, Keys
 
 # KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), memo keys...
 # ARGV: lease token, lease ms, batches to trim, one increment per stat, dead letters...

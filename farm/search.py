@@ -155,7 +155,7 @@ def _run_sqlite(db: sqlite3.Connection, q: Query) -> list[dict]:
 
 
 def _search_engine(cfg, q: Query) -> list[dict]:
-    from farm.sinks.engine import Engine, EngineError, current_index
+    from farm.sinks.engine_client import Engine, EngineError, current_index
 
     prefix = cfg.store.index_prefix
     index = f"{prefix}-alerts-2*" if q.history else current_index(prefix)

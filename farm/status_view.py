@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from farm.keys import SETTLED
+from farm.redis_keys import SETTLED
 
 
 def _duration(seconds: float) -> str:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import redis
 
 from farm import metrics
-from farm.keys import STAT_NAMES, Keys
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import Pipeline
 from farm.queue import WorkQueue
+from farm.redis_keys import STAT_NAMES, Keys
 from farm.redisconn import RedisUnavailable, connect, describe
 from farm.ring import Ring
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import redis
 
-from farm.keys import LANES, Keys
+from farm.redis_keys import LANES, Keys
 from loadgen.batches import Batcher
 from loadgen.pacing import Pacer
 from loadgen.population import PopulationSpec, build_population, build_storm_group

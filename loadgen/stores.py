@@ -55,7 +55,7 @@ class EngineReader:
     PAGE = 5000
 
     def __init__(self, cfg):
-        from farm.sinks.engine import Engine, EngineError
+        from farm.sinks.engine_client import Engine, EngineError
 
         self._error = EngineError
         self.engine = Engine(cfg.store)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from farm.keys import SETTLED, Keys
+from farm.redis_keys import SETTLED, Keys
 from loadgen.envelope import batch_id as make_batch_id
 from loadgen.fingerprints import fingerprints_of, keep_fingerprint_of_doc
 from loadgen.http_producer import REFUSED, UNKNOWN

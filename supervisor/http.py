@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from farm import queue
-from farm.keys import STAT_NAMES
+from farm.redis_keys import STAT_NAMES
 from supervisor.errors import FarmError
 from supervisor.health import Health
 

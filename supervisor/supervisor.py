@@ -24,8 +24,8 @@ import redis
 from farm import indexer as indexer_proc
 from farm import metrics, queue, ring
 from farm import worker as worker_proc
-from farm.keys import Keys
 from farm.lifeline import ReadyBoard
+from farm.redis_keys import Keys
 from farm.redis_server import RedisServer, RedisServerError
 from farm.redisconn import connect, describe
 from supervisor import leftovers

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from farm import queue
-from farm.keys import Keys
 from farm.pipeline import Outcome, Pipeline, unpack_record
+from farm.redis_keys import Keys
 from farm.wire import PROVIDERS, encode_batch
 from tests.test_dedup import PREFIX, history_rows, make_pipeline
 

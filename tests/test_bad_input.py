@@ -7,7 +7,7 @@ import sqlite3
 import msgpack
 
 from farm.deadletters import decode_letter, replay
-from farm.keys import Keys
+from farm.redis_keys import Keys
 from farm.wire import encode_batch
 from tests.farmproc import FarmProcess, write_config
 from tests.test_farm_integration import alertmanager_webhook

@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from farm import config
-from farm.keys import Keys
 from farm.pipeline import Pipeline, unpack_record
+from farm.redis_keys import Keys
 from farm.wire import encode_batch
 
 PREFIX = "t"

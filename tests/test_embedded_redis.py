@@ -8,7 +8,7 @@ import sys
 import psutil
 import redis as redis_lib
 
-from farm.keys import Keys
+from farm.redis_keys import Keys
 from farm.wire import encode_batch
 from tests.conftest import free_port
 from tests.farmproc import FarmProcess

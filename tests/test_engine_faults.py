@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from farm.config import load
-from farm.sinks.engine import Engine
+from farm.sinks.engine_client import Engine
 from tests.farmproc import FarmProcess, engine_store, write_config
 from tests.test_farm_integration import batch_ids, push_batches
 

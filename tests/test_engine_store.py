@@ -9,7 +9,7 @@ import pytest
 
 from farm.config import load
 from farm.sinks.elastic import ElasticEncoder, ElasticWriter
-from farm.sinks.engine import Engine, history_index
+from farm.sinks.engine_client import Engine, history_index
 
 pytestmark = pytest.mark.engine
 
@@ -150,7 +150,7 @@ def test_huge_values_are_kept_without_breaking_the_mapping(store):
 
 def test_farm_deletes_daily_history_indices_past_retention(store):
     """Without ILM/ISM (the Maven Central builds have neither), farm deletes expired days."""
-    from farm.sinks.engine import delete_expired
+    from farm.sinks.engine_client import delete_expired
 
     store.write([(alert("b:0"), "n")])  # today's index (and the current-state index)
     old = f"{store.prefix}-alerts-2020.01.01"

@@ -12,8 +12,8 @@ import pytest
 
 from farm import config
 from farm import rules as farm_rules
-from farm.keys import Keys
 from farm.pipeline import Pipeline, canonical_alerts, enrich, unpack_record
+from farm.redis_keys import Keys
 from farm.rules import SEARCH_CHARS
 from farm.wire import encode_batch
 

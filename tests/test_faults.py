@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from farm.keys import Keys
+from farm.redis_keys import Keys
 from tests.farmproc import FarmProcess, write_config
 from tests.test_farm_integration import batch_ids, push_batches
 

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from farm.ingest.ratelimit import RateLimiter
-from farm.keys import Keys
+from farm.redis_keys import Keys
 
 
 async def _admitted(redis_url: str, rate: str, burst_seconds: float, requests: int,

@@ -11,8 +11,8 @@ import msgpack
 import pytest
 
 from farm import config as config_mod
-from farm.keys import Keys
 from farm.providers import NORMALIZERS
+from farm.redis_keys import Keys
 from loadgen import runner, verify
 from loadgen.envelope import batch_id
 from loadgen.http_producer import UNKNOWN

@@ -12,8 +12,8 @@ import msgpack
 import orjson
 
 from farm import config
-from farm.keys import Keys
 from farm.pipeline import Pipeline
+from farm.redis_keys import Keys
 from farm.wire import encode_batch
 from tests.test_dedup import PREFIX, Run, history_rows, make_pipeline
 

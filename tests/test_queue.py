@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgpack
 
 from farm import queue
-from farm.keys import Keys
 from farm.queue import WorkQueue
+from farm.redis_keys import Keys
 
 KEYS = Keys("farm")
 

@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 from farm.dedup import Deduplicator
-from farm.keys import Keys
+from farm.redis_keys import Keys
 
 KEYS = Keys("tl")
 _batches = itertools.count()

@@ -41,7 +41,7 @@ from farm.ingest.connections import BODY_RECEIVED, REQUEST_STARTED
 from farm.ingest.critical import is_critical
 from farm.ingest.errors import Refused
 from farm.ingest.ratelimit import RateLimiter
-from farm.keys import Keys
+from farm.redis_keys import Keys
 from farm.units import parse_bytes
 from farm.wire import PROVIDERS
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from farm.ingest.settings import parse_watermark
-from farm.keys import Keys
+from farm.redis_keys import Keys
 
 log = logging.getLogger("farm.ingest")
 

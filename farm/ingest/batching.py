@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from farm.keys import Keys
+from farm.redis_keys import Keys
 from farm.wire import encode_batch
 
 # Optional envelope keys carrying Keep's query parameters (see docs/ingest.md).

@@ -12,7 +12,7 @@ import asyncio
 import math
 from dataclasses import dataclass
 
-from farm.keys import Keys
+from farm.redis_keys import Keys
 from farm.units import parse_request_rate
 
 # KEYS[1]: the bucket. ARGV: emission interval (us), tolerance = burst x interval (us), wanted.

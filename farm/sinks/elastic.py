@@ -25,7 +25,7 @@ from farm.alert import SEVERITY_ORDER
 from farm.dedup import FULL
 from farm.pipeline import dead_letter
 from farm.sinks.current import coalesce
-from farm.sinks.engine import (
+from farm.sinks.engine_client import (
     CURRENT_SCRIPT_ID,
     Engine,
     EngineError,
