@@ -1,11 +1,21 @@
-"""Reading and replaying the dead-letter list (`<prefix>:dlq`)."""
+"""The dead-letter list (`<prefix>:dlq`): what a letter is, and reading and replaying them."""
 
 from __future__ import annotations
+
+import time
 
 import msgpack
 
 from farm.redis_keys import Keys
 from farm.wire import PROVIDERS, encode_batch
+
+
+def dead_letter(reason: str, stage: str, payload: object, batch_id: str | None = None,
+                tenant: str | None = None, provider: str | None = None) -> bytes:
+    """A dead-letter record as stored in `<prefix>:dlq`."""
+    return msgpack.packb({"reason": reason, "stage": stage, "at": time.time(), "batch": batch_id,
+                          "tenant": tenant, "provider": provider, "payload": payload},
+                         default=repr)
 
 
 def decode_letter(raw: bytes) -> dict:

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from farm import rules as rules_module
 from farm.alert import fields_fingerprint, iso_ms, keep_url, normalize_time, severity_of, status_of
+from farm.deadletters import dead_letter
 from farm.dedup import FULL, Deduplicator
 from farm.providers import normalizer_for
 from farm.rules.extraction import run as run_extraction
@@ -43,13 +44,6 @@ class Outcome:
     decisions: dict[str, int] = field(default_factory=dict)  # per decision letter
     provider: str = "unknown"
 
-
-def dead_letter(reason: str, stage: str, payload: object, batch_id: str | None = None,
-                tenant: str | None = None, provider: str | None = None) -> bytes:
-    """A dead-letter record as stored in `<prefix>:dlq`."""
-    return msgpack.packb({"reason": reason, "stage": stage, "at": time.time(), "batch": batch_id,
-                          "tenant": tenant, "provider": provider, "payload": payload},
-                         default=repr)
 
 
 def pack_record(sent_at: float, n_alerts: int, body: bytes) -> bytes:
@@ -110,7 +104,7 @@ def _revalidate(alert: dict, keys: list[str], before: tuple, now: str) -> None:
             alert[key] = value if ok else before[2]
 
 
-def enrich(alert: dict, rules: BatchRules, now: str) -> None:
+def run_enrichment(alert: dict, rules: BatchRules, now: str) -> None:
     """Post-extraction, then mapping rules, on one alert in place (Keep's order: see above)."""
     before = (alert["name"], alert.get("labels"), alert.get("source"))
     if rules.post:
@@ -281,10 +275,10 @@ class Pipeline:
         lost[decision] += 1
 
     def enrich(self, alert: dict, rules: BatchRules, now: str) -> None:
-        """`enrich`, where a failing rule is logged (at most once a minute) and the alert goes
-        on with what the rules before it set, as in Keep."""
+        """`run_enrichment`, where a failing rule is logged (at most once a minute) and the
+        alert goes on with what the rules before it set, as in Keep."""
         try:
-            enrich(alert, rules, now)
+            run_enrichment(alert, rules, now)
         except Exception:  # a rule must never cost an alert
             self._enrich_errors += 1
             if time.monotonic() - self._enrich_logged >= ENRICH_ERROR_LOG_SECONDS:

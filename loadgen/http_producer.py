@@ -24,7 +24,7 @@ import aiohttp
 import orjson
 
 from loadgen.pacing import Pacer
-from loadgen.producer import Result, Stat
+from loadgen.producer_spec import Result, Stat
 
 MAX_RETRIES = 30
 CONNECT_RETRIES = 5

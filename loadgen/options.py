@@ -11,7 +11,7 @@ from datetime import datetime
 from farm.units import Rate, parse_amount, parse_bytes, parse_duration, parse_rate
 from farm.wire import PROVIDERS
 from loadgen.population import PopulationSpec
-from loadgen.producer import HttpSpec, ProducerSpec
+from loadgen.producer_spec import HttpSpec, ProducerSpec
 from loadgen.profiles import PROFILES, Profile
 from loadgen.providers import Shape
 from loadgen.stream import StreamSpec

@@ -14,70 +14,22 @@ import math
 import pickle
 import signal
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import redis
 
 from farm.redis_keys import LANES, Keys
 from loadgen.batches import Batcher
+from loadgen.http_producer import HttpProducer
 from loadgen.pacing import Pacer
-from loadgen.population import PopulationSpec, build_population, build_storm_group
+from loadgen.population import build_population, build_storm_group
+from loadgen.producer_spec import ProducerSpec, Result, Stat
 from loadgen.record import SendLog
-from loadgen.stream import Stream, StreamSpec
+from loadgen.stream import Stream
 
 BURST_SENDS = 256           # sends generated between two looks at the clock
 AHEAD = 0.002               # generate this far ahead of the schedule (seconds)
 BACKLOG_CHECK = 0.1         # seconds between two looks at the farm's queue depth
-
-
-class Stat:
-    """Indices into the shared progress array."""
-
-    PAYLOAD, ALERTS, NOTIFICATIONS, BATCHES, WIRE, THROTTLED, STATE, START, LAST, KNOWN = range(10)
-    SIZE = 10
-    BUILDING, READY, RUNNING, DONE, FAILED = range(5)
-
-
-@dataclass(frozen=True)
-class HttpSpec:
-    url: str
-    api_key: str | None
-    concurrency: int = 32
-    timeout: float = 30.0
-
-
-@dataclass(frozen=True)
-class ProducerSpec:
-    run_id: str
-    producer: int
-    producers: int
-    population: PopulationSpec
-    stream: StreamSpec
-    tenant: str
-    redis_url: str | None
-    prefix: str
-    http: HttpSpec | None
-    batch_events: int
-    batch_bytes: int
-    batch_wait: float
-    duration: float | None            # seconds of wall time, or None
-    total: float | None               # this producer's share, in stream.unit, or None
-    max_backlog: int                  # bytes queued in Redis above which pushing pauses
-    record: bool
-
-
-@dataclass
-class Result:
-    producer: int
-    error: str | None = None
-    kinds: dict = field(default_factory=dict)
-    shifted: float = 0.0
-    refused: dict = field(default_factory=dict)     # HTTP: status -> count
-    refusal: str | None = None                      # HTTP: the first refusal's detail
-    retried: int = 0                                # HTTP: 429/503 answers honoured
-    unknown: int = 0                                # HTTP: requests sent without an answer
-    unknown_detail: str | None = None               # HTTP: the first one's error
-    log: SendLog | None = None
 
 
 def prepare(spec: ProducerSpec) -> Stream:
@@ -96,8 +48,6 @@ def main(spec: ProducerSpec, stats, go, stop, conn) -> None:
         stream = prepare(spec)
         log = SendLog(spec.producer, spec.run_id) if spec.record else None
         if spec.http is not None:
-            from loadgen.http_producer import HttpProducer
-
             runner = HttpProducer(spec, stream, stats, log, result)
         else:
             runner = RedisProducer(spec, stream, stats, log)

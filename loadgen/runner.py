@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 
 from loadgen.options import Plan
-from loadgen.producer import Result, Stat, main
+from loadgen.producer import main
+from loadgen.producer_spec import Result, Stat
 from loadgen.record import SendLog
 
 BUILD_TIMEOUT = 600.0      # seconds producers may take to pre-generate their population

@@ -12,7 +12,7 @@ import pytest
 
 from farm import config
 from farm import rules as farm_rules
-from farm.pipeline import Pipeline, canonical_alerts, enrich, unpack_record
+from farm.pipeline import Pipeline, canonical_alerts, run_enrichment, unpack_record
 from farm.redis_keys import Keys
 from farm.rules import SEARCH_CHARS
 from farm.wire import encode_batch
@@ -35,7 +35,7 @@ def enriched(cfg, event: dict, provider: str = "keep", tenant: str = "default") 
     """Normalize one event and run post-extraction and mapping on its (only) alert."""
     batch_rules = farm_rules.load(cfg).for_batch(tenant, provider)
     [alert] = canonical_alerts(event, provider, NOW, batch_rules)
-    enrich(alert, batch_rules, NOW)
+    run_enrichment(alert, batch_rules, NOW)
     return alert
 
 

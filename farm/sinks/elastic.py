@@ -22,8 +22,8 @@ import msgpack
 import orjson
 
 from farm.alert import SEVERITY_ORDER
+from farm.deadletters import dead_letter
 from farm.dedup import FULL
-from farm.pipeline import dead_letter
 from farm.sinks.current import coalesce
 from farm.sinks.engine_client import (
     CURRENT_SCRIPT_ID,
