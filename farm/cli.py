@@ -13,6 +13,7 @@ import urllib.request
 import click
 
 from farm import config as config_mod
+from farm.config import Config
 
 
 def load_config(path: str | None, overrides: dict | None = None):
@@ -24,7 +25,7 @@ def load_config(path: str | None, overrides: dict | None = None):
         sys.exit(2)
 
 
-def redis_url_of(cfg) -> str:
+def redis_url_of(cfg: Config) -> str:
     """The Redis a farm with this config uses (its private one lives in data_dir)."""
     return cfg.redis.url or f"unix://{cfg.data_dir / 'redis' / 'redis.sock'}"
 
@@ -105,7 +106,7 @@ def cpu_crowding(workers: int, pinned: bool) -> str | None:
             f"speed; --workers {cpus} (one per CPU) is usually fastest")
 
 
-def fetch_status(cfg) -> dict | None:
+def fetch_status(cfg: Config) -> dict | None:
     """The running farm's /status, or None when none answers at [supervisor] http."""
     url = f"http://{cfg.supervisor.http}/status"
     try:
@@ -264,7 +265,7 @@ def dlq_replay(limit, config_path):
                                                        f"stay in the list" if skipped else ""))
 
 
-def _redis(cfg):
+def _redis(cfg: Config):
     from farm.redisconn import RedisUnavailable, connect
 
     try:

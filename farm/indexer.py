@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import redis
 
 from farm import metrics
+from farm.config import Config
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import unpack_record
@@ -67,7 +68,7 @@ class Indexer:
     Tells the supervisor, over `control`, when the store starts or stops failing.
     """
 
-    def __init__(self, cfg, ring_handles: dict, control, doorbell, redis_url: str,
+    def __init__(self, cfg: Config, ring_handles: dict, control, doorbell, redis_url: str,
                  lifeline: Lifeline | None = None):
         self.cfg = cfg
         self.lifeline = lifeline
@@ -242,7 +243,7 @@ class Indexer:
         self.stopping = True
 
 
-def main(cfg, ring_handles: dict, control, doorbell, redis_url: str,
+def main(cfg: Config, ring_handles: dict, control, doorbell, redis_url: str,
          lifeline: Lifeline) -> None:
     """Entry point of the spawned indexer process."""
     lifeline.bind()

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from farm import rules as rules_module
 from farm.alert import fields_fingerprint, iso_ms, keep_url, normalize_time, severity_of, status_of
+from farm.config import Config
 from farm.deadletters import dead_letter
 from farm.dedup import FULL, Deduplicator
 from farm.providers import normalizer_for
@@ -129,7 +130,7 @@ class Pipeline:
     is retried, its decisions replayed); any bad input becomes dead letters, never an exception.
     """
 
-    def __init__(self, cfg, redis, keys, rules: Rules | None = None, *,
+    def __init__(self, cfg: Config, redis, keys, rules: Rules | None = None, *,
                  max_record_bytes: int | None = None):
         """Builds the encoder and compiles every rule (raises farm.rules.ruleset.RuleError on
         bad rules: `farm.rules.validate(cfg)` reports the same problems before start).

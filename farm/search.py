@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import orjson
 
 from farm.alert import iso_ms
+from farm.config import Config
 
 
 class SearchError(Exception):
@@ -39,7 +40,7 @@ class Query:
         return iso_ms(time.time() - self.since_seconds)
 
 
-def search(cfg, query: Query) -> list[dict]:
+def search(cfg: Config, query: Query) -> list[dict]:
     """Matching alerts, newest lastReceived first. Current-state hits carry `duplicates`: the
     full duplicates of that version since it was stored (not the farm's alerts_duplicate)."""
     if cfg.store.kind == "sqlite":
@@ -96,7 +97,7 @@ class TextMatcher:
         return all(any(p in t for t in texts) for p in self.phrases)
 
 
-def _search_sqlite(cfg, q: Query) -> list[dict]:
+def _search_sqlite(cfg: Config, q: Query) -> list[dict]:
     from farm.sinks.sqlite import connect
 
     path = cfg.sqlite_path
@@ -154,7 +155,7 @@ def _run_sqlite(db: sqlite3.Connection, q: Query) -> list[dict]:
     return out
 
 
-def _search_engine(cfg, q: Query) -> list[dict]:
+def _search_engine(cfg: Config, q: Query) -> list[dict]:
     from farm.sinks.engine_client import Engine, EngineError, current_index
 
     prefix = cfg.store.index_prefix

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from farm import metrics
+from farm.config import Config
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import Pipeline
@@ -53,7 +54,7 @@ class Worker:
     everything it took is committed and acked.
     """
 
-    def __init__(self, cfg, slot: int, worker_id: str, ring: Ring, redis_url: str,
+    def __init__(self, cfg: Config, slot: int, worker_id: str, ring: Ring, redis_url: str,
                  lifeline: Lifeline | None = None):
         self.cfg = cfg
         self.lifeline = lifeline
@@ -205,7 +206,7 @@ def _cpus() -> str:
     return ",".join(map(str, psutil.Process().cpu_affinity()))
 
 
-def main(cfg, slot: int, worker_id: str, ring_handle, redis_url: str, cpu: int | None,
+def main(cfg: Config, slot: int, worker_id: str, ring_handle, redis_url: str, cpu: int | None,
          lifeline: Lifeline) -> None:
     """Entry point of a spawned worker process."""
     lifeline.bind()

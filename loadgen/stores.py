@@ -17,6 +17,8 @@ from typing import NamedTuple, Protocol
 
 import orjson
 
+from farm.config import Config
+
 
 class StoreError(Exception):
     """The store cannot be read; str() is one line."""
@@ -39,7 +41,7 @@ class StoreReader(Protocol):
     def close(self) -> None: ...
 
 
-def reader_for(cfg) -> StoreReader:
+def reader_for(cfg: Config) -> StoreReader:
     """The reader of the store a farm config names. Raises StoreError."""
     if cfg.store.kind == "sqlite":
         return SqliteReader(cfg.sqlite_path)
@@ -54,7 +56,7 @@ class EngineReader:
     commit_times = False
     PAGE = 5000
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: Config):
         from farm.sinks.engine_client import Engine, EngineError
 
         self._error = EngineError

@@ -24,6 +24,7 @@ import redis
 from farm import indexer as indexer_proc
 from farm import metrics, queue, ring
 from farm import worker as worker_proc
+from farm.config import Config
 from farm.lifeline import ReadyBoard
 from farm.redis_keys import Keys
 from farm.redis_server import RedisServer, RedisServerError
@@ -45,7 +46,7 @@ class Supervisor:
     `run()` blocks until SIGTERM/SIGINT, drains, and returns the exit code; start-up problems
     raise FarmError (or the Redis/pid-file errors) with a one-line reason."""
 
-    def __init__(self, cfg, workers: int, ingest: bool = True):
+    def __init__(self, cfg: Config, workers: int, ingest: bool = True):
         self.cfg = cfg
         self.n_workers = workers
         self.n_ingest = cfg.ingest.processes if ingest else 0
@@ -516,7 +517,7 @@ class Supervisor:
         return doc
 
 
-def serve(cfg, workers: int, ingest: bool = True) -> int:
+def serve(cfg: Config, workers: int, ingest: bool = True) -> int:
     """Run a farm in the foreground; returns the exit code. Raises FarmError for start-up
     problems that the CLI prints as one line."""
     return Supervisor(cfg, workers, ingest).run()

@@ -75,7 +75,7 @@ def test_unrelated_farm_variables_are_not_settings():
 
 
 def test_config_docs_help_and_check_write_nothing(tmp_path, monkeypatch, capsys):
-    import farm.config_docs as config_docs
+    import farm.config.docs as config_docs
 
     stale = {tmp_path / "farm.toml": "# stale\n",
              tmp_path / "configuration.md": f"{config_docs.TABLE_START}\nold\n"
@@ -101,8 +101,8 @@ def test_config_docs_help_and_check_write_nothing(tmp_path, monkeypatch, capsys)
 
 
 def test_shipped_config_and_docs_table_match_the_declarations():
-    from farm.config_docs import TOML_PATH, main
+    from farm.config.docs import TOML_PATH, main
 
-    assert main(["--check"]) == 0, "run `python -m farm.config_docs`"
+    assert main(["--check"]) == 0, "run `python -m farm.config.docs`"
     cfg = load(TOML_PATH, env={})
     assert cfg.workers.batch_max == 2000

@@ -11,11 +11,11 @@ import pytest
 from starlette.datastructures import Headers
 
 from farm import config as config_mod
+from farm.config.ingest import parse_watermark
 from farm.ingest import process
 from farm.ingest.api_keys import KeysError, add_key
 from farm.ingest.auth import KeyRing, hash_key, presented_key
 from farm.ingest.critical import is_critical
-from farm.ingest.settings import parse_watermark
 from tests.conftest import free_port
 from tests.test_ingest import ALERTMANAGER, GatewayProcess, post, stored_batches
 

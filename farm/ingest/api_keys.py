@@ -10,8 +10,8 @@ from pathlib import Path
 
 import tomlkit
 
+from farm.config.ingest import TENANT_RE, TENANT_RULE
 from farm.ingest.auth import hash_key, new_key
-from farm.ingest.settings import TENANT_RE, TENANT_RULE
 
 
 class KeysError(Exception):

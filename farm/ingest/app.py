@@ -34,6 +34,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from farm.config import Config
 from farm.ingest import auth, limits
 from farm.ingest.backpressure import Gate
 from farm.ingest.batching import EXTRA_KEYS, Batcher, StoreFailed
@@ -75,7 +76,7 @@ def refusal(refused: Refused) -> Response:
 class Gateway:
     """What one gateway process holds: Redis client, keys, limiter, batcher, backlog gate."""
 
-    def __init__(self, cfg, redis_url: str, metrics=None):
+    def __init__(self, cfg: Config, redis_url: str, metrics=None):
         ingest = cfg.ingest
         self.cfg = cfg
         self.redis_url = redis_url
@@ -261,7 +262,7 @@ def extras_of(request: Request) -> tuple:
     return tuple((name, params[name]) for name in EXTRA_KEYS if params.get(name))
 
 
-def make_app(cfg, redis_url: str, metrics=None) -> Starlette:
+def make_app(cfg: Config, redis_url: str, metrics=None) -> Starlette:
     """The gateway application; its lifespan connects to Redis and drains batches at the end."""
     from farm.ingest.openapi import document
 

@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from farm.ingest.settings import parse_watermark
+from farm.config.ingest import parse_watermark
 from farm.redis_keys import Keys
 
 log = logging.getLogger("farm.ingest")

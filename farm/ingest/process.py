@@ -22,7 +22,7 @@ import sys
 
 import uvicorn
 
-from farm.config import ConfigError
+from farm.config import Config, ConfigError
 from farm.lifeline import BOOT_ERROR, Lifeline
 
 log = logging.getLogger("farm.ingest")
@@ -33,7 +33,7 @@ LISTEN_BACKLOG = 2048
 FILES_BESIDE_CONNECTIONS = 128
 
 
-def main(cfg, index: int, redis_url: str, lifeline: Lifeline | None = None) -> None:
+def main(cfg: Config, index: int, redis_url: str, lifeline: Lifeline | None = None) -> None:
     """Run gateway process `index` until SIGTERM; exits 0 after draining, BOOT_ERROR if it
     cannot listen."""
     if lifeline is not None:
@@ -154,12 +154,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check(cfg) -> list[str]:
+def check(cfg: Config) -> list[str]:
     """Start-up check, run by the supervisor before it starts gateways: returns warnings to log;
     raises ConfigError (one line per problem) for what must stop start-up, such as
     low_water >= high_water, max_inflight_bytes < max_body or [ingest] http already in use by
     another program."""
-    from farm.ingest.settings import parse_watermark
+    from farm.config.ingest import parse_watermark
     from farm.units import parse_bytes
 
     ingest = cfg.ingest

@@ -5,10 +5,16 @@
     load(cfg) -> Rules           the compiled rules (the pipeline calls it once, at worker
                                  start); raises RuleError
 
-This module stays light: farm/config.py imports farm.rules.settings, which imports it first.
+This module stays light: farm/config/rules.py imports farm.rules.dedup_rules, which imports it
+first.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # farm.config imports this package (its dedup rule parser) while it loads
+    from farm.config import Config
 
 # A rule's regex (extraction, mapping cell, CEL matches()) searches at most this many characters
 # of a value: values are alert data, as big as the gateway's max_body, and Python's backtracking
@@ -16,14 +22,14 @@ from __future__ import annotations
 SEARCH_CHARS = 65_536
 
 
-def load(cfg):
+def load(cfg: Config):
     """Compile every configured rule. Raises farm.rules.ruleset.RuleError listing problems."""
     from farm.rules.ruleset import Rules
 
     return Rules.from_config(cfg)
 
 
-def validate(cfg) -> list[str]:
+def validate(cfg: Config) -> list[str]:
     """Every problem with the configured dedup rules and rule files; empty when all is well."""
     from farm.rules.ruleset import RuleError
 

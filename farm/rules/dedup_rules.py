@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm.setting import parsed_by
-
 ALLOWED_KEYS = ("name", "provider", "tenant", "provider_id", "fingerprint_fields",
                 "ignore_fields", "full_deduplication")
 ALWAYS_IGNORED = "lastReceived"
@@ -113,7 +111,6 @@ def parse_rules(value: object) -> list[DedupRule]:
     return rules
 
 
-check_rules = parsed_by(parse_rules)  # the Setting check: None, or what is wrong
 
 
 def select(rules: list[DedupRule], tenant: str, provider: str,

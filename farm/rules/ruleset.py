@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm.alert import BOOKKEEPING_FIELDS, split_fields
+from farm.config import Config
 from farm.dedup import ContentHasher
 from farm.rules.dedup_rules import ALWAYS_IGNORED, DedupRule, parse_rules, select
 from farm.rules.extraction import ExtractionRule
@@ -48,7 +49,7 @@ class BatchRules:
         return bool(self.post or self.mapping)
 
 
-def rule_paths(cfg) -> list[Path]:
+def rule_paths(cfg: Config) -> list[Path]:
     """The configured rule files; relative paths are relative to the config file's folder."""
     base = Path(cfg.source).resolve().parent if getattr(cfg, "source", None) else Path.cwd()
     return [(base / name).resolve() if not Path(name).is_absolute() else Path(name)

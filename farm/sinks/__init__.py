@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+from farm.config import Config
 
-def encoder_for(cfg):
+
+def encoder_for(cfg: Config):
     if cfg.store.kind == "sqlite":
         from farm.sinks.sqlite import SqliteEncoder
 
@@ -22,7 +24,7 @@ def encoder_for(cfg):
     return ElasticEncoder(cfg)
 
 
-def writer_for(cfg, check: bool = False):
+def writer_for(cfg: Config, check: bool = False):
     """The store's writer; with check, also prove now that the store can be written (the
     supervisor does at start, so a bad path or URL is one clear line)."""
     if cfg.store.kind == "sqlite":

@@ -22,6 +22,7 @@ import msgpack
 import orjson
 
 from farm.alert import SEVERITY_ORDER
+from farm.config import Config
 from farm.deadletters import dead_letter
 from farm.dedup import FULL
 from farm.sinks.current import coalesce
@@ -53,7 +54,7 @@ def _default(value: object) -> object:
 class ElasticEncoder:
     """Worker side: a batch chunk's decided alerts -> (NDJSON, item end offsets, item kinds)."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: Config):
         self.prefix = cfg.store.index_prefix
         self.current = current_index(self.prefix)
         self._script = orjson.dumps(CURRENT_SCRIPT_ID)
@@ -142,7 +143,7 @@ class ElasticWriter:
     letters [(msgpack letter, counts_as_alert)], resolved once every item is committed or
     rejected for good."""
 
-    def __init__(self, cfg, check: bool = False):
+    def __init__(self, cfg: Config, check: bool = False):
         self.store = cfg.store
         self.engine = Engine(cfg.store)
         self.lifecycle: str | None = None

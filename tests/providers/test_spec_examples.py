@@ -125,8 +125,8 @@ def test_zabbix_example():
 
 def test_zabbix_keep_fingerprint_by_rule():
     """... and a dedup rule with fingerprint_fields = ["name"] gives Keep's."""
-    cfg = config.load(None, env={})
-    cfg.dedup.rules = [{"provider": "zabbix", "fingerprint_fields": ["name"]}]
+    cfg = config.load(None, env={}, overrides={
+        "dedup": {"rules": [{"provider": "zabbix", "fingerprint_fields": ["name"]}]}})
     [a] = alerts_of("zabbix", "spec_example", cfg)
     assert a["fingerprint"] == sha256("High CPU utilization on app-12")
 

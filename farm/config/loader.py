@@ -1,0 +1,224 @@
+"""Loading a configuration: the TOML file, then FARM_<SECTION>_<KEY> environment overrides, then
+command-line overrides, each value checked against its declaration; the result is a typed,
+frozen `Config` with one attribute per section."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from farm.config.core import (
+    FarmSettings,
+    RedisSettings,
+    StoreSettings,
+    SupervisorSettings,
+    WorkersSettings,
+)
+from farm.config.ingest import IngestSettings
+from farm.config.rules import DedupSettings, EnrichmentSettings
+from farm.config.setting import SECTIONS, SETTINGS, Setting
+
+
+class ConfigError(Exception):
+    """One or more configuration mistakes; str() gives one line per mistake."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings as `cfg.<section>.<key>`, plus `source` (the file, or None)."""
+
+    farm: FarmSettings
+    redis: RedisSettings
+    workers: WorkersSettings
+    store: StoreSettings
+    supervisor: SupervisorSettings
+    dedup: DedupSettings
+    enrichment: EnrichmentSettings
+    ingest: IngestSettings
+    source: str | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.farm.data_dir).expanduser().resolve()
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.store.path).expanduser().resolve() if self.store.path else (
+            self.data_dir / "farm.db")
+
+    @property
+    def node_id(self) -> str:
+        return self.farm.node_id or socket.gethostname()
+
+
+# Every declared section is a field of Config (a section declared but not added here would be
+# validated and then dropped), and Config's order is the order of the generated file and table.
+_ORDER = [f.name for f in fields(Config) if f.name != "source"]
+assert set(_ORDER) == set(SECTIONS), "Config and the declared sections differ"
+SETTINGS.sort(key=lambda s: _ORDER.index(s.section))
+
+_BY_SECTION: dict[str, dict[str, Setting]] = {}
+for _s in SETTINGS:
+    _BY_SECTION.setdefault(_s.section, {})[_s.key] = _s
+
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}
+
+
+def _coerce(setting: Setting, value: Any, from_env: bool) -> tuple[Any, str | None]:
+    """Return (value, problem) for one raw value; the problem names what is allowed."""
+    kind = setting.kind
+    if kind is object:
+        # Structured values (arrays of tables): the setting's own check validates them.
+        if from_env:
+            return None, "is structured and can only be set in the config file"
+        problem = setting.check(value) if setting.check is not None else None
+        return (None, problem) if problem else (value, None)
+    if from_env:
+        text = value.strip()
+        if kind is bool:
+            if text.lower() not in _BOOL_WORDS:
+                return None, "must be true or false"
+            value = _BOOL_WORDS[text.lower()]
+        elif kind is int:
+            try:
+                value = int(text)
+            except ValueError:
+                return None, "must be a whole number"
+        elif kind is float:
+            try:
+                value = float(text)
+            except ValueError:
+                return None, "must be a number"
+        elif kind is list:
+            value = [part.strip() for part in text.split(",") if part.strip()]
+        elif kind is dict:
+            return None, "is a table and cannot be set from the environment"
+    if kind is bool and not isinstance(value, bool):
+        return None, "must be true or false"
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return None, "must be a whole number"
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, "must be a number"
+        value = float(value)
+    if kind is str and not isinstance(value, str):
+        return None, "must be a string"
+    if kind is list and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+        return None, "must be a list of strings"
+    if kind is dict:
+        if not isinstance(value, dict):
+            return None, "must be a table"
+        for k, v in value.items():
+            if setting.item_kind is list:
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    return None, f"entry {k!r} must be a list of strings"
+            elif not isinstance(v, setting.item_kind):
+                return None, f"entry {k!r} must be a {setting.item_kind.__name__}"
+    if setting.choices is not None and value not in setting.choices:
+        allowed = ", ".join(repr(c) for c in setting.choices)
+        return None, f"must be one of {allowed}"
+    if setting.minimum is not None and value < setting.minimum:
+        return None, f"must be at least {setting.minimum:g}"
+    if setting.maximum is not None and value > setting.maximum:
+        return None, f"must be at most {setting.maximum:g}"
+    if setting.check is not None:
+        problem = setting.check(value)
+        if problem:
+            return None, problem
+    return value, None
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(options))}"
+
+
+def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = None,
+         overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Load and validate the configuration.
+
+    `path` is a TOML file (None: defaults only); `env` defaults to os.environ; `overrides`
+    (for command-line flags) win over both. Raises ConfigError listing every mistake.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError([f"config file {path} does not exist"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"config file {path} is not valid TOML: {exc}"]) from None
+
+    values: dict[str, dict[str, Any]] = {
+        section: {key: copy.deepcopy(s.default) for key, s in keys.items()}
+        for section, keys in _BY_SECTION.items()
+    }
+    for section, table in data.items():
+        if section not in _BY_SECTION:
+            problems.append(f"unknown section [{section}]{_suggest(section, list(_BY_SECTION))}")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"[{section}] must be a table")
+            continue
+        for key, raw in table.items():
+            setting = _BY_SECTION[section].get(key)
+            if setting is None:
+                problems.append(
+                    f"unknown key [{section}] {key}{_suggest(key, list(_BY_SECTION[section]))}")
+                continue
+            value, problem = _coerce(setting, raw, from_env=False)
+            if problem:
+                problems.append(f"{setting.name} = {raw!r} {problem}")
+            else:
+                values[section][key] = value
+
+    for name, raw in env.items():
+        if not name.startswith("FARM_"):
+            continue
+        rest = name[5:].lower()
+        section = next((s for s in _BY_SECTION if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # FARM_TEST_*, FARM_REQUIRE_ENGINE and friends are not settings
+        key = rest[len(section) + 1:]
+        setting = _BY_SECTION[section].get(key)
+        if setting is None:
+            problems.append(
+                f"unknown environment override {name}{_suggest(key, list(_BY_SECTION[section]))}")
+            continue
+        value, problem = _coerce(setting, raw, from_env=True)
+        if problem:
+            problems.append(f"{name}={raw!r} {problem}")
+        else:
+            values[section][key] = value
+
+    for section, table in (overrides or {}).items():
+        for key, raw in table.items():
+            setting = _BY_SECTION[section][key]
+            value, problem = _coerce(setting, raw, from_env=False)
+            if problem:
+                problems.append(f"{setting.name} = {raw!r} {problem}")
+            else:
+                values[section][key] = value
+
+    if values["store"]["kind"] == "elasticsearch" and not values["store"]["url"]:
+        problems.append('[store] kind = "elasticsearch" needs [store] url '
+                        '(for example "http://127.0.0.1:9200")')
+    if problems:
+        raise ConfigError(problems)
+    sections = {name: SECTIONS[name](**kv) for name, kv in values.items()}
+    return Config(**sections, source=str(path) if path is not None else None)
+
