@@ -14,6 +14,7 @@ import click
 
 from farm import config as config_mod
 from farm.config import Config
+from farm.redis_server import redis_url_of
 
 
 def load_config(path: str | None, overrides: dict | None = None):
@@ -23,11 +24,6 @@ def load_config(path: str | None, overrides: dict | None = None):
         for problem in exc.problems:
             click.echo(f"farm: config: {problem}", err=True)
         sys.exit(2)
-
-
-def redis_url_of(cfg: Config) -> str:
-    """The Redis a farm with this config uses (its private one lives in data_dir)."""
-    return cfg.redis.url or f"unix://{cfg.data_dir / 'redis' / 'redis.sock'}"
 
 
 def fail(message: str, code: int = 1):

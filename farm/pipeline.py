@@ -22,7 +22,7 @@ from farm import rules as rules_module
 from farm.alert import fields_fingerprint, iso_ms, keep_url, normalize_time, severity_of, status_of
 from farm.config import Config
 from farm.deadletters import dead_letter
-from farm.dedup import FULL, Deduplicator
+from farm.dedup import DECISION_NAMES, FULL, NEW, PARTIAL, Deduplicator
 from farm.providers import normalizer_for
 from farm.rules.extraction import run as run_extraction
 from farm.rules.ruleset import PROTECTED_FIELDS, BatchRules, Rules
@@ -176,8 +176,8 @@ class Pipeline:
         alerts, digests, bad_events, empty_events = self.canonical(batch, rules, now, out)
 
         enriches = rules.enriches
-        decided = {"n": 0, "p": 0, "f": 0}
-        lost = {"n": 0, "p": 0, "f": 0}  # decided, then dead-lettered: they could not be stored
+        decided = dict.fromkeys(DECISION_NAMES, 0)
+        lost = dict.fromkeys(DECISION_NAMES, 0)  # decided, then dead-lettered: not storable
         for start in range(0, max(len(alerts), 1), self.batch_max):
             chunk = alerts[start:start + self.batch_max]
             decisions = self.dedup.decide(batch.id, start, batch.tenant, chunk,
@@ -200,7 +200,7 @@ class Pipeline:
         # or the event itself when it yields none, so every event counts at least once.
         out.counts = {
             "alerts_received": len(alerts) + bad_events + empty_events,
-            "alerts_indexed": decided["n"] + decided["p"] - lost["n"] - lost["p"],
+            "alerts_indexed": (decided[NEW] + decided[PARTIAL] - lost[NEW] - lost[PARTIAL]),
             "alerts_duplicate": decided[FULL] - lost[FULL],
             "alerts_dead": bad_events + sum(lost.values()),
             "events_empty": empty_events,

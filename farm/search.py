@@ -19,6 +19,7 @@ import orjson
 
 from farm.alert import iso_ms
 from farm.config import Config
+from farm.sinks.sqlite import connect
 
 
 class SearchError(Exception):
@@ -98,8 +99,6 @@ class TextMatcher:
 
 
 def _search_sqlite(cfg: Config, q: Query) -> list[dict]:
-    from farm.sinks.sqlite import connect
-
     path = cfg.sqlite_path
     if not path.exists():
         raise SearchError(f"no store at {path} yet (has the farm indexed anything?)")

@@ -17,6 +17,7 @@ import redis
 
 from farm import metrics
 from farm.config import Config
+from farm.dedup import DECISION_NAMES
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import Pipeline
@@ -24,6 +25,7 @@ from farm.queue import WorkQueue
 from farm.redis_keys import STAT_NAMES, Keys
 from farm.redisconn import RedisUnavailable, connect, describe
 from farm.ring import Ring
+from farm.rules.ruleset import RuleError
 
 log = logging.getLogger("farm.worker")
 
@@ -141,7 +143,7 @@ class Worker:
         self.metrics.batches.labels("dead" if outcome.counts.get("batches_dead") else "ok").inc()
         for letter, n in outcome.decisions.items():
             if n:
-                self.metrics.alerts.labels(outcome.provider, _DECISION[letter]).inc(n)
+                self.metrics.alerts.labels(outcome.provider, DECISION_NAMES[letter]).inc(n)
         if outcome.counts.get("alerts_dead"):
             self.metrics.alerts.labels(outcome.provider, "dead").inc(outcome.counts["alerts_dead"])
 
@@ -197,7 +199,6 @@ class Worker:
         self.stopping = True
 
 
-_DECISION = {"n": "new", "p": "partial", "f": "full"}
 
 
 def _cpus() -> str:
@@ -217,8 +218,6 @@ def main(cfg: Config, slot: int, worker_id: str, ring_handle, redis_url: str, cp
         import psutil
 
         psutil.Process().cpu_affinity([cpu])
-    from farm.rules.ruleset import RuleError
-
     try:
         worker = Worker(cfg, slot, worker_id, Ring(ring_handle), redis_url, lifeline)
     except RedisUnavailable as exc:  # only a malformed URL gets here

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import msgpack
 import orjson
 
-from farm.alert import SEVERITY_ORDER
+from farm.alert import SEVERITY_ORDER, json_default
 from farm.config import Config
 from farm.deadletters import dead_letter
 from farm.dedup import FULL
@@ -45,12 +45,6 @@ BULK_PATH = "/_bulk?filter_path=errors,items.*.status,items.*.error"
 RETRY_ITEM = frozenset({409, 429, 500, 502, 503, 504})
 
 
-def _default(value: object) -> object:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
-
-
 class ElasticEncoder:
     """Worker side: a batch chunk's decided alerts -> (NDJSON, item end offsets, item kinds)."""
 
@@ -70,7 +64,7 @@ class ElasticEncoder:
             if decision == FULL:
                 continue
             alert["severityOrder"] = SEVERITY_ORDER.get(alert.get("severity"), 2)
-            source = orjson.dumps(alert, default=_default)
+            source = orjson.dumps(alert, default=json_default)
             sources[id(alert)] = source
             action = orjson.dumps({"index": {"_index": index, "_id": alert["eventId"]}})
             parts += (action, b"\n", source, b"\n")

@@ -19,7 +19,7 @@ from pathlib import Path
 import msgpack
 import orjson
 
-from farm.alert import iso_ms
+from farm.alert import iso_ms, json_default
 from farm.dedup import FULL
 from farm.sinks.current import coalesce
 
@@ -138,7 +138,7 @@ class SqliteEncoder:
         for alert, decision in items:
             if decision == FULL:
                 continue
-            doc = orjson.dumps(alert, default=str).decode()
+            doc = orjson.dumps(alert, default=json_default).decode()
             docs[id(alert)] = doc
             history.append((alert["eventId"], alert["fingerprint"], tenant, alert["lastReceived"],
                             alert["severity"], alert["status"], alert["name"], doc))
