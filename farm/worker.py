@@ -134,13 +134,20 @@ class Worker:
         for record in outcome.records:
             last_seq = self.ring.put(record, wait=self._ring_full)
         memo_keys = [key for m in outcome.memo_ids
-                     for key in (self.keys.decided(m), self.keys.timeline(m))]
+                     for key in (self.keys.decided(m), self.keys.timeline(m),
+                                 self.keys.incidents_memo(m))]
         self.pending.append(Pending(last_seq, outcome.counts, outcome.dead_letters, memo_keys))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels("dead" if outcome.counts.get("batches_dead") else "ok").inc()
         for letter, n in outcome.decisions.items():
             if n:
                 self.metrics.alerts.labels(outcome.provider, _DECISION[letter]).inc(n)
+        correlation = outcome.correlation
+        for rule, n in correlation.matched.items():
+            self.metrics.rules_matched.labels(rule).inc(n)
+        for event in ("opened", "updated", "resolved"):
+            if getattr(correlation, event):
+                self.metrics.incidents.labels(event).inc(getattr(correlation, event))
         if outcome.counts.get("alerts_dead"):
             self.metrics.alerts.labels(outcome.provider, "dead").inc(outcome.counts["alerts_dead"])
 
