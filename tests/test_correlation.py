@@ -334,3 +334,15 @@ def test_the_example_rule_file_is_valid():
 
     rules, problems = load_file(Path(__file__).parents[1] / "configs/correlation/example.toml")
     assert problems == [] and len(rules) == 3
+
+
+def test_a_batch_redelivered_after_its_incident_resolved_opens_nothing_new(run_with):
+    run = run_with(BY_HOST + 'resolve_on = "all"\n')
+    first = run.send(dba("a", "db1"), batch_id="early", commit=False)  # its worker dies here
+    run.send(dba("a", "db1", "resolved"))
+    again = run.pipeline.process(encode_batch([dba("a", "db1")], "keep", sent_at=START + 1,
+                                              batch_id="early"))
+    assert _incident_rows(again) == _incident_rows(first)
+    run.commit(again)
+    [incident] = run.incidents()
+    assert incident["status"] == "resolved"
