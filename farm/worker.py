@@ -67,6 +67,8 @@ class Worker:
         self.queue = WorkQueue(self.redis, self.keys, worker_id, cfg.workers.heartbeat_seconds)
         self.pipeline = Pipeline(cfg, self.redis, self.keys, max_record_bytes=ring.max_record)
         self.metrics = metrics.worker_metrics()
+        for event in INCIDENT_EVENTS:
+            self.metrics.incidents.labels(event)  # a series at 0 from the start
         self.pending: deque[Pending] = deque()
         self.taken: deque[bytes] = deque()  # taken into inflight, not yet handed over
         self.stopping = False
@@ -143,9 +145,9 @@ class Worker:
             if n:
                 self.metrics.alerts.labels(outcome.provider, _DECISION[letter]).inc(n)
         correlation = outcome.correlation
-        for rule, n in correlation.matched.items():
-            self.metrics.rules_matched.labels(rule).inc(n)
-        for event in ("opened", "updated", "resolved"):
+        if correlation.matched:
+            self.metrics.rules_matched.inc(sum(correlation.matched.values()))
+        for event in INCIDENT_EVENTS:
             if getattr(correlation, event):
                 self.metrics.incidents.labels(event).inc(getattr(correlation, event))
         if outcome.counts.get("alerts_dead"):
@@ -204,6 +206,7 @@ class Worker:
 
 
 _DECISION = {"n": "new", "p": "partial", "f": "full"}
+INCIDENT_EVENTS = ("opened", "updated", "resolved")
 
 
 def _cpus() -> str:

@@ -10,7 +10,7 @@ local NUMERIC = {'count', 'firing_sum', 'unresolved', 'nonfiring', 'severity', '
                  'candidate', 'mask', 'touched', 'number', 'version', 'nsub', 'threshold',
                  'all', 'approve', 'multi'}
 
-local cache, dirty, dirty_order, members = {}, {}, {}, {}
+local cache, dirty, dirty_order, members, writes = {}, {}, {}, {}, {}
 local opened, updated, resolved = 0, 0, 0
 
 local function ikey(id) return P .. ':incident:' .. id end
@@ -77,7 +77,10 @@ local function set_member(inc, it)
   if status ~= 'resolved' then inc.unresolved = inc.unresolved + 1 end
   if status ~= 'firing' then inc.nonfiring = inc.nonfiring + 1 end
   members[inc.id][fp] = {status, ur, lr}
-  redis.call('HSET', mkey(inc.id), fp, cjson.encode({status, ur, lr}))
+  local w = writes[inc.id]
+  if not w then w = {}; writes[inc.id] = w end
+  w[#w + 1] = fp
+  w[#w + 1] = cjson.encode({status, ur, lr})
   if lr >= inc.last_lr then inc.last_lr = lr; inc.last_fp = fp end
   if inc.touched < NOW then inc.touched = NOW end
   touch(inc)
@@ -89,6 +92,8 @@ local function resolve(inc)
   inc['end'] = ISO
   local fps = redis.call('HKEYS', mkey(inc.id))
   for _, fp in ipairs(fps) do redis.call('SREM', fkey(fp), inc.id) end
+  local w = writes[inc.id] or {}
+  for i = 1, #w, 2 do redis.call('SREM', fkey(w[i]), inc.id) end
   resolved = resolved + 1
   touch(inc)
 end
@@ -180,20 +185,11 @@ local function expired(inc, spec)
   return inc.status ~= 'firing' or inc.touched < NOW - spec[1]
 end
 
--- One alert: its active incidents learn its new status, then each rule match joins or opens.
+-- One alert: each rule match joins or opens an incident, then its other active incidents
+-- learn its new status (Keep's resolve check for a stored alert).
 local function decide(it)
   local ids, links, seen = {}, {}, {}
   local fp = it[2]
-  for _, id in ipairs(redis.call('SMEMBERS', fkey(fp))) do
-    local inc = load(id)
-    if not inc then
-      redis.call('SREM', fkey(fp), id)
-    elseif inc.status == 'firing' then
-      set_member(inc, it)
-      check_resolve(inc)
-      seen[id] = true; ids[#ids + 1] = id
-    end
-  end
   for _, match in ipairs(it[10]) do
     local rule, group = match[1], match[2]
     local spec = req.rules[rule]
@@ -211,6 +207,18 @@ local function decide(it)
     if inc then
       if attach(inc, it, match) then links[#links + 1] = inc.id end
       if not seen[inc.id] then seen[inc.id] = true; ids[#ids + 1] = inc.id end
+    end
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', fkey(fp))) do
+    if not seen[id] then
+      local inc = load(id)
+      if not inc then
+        redis.call('SREM', fkey(fp), id)
+      elseif inc.status == 'firing' then
+        set_member(inc, it)
+        check_resolve(inc)
+        seen[id] = true; ids[#ids + 1] = id
+      end
     end
   end
   table.sort(ids)
@@ -237,6 +245,13 @@ local function save(inc)
     flat[#flat + 1] = v
   end
   redis.call('HSET', ikey(inc.id), unpack(flat))
+  local w = writes[inc.id]
+  if w then
+    for from = 1, #w, 2000 do
+      redis.call('HSET', mkey(inc.id), unpack(w, from, math.min(from + 1999, #w)))
+    end
+    writes[inc.id] = nil
+  end
   redis.call('EXPIRE', ikey(inc.id), TTL)
   redis.call('EXPIRE', mkey(inc.id), TTL)
 end
