@@ -168,10 +168,11 @@ def stop(timeout, config_path):
 @click.option("--history", is_flag=True,
               help="Search every stored event, not the current state per fingerprint "
               "(words match the same way; in SQLite a full scan unless [store] fts_history).")
+@click.option("--incident", "incident_id", help="Only the alerts linked to this incident.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the matching documents as JSON.")
 @config_option
-def search(query, since, severity, tenant, history, limit, as_json, config_path):
+def search(query, since, severity, tenant, history, incident_id, limit, as_json, config_path):
     """Find alerts by text (name, description, message) in the configured store."""
     from farm.search import Query, SearchError
     from farm.search import search as run_search
@@ -184,7 +185,7 @@ def search(query, since, severity, tenant, history, limit, as_json, config_path)
         fail(f"--since: {exc}", 2)
     try:
         hits = run_search(cfg, Query(" ".join(query), since_seconds, tuple(severity), tenant,
-                                     history, limit))
+                                     history, limit, incident_id))
     except SearchError as exc:
         fail(str(exc))
     if as_json:
@@ -270,6 +271,14 @@ def _redis(cfg: Config):
         fail(str(exc) if cfg.redis.url else f"the farm's own Redis is not running ({exc}); "
              f"start the farm first")
 
+
+def _add_incidents() -> None:
+    from farm.correlation.commands import incidents
+
+    main.add_command(incidents)
+
+
+_add_incidents()
 
 if __name__ == "__main__":
     main()

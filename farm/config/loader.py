@@ -20,6 +20,7 @@ from farm.config.core import (
     SupervisorSettings,
     WorkersSettings,
 )
+from farm.config.correlation import CorrelationSettings
 from farm.config.ingest import IngestSettings
 from farm.config.rules import DedupSettings, EnrichmentSettings
 from farm.config.setting import SECTIONS, SETTINGS, Setting
@@ -44,6 +45,7 @@ class Config:
     supervisor: SupervisorSettings
     dedup: DedupSettings
     enrichment: EnrichmentSettings
+    correlation: CorrelationSettings
     ingest: IngestSettings
     source: str | None = None
 
