@@ -79,66 +79,72 @@ _BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
 
 def _coerce(setting: Setting, value: Any, from_env: bool) -> tuple[Any, str | None]:
     """Return (value, problem) for one raw value; the problem names what is allowed."""
-    kind = setting.kind
-    if kind is object:
+    if setting.kind is object:
         # Structured values (arrays of tables): the setting's own check validates them.
         if from_env:
             return None, "is structured and can only be set in the config file"
-        problem = setting.check(value) if setting.check is not None else None
-        return (None, problem) if problem else (value, None)
-    if from_env:
-        text = value.strip()
-        if kind is bool:
-            if text.lower() not in _BOOL_WORDS:
-                return None, "must be true or false"
-            value = _BOOL_WORDS[text.lower()]
-        elif kind is int:
-            try:
-                value = int(text)
-            except ValueError:
-                return None, "must be a whole number"
-        elif kind is float:
-            try:
-                value = float(text)
-            except ValueError:
-                return None, "must be a number"
-        elif kind is list:
-            value = [part.strip() for part in text.split(",") if part.strip()]
-        elif kind is dict:
-            return None, "is a table and cannot be set from the environment"
-    if kind is bool and not isinstance(value, bool):
-        return None, "must be true or false"
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        return None, "must be a whole number"
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, "must be a number"
+    elif from_env:
+        value, problem = _from_text(setting.kind, value.strip())
+        if problem:
+            return None, problem
+    if setting.kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    problem = (_type_problem(setting, value) if setting.kind is not object else None) \
+        or _bounds_problem(setting, value) \
+        or (setting.check(value) if setting.check is not None else None)
+    return (None, problem) if problem else (value, None)
+
+
+def _from_text(kind: type, text: str) -> tuple[Any, str | None]:
+    """An environment variable's text as a value of kind."""
+    if kind is bool:
+        if text.lower() not in _BOOL_WORDS:
+            return None, "must be true or false"
+        return _BOOL_WORDS[text.lower()], None
+    if kind is int or kind is float:
+        try:
+            return kind(text), None
+        except ValueError:
+            return None, "must be a whole number" if kind is int else "must be a number"
+    if kind is list:
+        return [part.strip() for part in text.split(",") if part.strip()], None
+    if kind is dict:
+        return None, "is a table and cannot be set from the environment"
+    return text, None
+
+
+def _type_problem(setting: Setting, value: Any) -> str | None:
+    kind = setting.kind
+    if kind is bool and not isinstance(value, bool):
+        return "must be true or false"
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return "must be a whole number"
+    if kind is float and (isinstance(value, bool) or not isinstance(value, float)):
+        return "must be a number"
     if kind is str and not isinstance(value, str):
-        return None, "must be a string"
+        return "must be a string"
     if kind is list and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-        return None, "must be a list of strings"
+        return "must be a list of strings"
     if kind is dict:
         if not isinstance(value, dict):
-            return None, "must be a table"
+            return "must be a table"
         for k, v in value.items():
             if setting.item_kind is list:
                 if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-                    return None, f"entry {k!r} must be a list of strings"
+                    return f"entry {k!r} must be a list of strings"
             elif not isinstance(v, setting.item_kind):
-                return None, f"entry {k!r} must be a {setting.item_kind.__name__}"
+                return f"entry {k!r} must be a {setting.item_kind.__name__}"
+    return None
+
+
+def _bounds_problem(setting: Setting, value: Any) -> str | None:
     if setting.choices is not None and value not in setting.choices:
-        allowed = ", ".join(repr(c) for c in setting.choices)
-        return None, f"must be one of {allowed}"
+        return f"must be one of {', '.join(repr(c) for c in setting.choices)}"
     if setting.minimum is not None and value < setting.minimum:
-        return None, f"must be at least {setting.minimum:g}"
+        return f"must be at least {setting.minimum:g}"
     if setting.maximum is not None and value > setting.maximum:
-        return None, f"must be at most {setting.maximum:g}"
-    if setting.check is not None:
-        problem = setting.check(value)
-        if problem:
-            return None, problem
-    return value, None
+        return f"must be at most {setting.maximum:g}"
+    return None
 
 
 def _suggest(word: str, options: list[str]) -> str:
