@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 9200
 DEMO   := demo-data
 
-.PHONY: install demo test lint engine bench clean
+.PHONY: install demo test soak lint engine bench clean
 
 $(BIN)/farm: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ demo: install
 # node in a JVM when Java and Maven are present).
 test: install
 	$(BIN)/pytest -q
+
+# Long fault runs (about 15 minutes): a hundred random kills at 600 GB/day, and the like.
+soak: install
+	$(BIN)/pytest -q -m soak
 
 lint: install
 	$(BIN)/ruff check .

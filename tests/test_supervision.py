@@ -178,28 +178,39 @@ def test_twenty_random_kills_at_600gb_a_day_keep_the_farm_running_and_exact(tmp_
                                                                             redis_url):
     """As an OOM killer or an operator might: SIGKILL workers and the indexer at random while
     farm-loadgen sends a day's average rate; the farm must never stop, and the account balances."""
+    kill_at_random_under_load(tmp_path, redis_url, kills=20, duration="60s", seed=20)
+
+
+@pytest.mark.soak
+def test_a_hundred_random_kills_over_ten_minutes(tmp_path, redis, redis_url):
+    """The same, for `make soak`: ten minutes at 600 GB/day and a hundred kills."""
+    kill_at_random_under_load(tmp_path, redis_url, kills=100, duration="10m", seed=100,
+                              gap=(2.0, 8.0))
+
+
+def kill_at_random_under_load(tmp_path, redis_url: str, kills: int, duration: str, seed: int,
+                              gap: tuple[float, float] = (1.0, 2.5)) -> None:
     data = tmp_path / "data"
     config = write_config(tmp_path / "farm.toml", data, redis_url, extra="ring_mb = 2\n")
-    rng = random.Random(20)
+    rng = random.Random(seed)
     # The shipped default restart_limit, which used to turn such kills into a stopped farm.
     with FarmProcess(config, workers=2, env={"FARM_SUPERVISOR_RESTART_LIMIT": "5"}) as farm:
         loadgen = subprocess.Popen(
             [sys.executable, "-m", "loadgen.cli", "--config", str(config), "--rate",
-             "600GB/day", "--duration", "60s", "--seed", "20", "--verify", "--json",
+             "600GB/day", "--duration", duration, "--seed", str(seed), "--verify", "--json",
              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        kills = 0
-        while kills < 20 and loadgen.poll() is None:
-            time.sleep(rng.uniform(1.0, 2.5))
-            victim = rng.choice(["worker-0", "worker-1", "indexer"])
-            pid = farm.children()[victim]
+        done = 0
+        while done < kills and loadgen.poll() is None:
+            time.sleep(rng.uniform(*gap))
+            pid = farm.children()[rng.choice(["worker-0", "worker-1", "indexer"])]
             if pid:
                 try:
                     os.kill(pid, signal.SIGKILL)
-                    kills += 1
+                    done += 1
                 except ProcessLookupError:
                     pass
-        output, errors = loadgen.communicate(timeout=900)
-        assert kills == 20
+        output, errors = loadgen.communicate(timeout=1800)
+        assert done == kills
         assert loadgen.returncode == 0, errors + output[-3000:]
         doc = wait_all_alive(farm, timeout=120)
         assert doc["state"] == "running"
