@@ -60,8 +60,7 @@ class RestartPolicy:
             times.append(now)
             while times and times[0] < now - self.window:
                 times.popleft()
-        became_ready = ready_since >= child.spawned_at > 0
-        if became_ready or killed_by_signal(code):
+        if became_ready(child, ready_since) or killed_by_signal(code):
             child.boot_deaths.pop()  # it worked, or was killed from outside: not a boot failure
         if len(child.boot_deaths) >= self.limit:
             raise FarmError(f"{child.name} exited {len(child.boot_deaths)} times within "
@@ -70,6 +69,11 @@ class RestartPolicy:
                             f"the errors above, fix the cause and start again.")
         child.restarts += 1
         return min(FIRST_BACKOFF_SECONDS * 2 ** (len(child.deaths) - 1), self.backoff_max)
+
+
+def became_ready(child: Child, ready_since: float) -> bool:
+    """Whether the readiness time on the board belongs to child's current process."""
+    return ready_since >= child.spawned_at > 0
 
 
 def killed_by_signal(code: int | None) -> bool:

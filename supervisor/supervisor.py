@@ -32,7 +32,7 @@ from farm.redis_server import RedisServer, RedisServerError, embedded_dir
 from farm.redisconn import connect, describe
 from farm.sinks import writer_for
 from supervisor import leftovers
-from supervisor.children import Child, RestartPolicy, exit_reason
+from supervisor.children import Child, RestartPolicy, became_ready, exit_reason
 from supervisor.errors import FarmError
 from supervisor.http import AdminServer
 from supervisor.pidfile import PidFile
@@ -457,10 +457,16 @@ class Supervisor:
                 child.proc.join()
                 failed.append(f"{child.name} had not finished when the grace period ended, "
                               f"so it was killed")
+            elif child.proc.exitcode == -signal.SIGTERM and not self.is_ready(child):
+                pass  # stopped while still starting: it had taken nothing yet
             elif child.proc.exitcode != 0:
                 failed.append(f"{child.name} stopped with {exit_reason(child.proc.exitcode)} "
                               f"(its log says why)")
         return failed
+
+    def is_ready(self, child: Child) -> bool:
+        """Whether child's current process has said it is ready (farm/lifeline.py)."""
+        return became_ready(child, self.board.ready_since(child.board_slot))
 
     def cleanup(self) -> None:
         self.state = "stopped"
@@ -496,12 +502,15 @@ class Supervisor:
                       "where": str(self.cfg.sqlite_path) if self.cfg.store.kind == "sqlite"
                       else self.cfg.store.url, "problem": self.store_problem},
             "workers": [{"id": self.worker_id(slot), "pid": c.pid, "cpu": c.cpu,
-                         "alive": c.alive, "restarts": c.restarts}
+                         "alive": c.alive, "ready": c.alive and self.is_ready(c),
+                         "restarts": c.restarts}
                         for slot, c in enumerate(self.workers)],
             "indexer": {"pid": self.indexer.pid, "alive": self.indexer.alive,
+                        "ready": self.indexer.alive and self.is_ready(self.indexer),
                         "restarts": self.indexer.restarts},
             "ingest": {"http": self.cfg.ingest.http if self.gateways else None,
                        "processes": [{"id": c.name, "pid": c.pid, "alive": c.alive,
+                                      "ready": c.alive and self.is_ready(c),
                                       "restarts": c.restarts} for c in self.gateways]},
         }
         try:
