@@ -16,6 +16,7 @@ import collections
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
@@ -157,6 +158,7 @@ class _Accounted:
     histogram_latency: dict | None
 
     def report_parts(self) -> tuple:
+        """report.document's arguments after the plan and the outcome, in its order."""
         return self.verdict, self.counters, self.drain_seconds, self.histogram_latency
 
 
@@ -216,7 +218,7 @@ def _baseline(cfg: Config) -> _Baseline:
     return _Baseline(status, reader, histogram)
 
 
-def _refuse_replayed_seed(plan: Plan):
+def _refuse_replayed_seed(plan: Plan) -> Callable[[float], None]:
     """The runner's before_start check: a verified run with a pinned epoch must not reuse an
     earlier run's fingerprints, or its first sends could be that run's full duplicates."""
 
