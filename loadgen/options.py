@@ -130,6 +130,7 @@ class PlanOptions:
         return cls(**chosen, **given)
 
 
+# farm-loadgen's option defaults: the CLI declares its options with these.
 DEFAULTS = PlanOptions()
 
 
