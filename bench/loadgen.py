@@ -27,7 +27,7 @@ from farm.redis_server import RedisServer  # noqa: E402
 from farm.units import parse_rate  # noqa: E402
 from loadgen import runner  # noqa: E402
 from loadgen.batches import Batcher  # noqa: E402
-from loadgen.options import DEFAULT_MIX, make_plan  # noqa: E402
+from loadgen.options import DEFAULT_MIX, PlanOptions, make_plan  # noqa: E402
 from loadgen.producer import prepare  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
@@ -41,7 +41,7 @@ def plan_for(redis_url: str, **over):
                    redis_url=redis_url, prefix="bench", http_url=None, api_key=None,
                    concurrency=32, max_backlog="8GB", verify=False)
     options.update(over)
-    return make_plan(**options)
+    return make_plan(PlanOptions(**options))
 
 
 def generation(seconds: float) -> dict:

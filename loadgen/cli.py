@@ -16,11 +16,23 @@ import collections
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import click
+from redis import Redis, RedisError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from loadgen.options import DEFAULT_MIX
+from farm import config as config_mod
+from farm.cli import fetch_status, redis_url_of
+from farm.config import Config
+from farm.redisconn import RedisUnavailable, connect
+from farm.units import format_bytes, parse_duration
+from loadgen import latency, report, runner, verify
+from loadgen.options import DEFAULTS, Plan, PlanOptions, make_plan
 from loadgen.profiles import PROFILES
+from loadgen.stores import StoreError, StoreReader, reader_for
 
 OK, LOSS, USAGE, NOT_DRAINED, DEAD, SHORT, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
@@ -46,39 +58,41 @@ class Failure(Exception):
 @click.option("--rate", help="600GB/day, 20MB/s (payload volume) or 50k/s (alerts).")
 @click.option("--duration", help="How long to send: 60s, 10m, 1h.")
 @click.option("--total", help="How much to send: 5GB, or 2M alerts.")
-@click.option("--mix", default=DEFAULT_MIX, show_default=True,
+@click.option("--mix", default=DEFAULTS.mix, show_default=True,
               help="Share of notifications per provider.")
-@click.option("--profile", default="steady", show_default=True,
+@click.option("--profile", default=DEFAULTS.profile, show_default=True,
               type=click.Choice(list(PROFILES)),
               help="; ".join(f"{p.name}: {p.help}" for p in PROFILES.values()))
 @click.option("--seed", type=int, help="Same seed, same options: the same payloads, byte for "
               "byte (timestamps too with --epoch). Default: random, printed in the report.")
 @click.option("--epoch", help="Unix seconds or ISO time of the payload clock's origin "
               "(default: the run's start).")
-@click.option("--fingerprints", default=10_000, show_default=True, type=int,
+@click.option("--fingerprints", default=DEFAULTS.fingerprints, show_default=True, type=int,
               help="How many distinct alerts exist.")
-@click.option("--repeat", default="0.3", show_default=True,
+@click.option("--repeat", default=DEFAULTS.repeat, show_default=True,
               help="Share of notifications that are exact re-sends (full duplicates).")
-@click.option("--flap", default="0.1", show_default=True,
+@click.option("--flap", default=DEFAULTS.flap, show_default=True,
               help="Share of notifications that flip firing<->resolved (partial duplicates).")
-@click.option("--labels", default="1-6", show_default=True, help="Extra labels per alert.")
-@click.option("--label-values", default=1000, show_default=True, type=int,
+@click.option("--labels", default=DEFAULTS.labels, show_default=True,
+              help="Extra labels per alert.")
+@click.option("--label-values", default=DEFAULTS.label_values, show_default=True, type=int,
               help="Distinct values per label key (label cardinality).")
-@click.option("--size-median", default="1KiB", show_default=True,
+@click.option("--size-median", default=DEFAULTS.size_median, show_default=True,
               help="Median payload size (log-normal, long tail).")
-@click.option("--size-max", default="64KiB", show_default=True, help="Largest payload.")
-@click.option("--producers", default=1, show_default=True, type=int,
+@click.option("--size-max", default=DEFAULTS.size_max, show_default=True,
+              help="Largest payload.")
+@click.option("--producers", default=DEFAULTS.producers, show_default=True, type=int,
               help="Producer processes (one core each).")
-@click.option("--batch-events", default=200, show_default=True, type=int,
+@click.option("--batch-events", default=DEFAULTS.batch_events, show_default=True, type=int,
               help="Most wire events per batch (Redis target).")
-@click.option("--batch-bytes", default="256KiB", show_default=True,
+@click.option("--batch-bytes", default=DEFAULTS.batch_bytes, show_default=True,
               help="Most payload per batch (Redis target).")
-@click.option("--batch-wait", default="100ms", show_default=True,
+@click.option("--batch-wait", default=DEFAULTS.batch_wait, show_default=True,
               help="Longest a batch stays open (Redis target).")
-@click.option("--tenant", default="default", show_default=True, help="Tenant of the batches.")
-@click.option("--concurrency", default=32, show_default=True, type=int,
+@click.option("--tenant", default=DEFAULTS.tenant, show_default=True, help="Tenant of the batches.")
+@click.option("--concurrency", default=DEFAULTS.concurrency, show_default=True, type=int,
               help="Requests in flight per producer (HTTP target).")
-@click.option("--max-backlog", default="1GB", show_default=True,
+@click.option("--max-backlog", default=DEFAULTS.max_backlog, show_default=True,
               help="Pause pushing while the farm's queues hold more than this.")
 @click.option("--drain-timeout", default="10m", show_default=True,
               help="--verify: longest wait for the farm to drain.")
@@ -96,119 +110,168 @@ def command(**opts):
 
 
 def execute(opts: dict) -> int:
-    from redis import RedisError
-    from rich.console import Console
-
-    from farm import config as config_mod
-    from farm.cli import fetch_status, redis_url_of
-    from farm.redisconn import RedisUnavailable, connect
-    from loadgen import latency, report, runner, verify
-    from loadgen.options import make_plan
-    from loadgen.stores import StoreError, reader_for
-
+    """One farm-loadgen run from click's parameters: check the options, send, account for what
+    was sent under --verify, and print the report. Returns the exit code; raises Failure."""
+    cfg = _load_config(opts["config_path"])
+    http_url = _http_target(opts["target"])
+    redis_url = opts["redis_url"] or redis_url_of(cfg)
+    plan, drain_timeout = _plan(opts, cfg, redis_url, http_url)
+    # Redis carries the batches to the farm, and under --verify its dead letters.
+    client = (_connect(redis_url, opts["redis_url"], cfg)
+              if http_url is None or plan.verify else None)
+    baseline = _baseline(cfg) if plan.verify else None
+    err = Console(stderr=True)
+    progress = None if opts["quiet"] else RichProgress(err)
     try:
-        cfg = config_mod.load(opts["config_path"])
+        outcome = runner.run(plan, progress, _refuse_replayed_seed(plan))
+    except runner.RunError as exc:
+        raise Failure(str(exc)) from None
+    checked = None
+    if baseline is not None and outcome.interrupted:
+        baseline.reader.close()
+    elif baseline is not None:
+        checked = _account(plan, outcome, cfg, client, baseline, drain_timeout,
+                           RichDrain(err) if progress is not None else None)
+    doc = report.document(plan, outcome, *(checked.report_parts() if checked else ()),
+                          min_achieved=opts["min_achieved"] / 100)
+    _print_report(doc, opts["as_json"])
+    return _exit_code(outcome, checked.verdict if checked else None, doc["achieved"]["short"])
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """The farm before the run, for --verify: its /status, its store, its latency histogram
+    (read only when the store keeps no commit times)."""
+
+    status: dict
+    reader: StoreReader
+    histogram: dict | None
+
+
+@dataclass(frozen=True)
+class _Accounted:
+    """What --verify found after the run."""
+
+    verdict: verify.Verdict
+    counters: dict
+    drain_seconds: float
+    histogram_latency: dict | None
+
+    def report_parts(self) -> tuple:
+        """report.document's arguments after the plan and the outcome, in its order."""
+        return self.verdict, self.counters, self.drain_seconds, self.histogram_latency
+
+
+def _load_config(path: str | None) -> Config:
+    try:
+        return config_mod.load(path)
     except config_mod.ConfigError as exc:
         raise Failure(f"config: {exc.problems[0]}") from None
-    target = opts["target"]
-    http_url = None
-    if target != "redis":
-        if not target.startswith(("http://", "https://")):
-            raise Failure(f"--target {target!r} must be 'redis' or an http(s):// URL")
-        http_url = target
-    redis_url = opts["redis_url"] or redis_url_of(cfg)
-    try:
-        plan = make_plan(
-            rate=opts["rate"], duration=opts["duration"], total=opts["total"], mix=opts["mix"],
-            profile=opts["profile"], seed=opts["seed"], epoch=opts["epoch"],
-            fingerprints=opts["fingerprints"], repeat=opts["repeat"], flap=opts["flap"],
-            labels=opts["labels"], label_values=opts["label_values"],
-            size_median=opts["size_median"], size_max=opts["size_max"],
-            producers=opts["producers"], batch_events=opts["batch_events"],
-            batch_bytes=opts["batch_bytes"], batch_wait=opts["batch_wait"],
-            tenant=opts["tenant"], redis_url=redis_url, prefix=cfg.redis.prefix,
-            http_url=http_url, api_key=opts["api_key"], concurrency=opts["concurrency"],
-            max_backlog=opts["max_backlog"], verify=opts["verify"])
-        from farm.units import parse_duration
 
-        drain_timeout = parse_duration(opts["drain_timeout"])
+
+def _http_target(target: str) -> str | None:
+    """The gateway's base URL, or None for the Redis target."""
+    if target == "redis":
+        return None
+    if not target.startswith(("http://", "https://")):
+        raise Failure(f"--target {target!r} must be 'redis' or an http(s):// URL")
+    return target
+
+
+def _plan(opts: dict, cfg: Config, redis_url: str, http_url: str | None) -> tuple[Plan, float]:
+    """The checked plan and the --drain-timeout in seconds."""
+    options = PlanOptions.from_params(opts, redis_url=redis_url, prefix=cfg.redis.prefix,
+                                      http_url=http_url)
+    try:
+        return make_plan(options), parse_duration(opts["drain_timeout"])
     except ValueError as exc:
         raise Failure(str(exc)) from None
 
-    client = None
-    if http_url is None or plan.verify:
-        try:
-            client = connect(redis_url)
-        except RedisUnavailable as exc:
-            if opts["redis_url"] or cfg.redis.url:
-                raise Failure(str(exc)) from None
-            raise Failure(f"the farm's own Redis ({redis_url}) is not running: start the farm "
-                          f"(`farm start`), or give --redis / --config") from None
-    before = reader = histogram_before = None
-    if plan.verify:
-        before = fetch_status(cfg)
-        if before is None:
-            raise Failure(f"--verify needs a running farm, and none answers at "
-                          f"{cfg.supervisor.http} (start one with `farm start`, or point "
-                          f"--config at its config)")
-        if "counters" not in before:
-            raise Failure(f"the farm at {cfg.supervisor.http} cannot read its Redis: "
-                          f"{before.get('error')}")
-        try:
-            reader = reader_for(cfg)
-        except StoreError as exc:
+
+def _connect(redis_url: str, given_url: str | None, cfg: Config) -> Redis:
+    try:
+        return connect(redis_url)
+    except RedisUnavailable as exc:
+        if given_url or cfg.redis.url:
             raise Failure(str(exc)) from None
-        if not reader.commit_times:
-            histogram_before = latency.scrape(cfg.supervisor.http)
+        # Neither --redis nor the config names a Redis: it is the farm's own, started with it.
+        raise Failure(f"the farm's own Redis ({redis_url}) is not running: start the farm "
+                      f"(`farm start`), or give --redis / --config") from None
 
-    err = Console(stderr=True)
-    progress = None if opts["quiet"] else RichProgress(err)
 
-    def before_start(known: float) -> None:
+def _baseline(cfg: Config) -> _Baseline:
+    """What --verify needs before the run: a running farm that can read its Redis, and its
+    store."""
+    status = fetch_status(cfg)
+    if status is None:
+        raise Failure(f"--verify needs a running farm, and none answers at "
+                      f"{cfg.supervisor.http} (start one with `farm start`, or point "
+                      f"--config at its config)")
+    if "counters" not in status:
+        raise Failure(f"the farm at {cfg.supervisor.http} cannot read its Redis: "
+                      f"{status.get('error')}")
+    try:
+        reader = reader_for(cfg)
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+    histogram = None if reader.commit_times else latency.scrape(cfg.supervisor.http)
+    return _Baseline(status, reader, histogram)
+
+
+def _refuse_replayed_seed(plan: Plan) -> Callable[[float], None]:
+    """The runner's before_start check: a verified run with a pinned epoch must not reuse an
+    earlier run's fingerprints, or its first sends could be that run's full duplicates."""
+
+    def check(known: float) -> None:
         if plan.verify and known and plan.epoch_pinned:
             raise runner.RunError(
                 f"{known:,.0f} of this seed's fingerprints are already known to the farm "
                 f"(an earlier run with --seed {plan.seed} and the same --epoch?): their first "
                 f"sends could be full duplicates of that run's; use another --seed or --tenant")
 
-    try:
-        outcome = runner.run(plan, progress, before_start)
-    except runner.RunError as exc:
-        raise Failure(str(exc)) from None
+    return check
 
-    verdict = counters = drain_seconds = histogram = None
-    code = INTERRUPTED if outcome.interrupted else OK
-    if reader is not None and outcome.interrupted:
-        reader.close()
-    if plan.verify and not outcome.interrupted:
-        shown = RichDrain(err) if progress is not None else None
-        try:
-            verdict, counters, drain_seconds = verify.account(
-                plan, outcome, lambda: fetch_status(cfg), before, client, reader,
-                cfg.redis.prefix, drain_timeout, shown.update if shown else None)
-        except (verify.VerifyError, StoreError, RedisError) as exc:
-            raise Failure(f"--verify: {exc}", NOT_DRAINED) from None
-        finally:
-            if shown is not None:
-                shown.stop()
-            reader.close()
-        if not reader.commit_times:
-            histogram = latency.percentiles(histogram_before, latency.scrape(cfg.supervisor.http))
-        if verdict.loss or verdict.unexpected:
-            code = LOSS
-        elif verdict.dead or verdict.refused or verdict.unknown:
-            code = DEAD
-    doc = report.document(plan, outcome, verdict, counters, drain_seconds, histogram,
-                          opts["min_achieved"] / 100)
-    if opts["as_json"]:
+
+def _account(plan: Plan, outcome: runner.Outcome, cfg: Config, client: Redis,
+             baseline: _Baseline, drain_timeout: float, shown: RichDrain | None) -> _Accounted:
+    """--verify after the run: wait for the drain and match what the farm did with what was
+    sent. The store reader is closed either way."""
+    try:
+        verdict, counters, drain_seconds = verify.account(
+            plan, outcome, lambda: fetch_status(cfg), baseline.status, client, baseline.reader,
+            cfg.redis.prefix, drain_timeout, shown.update if shown else None)
+    except (verify.VerifyError, StoreError, RedisError) as exc:
+        raise Failure(f"--verify: {exc}", NOT_DRAINED) from None
+    finally:
+        if shown is not None:
+            shown.stop()
+        baseline.reader.close()
+    histogram_latency = None
+    if not baseline.reader.commit_times:
+        histogram_latency = latency.percentiles(baseline.histogram,
+                                                latency.scrape(cfg.supervisor.http))
+    return _Accounted(verdict, counters, drain_seconds, histogram_latency)
+
+
+def _print_report(doc: dict, as_json: bool) -> None:
+    if as_json:
         click.echo(json.dumps(doc))
     else:
         report.render(doc, Console())
     if doc["achieved"]["short"]:
         click.echo(f"farm-loadgen: {report.shortfall(doc)}", err=True)
-        if code == OK:
-            code = SHORT
-    return code
+
+
+def _exit_code(outcome: runner.Outcome, verdict: verify.Verdict | None, short: bool) -> int:
+    """The most serious finding's code: interrupted, loss, alerts not stored for a known
+    reason, or short of the asked rate."""
+    if outcome.interrupted:
+        return INTERRUPTED
+    if verdict is not None and (verdict.loss or verdict.unexpected):
+        return LOSS
+    if verdict is not None and (verdict.dead or verdict.refused or verdict.unknown):
+        return DEAD
+    return SHORT if short else OK
 
 
 class RichProgress:
@@ -220,8 +283,6 @@ class RichProgress:
         self.bar = None
 
     def started(self, plan) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
         self.plan = plan
         self.bar = Progress(TextColumn("[bold]sending"), BarColumn(),
                             TextColumn("{task.percentage:>3.0f}%"),
@@ -232,8 +293,6 @@ class RichProgress:
         self.task = self.bar.add_task("send", total=total, rate="")
 
     def update(self, elapsed: float, payload: float, alerts: float) -> None:
-        from farm.units import format_bytes
-
         now = time.monotonic()
         self.window.append((now, payload, alerts))
         then, p0, a0 = self.window[0]

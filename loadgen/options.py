@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from farm.units import Rate, parse_amount, parse_bytes, parse_duration, parse_rate
 from farm.wire import PROVIDERS
 from loadgen.population import PopulationSpec
 from loadgen.producer_spec import HttpSpec, ProducerSpec
 from loadgen.profiles import PROFILES, Profile
-from loadgen.providers import Shape
+from loadgen.providers.group import Shape
 from loadgen.stream import StreamSpec
 
 DEFAULT_MIX = "prometheus:60,grafana:20,datadog:10,zabbix:5,keep:5"
@@ -87,6 +89,52 @@ def ratio(text: str, option: str) -> float:
 
 
 @dataclass(frozen=True)
+class PlanOptions:
+    """The run's options as given (text as typed, not yet checked), with the farm-loadgen
+    defaults; make_plan checks them. The field names are those of farm-loadgen's options."""
+
+    rate: str | None = None            # like 600GB/day, 20MB/s or 50k/s; None only for max
+    duration: str | None = None        # exactly one of duration and total
+    total: str | None = None
+    mix: str = DEFAULT_MIX
+    profile: str = "steady"
+    seed: int | None = None            # None: a random one
+    epoch: str | None = None           # None: the run's start
+    fingerprints: int = 10_000
+    repeat: str = "0.3"
+    flap: str = "0.1"
+    labels: str = "1-6"
+    label_values: int = 1000
+    size_median: str = "1KiB"
+    size_max: str = "64KiB"
+    producers: int = 1
+    batch_events: int = 200
+    batch_bytes: str = "256KiB"
+    batch_wait: str = "100ms"
+    tenant: str = "default"
+    concurrency: int = 32
+    max_backlog: str = "1GB"
+    verify: bool = False
+    # Where to send: the farm's Redis and key prefix, or the gateway's base URL and API key.
+    redis_url: str | None = None
+    prefix: str = "farm"
+    http_url: str | None = None
+    api_key: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **given: Any) -> PlanOptions:
+        """Built from click's parameters (those named like a field), with `given` fields
+        taking precedence (what the CLI derives, like the Redis URL from the config)."""
+        chosen = {f.name: params[f.name] for f in fields(cls)
+                  if f.name in params and f.name not in given}
+        return cls(**chosen, **given)
+
+
+# farm-loadgen's option defaults: the CLI declares its options with these.
+DEFAULTS = PlanOptions()
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a run needs, derived from the options."""
 
@@ -106,28 +154,72 @@ class Plan:
     target: str                # 'redis' or the HTTP base URL
 
 
-def make_plan(*, rate: str | None, duration: str | None, total: str | None, mix: str,
-              profile: str, seed: int | None, epoch: str | None, fingerprints: int,
-              repeat: str, flap: str, labels: str, label_values: int, size_median: str,
-              size_max: str, producers: int, batch_events: int, batch_bytes: str,
-              batch_wait: str, tenant: str, redis_url: str | None, prefix: str,
-              http_url: str | None, api_key: str | None, concurrency: int,
-              max_backlog: str, verify: bool) -> Plan:
-    """Check every option and derive the producers' specs. Raises ValueError (one line)."""
-    chosen = PROFILES.get(profile)
+def make_plan(options: PlanOptions) -> Plan:
+    """Check every option and derive the producers' specs. Raises ValueError: one line naming
+    the first option that is wrong and what it allows."""
+    profile = _profile(options.profile)
+    volume = _volume(options, profile)
+    _check_counts(options)
+    repeat, flap = _duplicate_shares(options)
+    shape = Shape(labels=parse_range(options.labels, "--labels"),
+                  label_values=max(1, options.label_values))
+    median, largest = _payload_sizes(options)
+    _check_batching(options)
+    if options.verify:
+        _check_verifiable(options, volume, profile)
+    mix = parse_mix(options.mix)
+    seed = secrets.randbelow(2**31) if options.seed is None else options.seed
+    run_id = secrets.token_hex(8)
+    epoch = parse_epoch(options.epoch) if options.epoch is not None else None
+    population = PopulationSpec(seed=seed, fingerprints=options.fingerprints, mix=mix,
+                                shape=shape, size_median=median, size_max=largest,
+                                encoding="json" if options.http_url else "msgpack")
+    # One stream spec serves every producer: each runs at its share of the rate.
+    stream = StreamSpec(seed=seed, repeat=repeat, flap=flap, epoch=epoch, unit=volume.unit,
+                        rate=volume.nominal / options.producers, profile=profile,
+                        planned=volume.planned)
+    return Plan(run_id=run_id, seed=seed, epoch=epoch or 0.0, epoch_pinned=epoch is not None,
+                rate=volume.rate, unit=volume.unit, profile=profile, duration=volume.seconds,
+                total=volume.amount, planned=volume.planned, mix=mix,
+                producers=_producer_specs(options, run_id, population, stream, volume),
+                verify=options.verify, target=options.http_url or "redis")
+
+
+@dataclass(frozen=True)
+class _Volume:
+    """How much the run sends, checked: at what rate, in which unit, for how long."""
+
+    rate: Rate | None          # as asked; None for --profile max without --rate
+    unit: str                  # 'bytes' or 'alerts'
+    seconds: float | None      # --duration
+    amount: float | None       # --total, in `unit`
+    asked: float | None        # the asked rate in `unit` per second
+    nominal: float             # the payload clock's rate in `unit` per second
+    planned: float             # planned seconds
+
+
+def _profile(name: str) -> Profile:
+    chosen = PROFILES.get(name)
     if chosen is None:
-        raise ValueError(f"--profile: {profile!r} is not a profile; choose one of "
+        raise ValueError(f"--profile: {name!r} is not a profile; choose one of "
                          f"{', '.join(PROFILES)}")
+    return chosen
+
+
+def _volume(options: PlanOptions, profile: Profile) -> _Volume:
+    """--rate with --duration or --total, checked against each other."""
+    rate, duration, total = options.rate, options.duration, options.total
     if (duration is None) == (total is None):
         raise ValueError("give exactly one of --duration (like 60s or 10m) and --total "
                          "(like 5GB or 2M alerts)")
     parsed_rate = parse_rate(rate) if rate is not None else None
-    if parsed_rate is None and chosen.name != "max":
+    if parsed_rate is None and profile.name != "max":
         raise ValueError("--rate is required (like 600GB/day, 20MB/s or 50k/s) unless "
                          "--profile max")
+    asked = None
     if parsed_rate is not None:
-        value = parsed_rate.bytes_per_second or parsed_rate.alerts_per_second
-        if not value or value <= 0:
+        asked = parsed_rate.bytes_per_second or parsed_rate.alerts_per_second
+        if not asked or asked <= 0:
             raise ValueError(f"--rate {rate!r} must be above zero")
     unit = "alerts" if parsed_rate is not None and parsed_rate.alerts_per_second else "bytes"
     seconds = parse_duration(duration) if duration is not None else None
@@ -142,64 +234,73 @@ def make_plan(*, rate: str | None, duration: str | None, total: str | None, mix:
             raise ValueError(f"--total {total!r} counts {total_unit} but --rate {rate!r} "
                              f"counts {unit}; use the same kind")
         unit = total_unit
-    base = (parsed_rate.bytes_per_second or parsed_rate.alerts_per_second
-            if parsed_rate is not None else None)
-    nominal = base or (NOMINAL_BYTES_PER_SECOND if unit == "bytes"
-                       else NOMINAL_BYTES_PER_SECOND / BYTES_PER_ALERT_ESTIMATE)
-    planned = seconds if seconds is not None else amount / (nominal * chosen.mean)
-    if producers < 1 or producers > 64:
-        raise ValueError(f"--producers {producers} must be between 1 and 64")
-    if fingerprints < 1 or fingerprints > 10_000_000:
-        raise ValueError(f"--fingerprints {fingerprints} must be between 1 and 10,000,000")
-    repeat_ratio, flap_ratio = ratio(repeat, "--repeat"), ratio(flap, "--flap")
-    if repeat_ratio + flap_ratio > 1:
-        raise ValueError(f"--repeat {repeat_ratio:g} plus --flap {flap_ratio:g} must not "
-                         f"exceed 1")
-    shape = Shape(labels=parse_range(labels, "--labels"), label_values=max(1, label_values))
-    median, largest = parse_bytes(size_median), parse_bytes(size_max)
+    nominal = asked or (NOMINAL_BYTES_PER_SECOND if unit == "bytes"
+                        else NOMINAL_BYTES_PER_SECOND / BYTES_PER_ALERT_ESTIMATE)
+    planned = seconds if seconds is not None else amount / (nominal * profile.mean)
+    return _Volume(rate=parsed_rate, unit=unit, seconds=seconds, amount=amount, asked=asked,
+                   nominal=nominal, planned=planned)
+
+
+def _check_counts(options: PlanOptions) -> None:
+    if options.producers < 1 or options.producers > 64:
+        raise ValueError(f"--producers {options.producers} must be between 1 and 64")
+    if options.fingerprints < 1 or options.fingerprints > 10_000_000:
+        raise ValueError(f"--fingerprints {options.fingerprints} must be between 1 and "
+                         f"10,000,000")
+
+
+def _duplicate_shares(options: PlanOptions) -> tuple[float, float]:
+    """(--repeat, --flap): shares of notifications, together at most all of them."""
+    repeat, flap = ratio(options.repeat, "--repeat"), ratio(options.flap, "--flap")
+    if repeat + flap > 1:
+        raise ValueError(f"--repeat {repeat:g} plus --flap {flap:g} must not exceed 1")
+    return repeat, flap
+
+
+def _payload_sizes(options: PlanOptions) -> tuple[int, int]:
+    """(median, largest) payload bytes."""
+    median, largest = parse_bytes(options.size_median), parse_bytes(options.size_max)
     if not 64 <= median <= largest:
-        raise ValueError(f"--size-median {size_median} must be at least 64 bytes and at most "
-                         f"--size-max {size_max}")
-    if batch_events < 1:
+        raise ValueError(f"--size-median {options.size_median} must be at least 64 bytes and "
+                         f"at most --size-max {options.size_max}")
+    return median, largest
+
+
+def _check_batching(options: PlanOptions) -> None:
+    if options.batch_events < 1:
         raise ValueError("--batch-events must be at least 1")
-    if concurrency < 1:
-        raise ValueError(f"--concurrency {concurrency} must be at least 1 (requests in flight "
-                         f"per producer)")
-    if verify:
-        if seconds is not None and chosen.name == "max":
-            estimate = (seconds * MAX_PRODUCER_BYTES_PER_SECOND * producers
-                        / BYTES_PER_ALERT_ESTIMATE)
-        else:
-            estimate = (amount if amount is not None else base * chosen.mean * seconds)
-            if unit == "bytes":
-                estimate /= BYTES_PER_ALERT_ESTIMATE
-        if estimate > MAX_VERIFIED_ALERTS:
-            raise ValueError(f"--verify tracks every alert (about 9 bytes each) and is limited "
-                             f"to {MAX_VERIFIED_ALERTS:,} alerts; this run could send more. "
-                             f"Shorten it, or give --profile max a --total")
-    mix_weights = parse_mix(mix)
-    seed = secrets.randbelow(2**31) if seed is None else seed
-    run_id = secrets.token_hex(8)
-    epoch_value = parse_epoch(epoch) if epoch is not None else None
-    population = PopulationSpec(seed=seed, fingerprints=fingerprints, mix=mix_weights,
-                                shape=shape, size_median=median, size_max=largest,
-                                encoding="json" if http_url else "msgpack")
-    http = HttpSpec(http_url, api_key, concurrency) if http_url else None
-    specs = []
-    for index in range(producers):
-        stream = StreamSpec(seed=seed, repeat=repeat_ratio, flap=flap_ratio,
-                            epoch=epoch_value,
-                            unit=unit, rate=nominal / producers, profile=chosen,
-                            planned=planned)
-        specs.append(ProducerSpec(
-            run_id=run_id, producer=index, producers=producers, population=population,
-            stream=stream, tenant=tenant, redis_url=redis_url, prefix=prefix, http=http,
-            batch_events=batch_events, batch_bytes=parse_bytes(batch_bytes),
-            batch_wait=parse_duration(batch_wait), duration=seconds,
-            total=amount / producers if amount is not None else None,
-            max_backlog=parse_bytes(max_backlog), record=verify))
-    return Plan(run_id=run_id, seed=seed, epoch=epoch_value or 0.0,
-                epoch_pinned=epoch_value is not None, rate=parsed_rate, unit=unit,
-                profile=chosen, duration=seconds, total=amount, planned=planned,
-                mix=mix_weights, producers=specs, verify=verify,
-                target=http_url or "redis")
+    if options.concurrency < 1:
+        raise ValueError(f"--concurrency {options.concurrency} must be at least 1 (requests "
+                         f"in flight per producer)")
+
+
+def _check_verifiable(options: PlanOptions, volume: _Volume, profile: Profile) -> None:
+    """--verify keeps a few bytes per alert sent: refuse a run that could send too many."""
+    if volume.seconds is not None and profile.name == "max":
+        estimate = (volume.seconds * MAX_PRODUCER_BYTES_PER_SECOND * options.producers
+                    / BYTES_PER_ALERT_ESTIMATE)
+    else:
+        estimate = (volume.amount if volume.amount is not None
+                    else volume.asked * profile.mean * volume.seconds)
+        if volume.unit == "bytes":
+            estimate /= BYTES_PER_ALERT_ESTIMATE
+    if estimate > MAX_VERIFIED_ALERTS:
+        raise ValueError(f"--verify tracks every alert (about 9 bytes each) and is limited "
+                         f"to {MAX_VERIFIED_ALERTS:,} alerts; this run could send more. "
+                         f"Shorten it, or give --profile max a --total")
+
+
+def _producer_specs(options: PlanOptions, run_id: str, population: PopulationSpec,
+                    stream: StreamSpec, volume: _Volume) -> list[ProducerSpec]:
+    http = (HttpSpec(options.http_url, options.api_key, options.concurrency)
+            if options.http_url else None)
+    batch_bytes, batch_wait = parse_bytes(options.batch_bytes), parse_duration(options.batch_wait)
+    max_backlog = parse_bytes(options.max_backlog)
+    share = volume.amount / options.producers if volume.amount is not None else None
+    return [ProducerSpec(run_id=run_id, producer=index, producers=options.producers,
+                         population=population, stream=stream, tenant=options.tenant,
+                         redis_url=options.redis_url, prefix=options.prefix, http=http,
+                         batch_events=options.batch_events, batch_bytes=batch_bytes,
+                         batch_wait=batch_wait, duration=volume.seconds, total=share,
+                         max_backlog=max_backlog, record=options.verify)
+            for index in range(options.producers)]

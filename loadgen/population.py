@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import msgpack
 import orjson
 
-from loadgen.providers import Identity, Shape, registry
+from loadgen.providers import GROUPS
+from loadgen.providers.group import Identity, Shape
 from loadgen.templates import Template
 
 # The size distribution: log-normal, its median a little under the asked one because groups
@@ -94,7 +95,7 @@ def build_group(spec: PopulationSpec, provider: str, producer: int, index: int,
     """Group `index` of `producer`: deterministic in (seed, producer, provider, index)."""
     rng = random.Random(f"{spec.seed}:{producer}:{provider}:{index}")
     ident = Identity((salt_of(spec.seed, producer) << INDEX_BITS) | index)
-    blueprint = registry()[provider](rng, ident, shape or spec.shape)
+    blueprint = GROUPS[provider](rng, ident, shape or spec.shape)
     target = min(spec.size_max,
                  int(rng.lognormvariate(math.log(spec.size_median * SIZE_MEDIAN_SCALE),
                                              SIZE_SIGMA)))

@@ -108,13 +108,26 @@ def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
 
 
 def render(doc: dict, console: Console) -> None:
-    """The report as a table."""
+    """The report as a table: what was sent and how fast, then what --verify found."""
     table = Table(title=f"farm-loadgen run {doc['run_id']}", show_header=False,
                   title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    sent, achieved = doc["sent"], doc["achieved"]
-    asked = doc["asked_rate"]
+    _add_run(table, doc)
+    _add_pace(table, doc)
+    if "http" in doc:
+        _add_http(table, doc["http"])
+    if doc.get("verify") is not None:
+        table.add_section()
+        _add_expectations(table, doc["verify"])
+        _add_findings(table, doc["verify"])
+    table.caption = doc["volume_note"]
+    console.print(table)
+
+
+def _add_run(table: Table, doc: dict) -> None:
+    """Where to, how, and what was sent."""
+    sent, asked = doc["sent"], doc["asked_rate"]
     table.add_row("target", f"{doc['target']}  ({doc['producers']} producer"
                             f"{'s' if doc['producers'] > 1 else ''})")
     table.add_row("profile", f"{doc['profile']}, seed {doc['seed']}")
@@ -129,6 +142,11 @@ def render(doc: dict, console: Console) -> None:
                           f"{'batches' if doc['target'] == 'redis' else 'requests'}")
     kinds = sent["by_kind"]
     table.add_row("notifications", ", ".join(f"{k} {v:,}" for k, v in kinds.items()))
+
+
+def _add_pace(table: Table, doc: dict) -> None:
+    """The rate achieved, and what held it back."""
+    achieved = doc["achieved"]
     rate = f"{achieved['mb_per_second']:.2f} MB/s, {achieved['alerts_per_second']:,.0f} alerts/s"
     if achieved["of_asked"] is not None:
         rate += f"  ({achieved['of_asked'] * 100:.1f}% of asked)"
@@ -143,65 +161,69 @@ def render(doc: dict, console: Console) -> None:
     if doc["schedule_dropped_seconds"]:
         table.add_row("fell behind", f"{doc['schedule_dropped_seconds']:.1f} s of schedule "
                                      f"dropped (producers could not keep the pace)")
-    if "http" in doc:
-        http = doc["http"]
-        table.add_row("http", f"{http['retried']:,} retries after 429/503; refused: "
-                              f"{http['refused'] or 'none'}")
-        if http["first_refusal"]:
-            table.add_row("first refusal", http["first_refusal"])
-        if http["unknown_outcome"]:
-            table.add_row("unknown outcome", f"{http['unknown_outcome']:,} requests sent without "
-                                             f"an answer, not re-sent (the first: "
-                                             f"{http['first_unknown']})")
-    verify = doc.get("verify")
-    if verify is not None:
-        table.add_section()
-        table.add_row("sent (alerts)", f"{verify['sent']:,}")
-        table.add_row("expected new", f"{verify['expected_new']:,} new + "
-                                      f"{verify['expected_partial']:,} partial = "
-                                      f"{verify['expected_stored']:,} to store")
-        table.add_row("expected duplicates", f"{verify['expected_duplicates']:,}")
-        table.add_row("indexed", f"{verify['stored']:,} rows in the store")
-        counters = verify["farm_counters"] or {}
-        table.add_row("duplicates", f"{counters.get('alerts_duplicate', 0):,} (farm counter)")
-        dead = f"{verify['dead_lettered']:,}"
-        if verify["dead_reasons"]:
-            dead += "  " + "; ".join(f"{n:,}: {r}" for r, n in verify["dead_reasons"].items())
-        table.add_row("dead-lettered", dead)
-        if verify["refused"]:
-            table.add_row("refused", f"{verify['refused']:,} (by the gateway)")
-        table.add_row("missing", _listed(verify["missing"], verify["missing_event_ids"]))
-        if verify["surplus"]:
-            table.add_row("stored twice", _listed(verify["surplus"], verify["surplus_event_ids"])
-                          + "  (decided out of order; not a loss)")
-        if verify["unexpected"]:
-            table.add_row("unexpected", f"{verify['unexpected']:,}: "
-                                        f"{', '.join(verify['unexpected_event_ids'][:5])}")
-        if verify["unverifiable"]:
-            table.add_row("unverifiable", f"{verify['unverifiable']:,} alerts accepted without "
-                                          f"a batch id in the answer")
-        if verify["unknown_outcome"]:
-            table.add_row("unknown outcome", f"{verify['unknown_outcome']:,} alerts in requests "
-                                             f"without an answer; {verify['unchecked_versions']:,}"
-                                             f" versions with no stored copy seen may be stored "
-                                             f"through them")
-        if verify["counter_problems"]:
-            table.add_row("farm counters",
-                          "[red]" + escape("\n".join(verify["counter_problems"])) + "[/red]")
-        else:
-            sent_checked = verify["farm_received_expected"] is not None
-            table.add_row("farm counters", "received = indexed + duplicate + dead"
-                          + (", received = what was sent" if sent_checked else ""))
-        lat = verify["latency_seconds"]
-        if lat["p50"] is not None:
-            table.add_row("latency", f"p50 {lat['p50'] * 1000:,.0f} ms, p95 "
-                                     f"{lat['p95'] * 1000:,.0f} ms, p99 "
-                                     f"{lat['p99'] * 1000:,.0f} ms  (sent_at -> commit)")
-        table.add_row("drain", f"{verify['drain_seconds']:.1f} s after the last push")
-        table.add_row("verdict", "[green]no loss[/green]" if not verify["loss"] else
-                      "[red]LOSS[/red]")
-    table.caption = doc["volume_note"]
-    console.print(table)
+
+
+def _add_http(table: Table, http: dict) -> None:
+    table.add_row("http", f"{http['retried']:,} retries after 429/503; refused: "
+                          f"{http['refused'] or 'none'}")
+    if http["first_refusal"]:
+        table.add_row("first refusal", http["first_refusal"])
+    if http["unknown_outcome"]:
+        table.add_row("unknown outcome", f"{http['unknown_outcome']:,} requests sent without "
+                                         f"an answer, not re-sent (the first: "
+                                         f"{http['first_unknown']})")
+
+
+def _add_expectations(table: Table, verify: dict) -> None:
+    """What the send log predicts, beside what the farm did with it."""
+    table.add_row("sent (alerts)", f"{verify['sent']:,}")
+    table.add_row("expected new", f"{verify['expected_new']:,} new + "
+                                  f"{verify['expected_partial']:,} partial = "
+                                  f"{verify['expected_stored']:,} to store")
+    table.add_row("expected duplicates", f"{verify['expected_duplicates']:,}")
+    table.add_row("indexed", f"{verify['stored']:,} rows in the store")
+    counters = verify["farm_counters"] or {}
+    table.add_row("duplicates", f"{counters.get('alerts_duplicate', 0):,} (farm counter)")
+    dead = f"{verify['dead_lettered']:,}"
+    if verify["dead_reasons"]:
+        dead += "  " + "; ".join(f"{n:,}: {r}" for r, n in verify["dead_reasons"].items())
+    table.add_row("dead-lettered", dead)
+    if verify["refused"]:
+        table.add_row("refused", f"{verify['refused']:,} (by the gateway)")
+
+
+def _add_findings(table: Table, verify: dict) -> None:
+    """Where the farm and the prediction differ, the counters' check, latency and verdict."""
+    table.add_row("missing", _listed(verify["missing"], verify["missing_event_ids"]))
+    if verify["surplus"]:
+        table.add_row("stored twice", _listed(verify["surplus"], verify["surplus_event_ids"])
+                      + "  (decided out of order; not a loss)")
+    if verify["unexpected"]:
+        table.add_row("unexpected", f"{verify['unexpected']:,}: "
+                                    f"{', '.join(verify['unexpected_event_ids'][:5])}")
+    if verify["unverifiable"]:
+        table.add_row("unverifiable", f"{verify['unverifiable']:,} alerts accepted without "
+                                      f"a batch id in the answer")
+    if verify["unknown_outcome"]:
+        table.add_row("unknown outcome", f"{verify['unknown_outcome']:,} alerts in requests "
+                                         f"without an answer; {verify['unchecked_versions']:,}"
+                                         f" versions with no stored copy seen may be stored "
+                                         f"through them")
+    if verify["counter_problems"]:
+        table.add_row("farm counters",
+                      "[red]" + escape("\n".join(verify["counter_problems"])) + "[/red]")
+    else:
+        sent_checked = verify["farm_received_expected"] is not None
+        table.add_row("farm counters", "received = indexed + duplicate + dead"
+                      + (", received = what was sent" if sent_checked else ""))
+    lat = verify["latency_seconds"]
+    if lat["p50"] is not None:
+        table.add_row("latency", f"p50 {lat['p50'] * 1000:,.0f} ms, p95 "
+                                 f"{lat['p95'] * 1000:,.0f} ms, p99 "
+                                 f"{lat['p99'] * 1000:,.0f} ms  (sent_at -> commit)")
+    table.add_row("drain", f"{verify['drain_seconds']:.1f} s after the last push")
+    table.add_row("verdict", "[green]no loss[/green]" if not verify["loss"] else
+                  "[red]LOSS[/red]")
 
 
 def shortfall(doc: dict) -> str:

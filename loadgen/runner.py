@@ -71,55 +71,100 @@ def run(plan: Plan, progress: Progress | None = None, before_start=None) -> Outc
     raise RunError to call the run off. Raises RunError if a producer fails."""
     ctx = multiprocessing.get_context("spawn")
     go, stop = ctx.Event(), ctx.Event()
-    stats, pipes, procs = [], [], []
+    producers = _spawn(ctx, plan, go, stop)
+    outcome = Outcome()
+    try:
+        _wait_ready(producers)
+        if before_start is not None:
+            before_start(producers.total(Stat.KNOWN))
+        outcome.start = _start_together(producers, go)
+        outcome.interrupted = _watch(producers, plan, progress, outcome.start, stop)
+    finally:
+        stop.set()
+        if progress is not None:
+            progress.finished()
+        _reap(producers.procs)
+    errors = [r.error for r in producers.results.values() if r.error]
+    if errors:
+        raise RunError(errors[0])
+    _add_counters(outcome, producers.stats)
+    _add_results(outcome, producers.results)
+    return outcome
+
+
+@dataclass
+class _Producers:
+    """A run's producer processes and what the parent reads from them: each one's shared
+    progress array (Stat slots) and the pipe its Result comes back on."""
+
+    procs: list = field(default_factory=list)
+    stats: list = field(default_factory=list)
+    pipes: list = field(default_factory=list)
+    results: dict[int, Result] = field(default_factory=dict)
+
+    def total(self, slot: int) -> float:
+        return sum(shared[slot] for shared in self.stats)
+
+    def all_reported(self) -> bool:
+        return len(self.results) >= len(self.procs)
+
+
+def _spawn(ctx, plan: Plan, go, stop) -> _Producers:
+    producers = _Producers()
     for spec in plan.producers:
         shared = ctx.Array("d", Stat.SIZE, lock=False)
         receive, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=main, args=(spec, shared, go, stop, send),
                            name=f"farm-loadgen-{spec.producer}", daemon=True)
         proc.start()
-        send.close()
-        stats.append(shared)
-        pipes.append(receive)
-        procs.append(proc)
-    results: dict[int, Result] = {}
-    outcome = Outcome()
+        send.close()   # the child holds the sending end: EOF here means it died
+        producers.stats.append(shared)
+        producers.pipes.append(receive)
+        producers.procs.append(proc)
+    return producers
+
+
+def _start_together(producers: _Producers, go) -> float:
+    """Give every producer one start time a little ahead, then let them go. Returns it."""
+    start = time.time() + START_DELAY
+    for shared in producers.stats:
+        shared[Stat.START] = start
+    go.set()
+    return start
+
+
+def _watch(producers: _Producers, plan: Plan, progress: Progress | None, start: float,
+           stop) -> bool:
+    """Show progress until every producer has reported; on Ctrl-C ask them all to stop and
+    still collect what they sent. Returns whether the run was interrupted."""
+    if progress is not None:
+        progress.started(plan)
     try:
-        _wait_ready(stats, pipes, results, procs)
-        if before_start is not None:
-            before_start(sum(s[Stat.KNOWN] for s in stats))
-        outcome.start = time.time() + START_DELAY
-        for shared in stats:
-            shared[Stat.START] = outcome.start
-        go.set()
-        if progress is not None:
-            progress.started(plan)
-        try:
-            while len(results) < len(procs):
-                _collect(pipes, results, timeout=0.25)
-                if progress is not None:
-                    progress.update(time.time() - outcome.start,
-                                    sum(s[Stat.PAYLOAD] for s in stats),
-                                    sum(s[Stat.ALERTS] for s in stats))
-                _check_alive(procs, results)
-        except KeyboardInterrupt:
-            outcome.interrupted = True
-            stop.set()
-            while len(results) < len(procs):
-                _collect(pipes, results, timeout=0.25)
-                _check_alive(procs, results)
-    finally:
+        while not producers.all_reported():
+            _collect(producers, timeout=0.25)
+            if progress is not None:
+                progress.update(time.time() - start, producers.total(Stat.PAYLOAD),
+                                producers.total(Stat.ALERTS))
+            _check_alive(producers)
+    except KeyboardInterrupt:
         stop.set()
-        if progress is not None:
-            progress.finished()
-        for proc in procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-    errors = [r.error for r in results.values() if r.error]
-    if errors:
-        raise RunError(errors[0])
+        while not producers.all_reported():
+            _collect(producers, timeout=0.25)
+            _check_alive(producers)
+        return True
+    return False
+
+
+def _reap(procs: list) -> None:
+    for proc in procs:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+def _add_counters(outcome: Outcome, stats: list) -> None:
+    """Sum the producers' shared counters into `outcome`."""
     for shared in stats:
         outcome.payload_bytes += shared[Stat.PAYLOAD]
         outcome.wire_bytes += shared[Stat.WIRE]
@@ -130,6 +175,11 @@ def run(plan: Plan, progress: Progress | None = None, before_start=None) -> Outc
         outcome.known += shared[Stat.KNOWN]
         outcome.end = max(outcome.end, shared[Stat.LAST])
     outcome.end = max(outcome.end, outcome.start)
+
+
+def _add_results(outcome: Outcome, results: dict[int, Result]) -> None:
+    """Merge the producers' results into `outcome`, in producer order (the first refusal and
+    the first unknown outcome are the lowest producer's)."""
     for result in sorted(results.values(), key=lambda r: r.producer):
         outcome.shifted = max(outcome.shifted, result.shifted)
         outcome.retried += result.retried
@@ -142,24 +192,24 @@ def run(plan: Plan, progress: Progress | None = None, before_start=None) -> Outc
         outcome.refusal = outcome.refusal or result.refusal
         if result.log is not None:
             outcome.logs.append(result.log)
-    return outcome
 
 
-def _wait_ready(stats, pipes, results, procs) -> None:
+def _wait_ready(producers: _Producers) -> None:
     deadline = time.monotonic() + BUILD_TIMEOUT
-    while not all(s[Stat.STATE] >= Stat.READY for s in stats):
-        _collect(pipes, results, timeout=0.1)
-        failed = [r.error for r in results.values() if r.error]
+    while not all(s[Stat.STATE] >= Stat.READY for s in producers.stats):
+        _collect(producers, timeout=0.1)
+        failed = [r.error for r in producers.results.values() if r.error]
         if failed:
             raise RunError(failed[0])
-        _check_alive(procs, results)
+        _check_alive(producers)
         if time.monotonic() > deadline:
             raise RunError(f"producers took more than {BUILD_TIMEOUT:.0f}s to pre-generate "
                            f"their population; lower --fingerprints")
 
 
-def _collect(pipes, results: dict, timeout: float) -> None:
+def _collect(producers: _Producers, timeout: float) -> None:
     """Receive every result that is ready (a producer blocks until its result is read)."""
+    pipes, results = producers.pipes, producers.results
     waiting = [p for i, p in enumerate(pipes) if i not in results]
     for conn in multiprocessing.connection.wait(waiting, timeout):
         index = pipes.index(conn)
@@ -169,8 +219,9 @@ def _collect(pipes, results: dict, timeout: float) -> None:
             results[index] = Result(index, error="the producer process died without a word")
 
 
-def _check_alive(procs, results) -> None:
-    for index, proc in enumerate(procs):
-        if index not in results and not proc.is_alive() and proc.exitcode not in (None, 0):
-            results[index] = Result(index, error=f"producer {index} died (exit code "
-                                                 f"{proc.exitcode})")
+def _check_alive(producers: _Producers) -> None:
+    for index, proc in enumerate(producers.procs):
+        if (index not in producers.results and not proc.is_alive()
+                and proc.exitcode not in (None, 0)):
+            producers.results[index] = Result(index, error=f"producer {index} died (exit code "
+                                                           f"{proc.exitcode})")

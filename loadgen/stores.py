@@ -57,6 +57,8 @@ class EngineReader:
     PAGE = 5000
 
     def __init__(self, cfg: Config):
+        # Deferred: elastic_transport (and the aiohttp it pulls in) is heavy, and only a farm
+        # that stores into Elasticsearch/OpenSearch needs it.
         from farm.sinks.engine_client import Engine, EngineError
 
         self._error = EngineError

@@ -267,93 +267,133 @@ class RunIndex:
 def match_batches(logs: list[SendLog], letters: list[DeadLetter], rows, run_id: str) -> Verdict:
     """Verdict for the Redis target: eventIds are known exactly (batch ids derive from the
     run, the producer and its batch number; n counts the alerts the batch yields)."""
-    verdict = Verdict()
-    indexes = {log.producer: RunIndex(log) for log in logs}
-    flags = {log.producer: bytearray(len(log.keys)) for log in logs}   # 1 stored, 2 dead
-    # Per-event dead letters remove events from a batch: its later alerts are renumbered.
-    renumbered: dict[tuple[int, int], list[int]] = {}
-    dead_events: set[tuple[int, int]] = set()     # (producer, event)
-    dead_batches: set[tuple[int, int]] = set()    # (producer, batch)
-    # The farm counts each event as the alerts it yields, or as one if it yields none (empty),
-    # and a dead-lettered event as one whatever it would yield.
-    received_shift = sum(log.event_alerts.count(0) for log in logs)
-    matched_all = True
+    ledger = _BatchLedger(logs, run_id)
     # A store letter names its alert by the eventId the farm gave it, after the batch's dead
     # events were taken out, so every other letter must be applied first. The list's order is
     # no help: a batch's rejections are pushed before its normalize letters (the indexer's,
     # ahead of the worker's ack) or after them (the worker's own, in the same ack).
     for letter in sorted(letters, key=lambda letter: letter.stage == "store"):
+        ledger.mark_dead(letter)
+    for row in rows:
+        ledger.mark_stored(row)
+    return ledger.settle()
+
+
+class _BatchLedger:
+    """The Redis target's account of a run: one flag per alert sent (0 sent, 1 stored, 2
+    dead-lettered), set from the dead letters and then the stored rows, and how far the farm's
+    alerts_received count differs from the alerts sent."""
+
+    def __init__(self, logs: list[SendLog], run_id: str):
+        self.logs = logs
+        self.run_id = run_id
+        self.verdict = Verdict()
+        self.indexes = {log.producer: RunIndex(log) for log in logs}
+        self.flags = {log.producer: bytearray(len(log.keys)) for log in logs}
+        # Per-event dead letters remove events from a batch: its later alerts are renumbered.
+        self.renumbered: dict[tuple[int, int], list[int]] = {}
+        self.dead_events: set[tuple[int, int]] = set()     # (producer, event)
+        self.dead_batches: set[tuple[int, int]] = set()    # (producer, batch)
+        # The farm counts each event as the alerts it yields, or as one if it yields none
+        # (empty), and a dead-lettered event as one whatever it would yield.
+        self.received_shift = sum(log.event_alerts.count(0) for log in logs)
+        self.matched_all = True
+
+    def mark_dead(self, letter: DeadLetter) -> None:
+        """Flag the alerts one of this run's dead letters stands for."""
         if letter.stage == "store-current":
-            continue  # the current-state view refused it; the history row is there
-        where = _parse_batch(letter.batch, run_id)
-        if where is None or where[0] not in indexes:
-            continue
+            return  # the current-state view refused it; the history row is there
+        where = _parse_batch(letter.batch, self.run_id)
+        if where is None or where[0] not in self.indexes:
+            return
         producer, batch = where
-        index = indexes[producer]
-        if batch >= index.log.batches:
-            continue
+        if batch >= self.indexes[producer].log.batches:
+            return
+        if isinstance(letter.payload, (bytes, bytearray)):
+            dead = self._dead_batch(producer, batch)
+        elif letter.stage == "store" and isinstance(letter.payload, dict):
+            ordinal = _ordinal(letter.payload.get("eventId"), self.run_id, self.indexes,
+                               self.renumbered)
+            dead = [] if ordinal is None else [ordinal[1]]
+        else:
+            dead = self._dead_event(producer, batch, letter.payload)
+            if dead is None:
+                self.verdict.dead_reasons[f"(unmatched) {letter.reason}"] += 1
+                self.matched_all = False
+                return
+        flags = self.flags[producer]
+        for ordinal in dead:
+            if flags[ordinal] != 2:
+                flags[ordinal] = 2
+                self.verdict.dead += 1
+                self.verdict.dead_reasons[letter.reason] += 1
+
+    def _dead_batch(self, producer: int, batch: int) -> range:
+        """A whole batch dead-lettered (the letter holds its raw bytes): all its alerts."""
+        index = self.indexes[producer]
+        first_event, last_event = index.event_start[batch], index.event_start[batch + 1]
+        if (producer, batch) not in self.dead_batches:
+            self.dead_batches.add((producer, batch))
+            counts = index.log.event_alerts
+            self.received_shift += (last_event - first_event) - sum(
+                max(1, n) for n in counts[first_event:last_event])
+        return range(index.alert_start[batch], index.alert_start[batch + 1])
+
+    def _dead_event(self, producer: int, batch: int, payload) -> range | None:
+        """One event of a batch dead-lettered: its alerts, or None when no event of the batch
+        that is not dead yet has this payload."""
+        index = self.indexes[producer]
         first_event, last_event = index.event_start[batch], index.event_start[batch + 1]
         first_alert = index.alert_start[batch]
         counts = index.log.event_alerts
-        if isinstance(letter.payload, (bytes, bytearray)):
-            dead = range(first_alert, index.alert_start[batch + 1])
-            if (producer, batch) not in dead_batches:
-                dead_batches.add((producer, batch))
-                received_shift += (last_event - first_event) - sum(
-                    max(1, n) for n in counts[first_event:last_event])
-        elif letter.stage == "store" and isinstance(letter.payload, dict):
-            ordinal = _ordinal(letter.payload.get("eventId"), run_id, indexes, renumbered)
-            dead = [] if ordinal is None else [ordinal[1]]
-        else:
-            # Identical events of one batch (a repeat) each get their own letter: match each
-            # letter to an event not yet dead.
-            digest = event_digest(msgpack.packb(letter.payload))
-            event = next((e for e in range(first_event, last_event)
-                          if index.log.digests[e] == digest
-                          and (producer, e) not in dead_events), None)
-            if event is None:
-                verdict.dead_reasons[f"(unmatched) {letter.reason}"] += 1
-                matched_all = False
-                continue
-            dead_events.add((producer, event))
-            received_shift += 1 - max(1, counts[event])
-            start = first_alert + sum(counts[first_event:event])
-            dead = range(start, start + counts[event])
-            alive = renumbered.get((producer, batch))
-            if alive is None:
-                alive = list(range(first_alert, index.alert_start[batch + 1]))
-            renumbered[(producer, batch)] = [o for o in alive if o not in dead]
-        for ordinal in dead:
-            if flags[producer][ordinal] != 2:
-                flags[producer][ordinal] = 2
-                verdict.dead += 1
-                verdict.dead_reasons[letter.reason] += 1
+        # Identical events of one batch (a repeat) each get their own letter: match each
+        # letter to an event not yet dead.
+        digest = event_digest(msgpack.packb(payload))
+        event = next((e for e in range(first_event, last_event)
+                      if index.log.digests[e] == digest
+                      and (producer, e) not in self.dead_events), None)
+        if event is None:
+            return None
+        self.dead_events.add((producer, event))
+        self.received_shift += 1 - max(1, counts[event])
+        start = first_alert + sum(counts[first_event:event])
+        dead = range(start, start + counts[event])
+        alive = self.renumbered.get((producer, batch))
+        if alive is None:
+            alive = list(range(first_alert, index.alert_start[batch + 1]))
+        self.renumbered[(producer, batch)] = [o for o in alive if o not in dead]
+        return dead
 
-    for row in rows:
-        where = _ordinal(row.event_id, run_id, indexes, renumbered)
+    def mark_stored(self, row) -> None:
+        """Flag the alert a stored row holds (unless dead-lettered), and take its latency."""
+        where = _ordinal(row.event_id, self.run_id, self.indexes, self.renumbered)
         if where is None:
-            verdict.unexpected.append(row.event_id)
-            continue
+            self.verdict.unexpected.append(row.event_id)
+            return
         producer, ordinal = where
-        verdict.stored += 1
-        if flags[producer][ordinal] == 0:
-            flags[producer][ordinal] = 1
+        self.verdict.stored += 1
+        if self.flags[producer][ordinal] == 0:
+            self.flags[producer][ordinal] = 1
         if row.committed_at is not None:
-            batch = bisect_right(indexes[producer].alert_start, ordinal) - 1
-            verdict.latencies.append(row.committed_at - indexes[producer].log.sent_at[batch])
+            index = self.indexes[producer]
+            batch = bisect_right(index.alert_start, ordinal) - 1
+            self.verdict.latencies.append(row.committed_at - index.log.sent_at[batch])
 
-    tally = Tally(verdict, sequential=True)
-    for log in logs:
-        index, flag = indexes[log.producer], flags[log.producer]
-        verdict.sent += len(log.keys)
-        for ordinal, key in enumerate(log.keys):
-            tally.add(log.producer, key, flag[ordinal], _LazyId(index, ordinal))
-    tally.finish()
-    if matched_all:
-        verdict.farm_received = verdict.sent + received_shift
-    verdict.missing = [[str(i) for i in ids] for ids in verdict.missing]
-    verdict.surplus = [[str(i) for i in ids] for ids in verdict.surplus]
-    return verdict
+    def settle(self) -> Verdict:
+        """Tally every alert sent by its flag, version by version; the finished verdict."""
+        verdict = self.verdict
+        tally = Tally(verdict, sequential=True)
+        for log in self.logs:
+            index, flag = self.indexes[log.producer], self.flags[log.producer]
+            verdict.sent += len(log.keys)
+            for ordinal, key in enumerate(log.keys):
+                tally.add(log.producer, key, flag[ordinal], _LazyId(index, ordinal))
+        tally.finish()
+        if self.matched_all:
+            verdict.farm_received = verdict.sent + self.received_shift
+        verdict.missing = [[str(i) for i in ids] for ids in verdict.missing]
+        verdict.surplus = [[str(i) for i in ids] for ids in verdict.surplus]
+        return verdict
 
 
 class _LazyId:
@@ -405,6 +445,25 @@ def match_requests(logs: list[SendLog], letters: list[DeadLetter], rows) -> Verd
     stored document): within one batch, all copies of a fingerprint are one version (a version
     change waits for the stream's guard)."""
     verdict = Verdict()
+    dead_batches, dead_pairs = _dead_in_requests(letters, verdict)
+    stored = _stored_pairs(rows, logs, verdict)
+    tally = Tally(verdict, sequential=False)
+    expected_pairs: set[tuple[str, str]] = set()
+    for log in logs:
+        expected_pairs |= _tally_requests(log, verdict, tally, stored, dead_batches, dead_pairs)
+    tally.finish()
+    verdict.unexpected = [f"{b}:? (fingerprint {fp})" for (b, fp), n in stored.items()
+                          if n > 0 and (b, fp) not in expected_pairs]
+    verdict.surplus_rows += sum(n for pair, n in stored.items() if n > 0
+                                and pair in expected_pairs)
+    return verdict
+
+
+def _dead_in_requests(letters: list[DeadLetter], verdict: Verdict
+                      ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """The HTTP target's dead letters: {batch: reason} for whole batches, {(batch, Keep's
+    fingerprint): reason} for single alerts. A letter no fingerprint can be read from is
+    counted in the verdict as unmatched."""
     dead_batches: dict[str, str] = {}
     dead_pairs: dict[tuple[str, str], str] = {}
     for letter in letters:
@@ -420,6 +479,12 @@ def match_requests(logs: list[SendLog], letters: list[DeadLetter], rows) -> Verd
                     dead_pairs[(letter.batch, fp)] = letter.reason
             except (KeyError, TypeError, AttributeError):
                 verdict.dead_reasons[f"(unmatched) {letter.reason}"] += 1
+    return dead_batches, dead_pairs
+
+
+def _stored_pairs(rows, logs: list[SendLog], verdict: Verdict) -> Counter:
+    """Stored rows counted by (batch, Keep's fingerprint); counts them and their latency (from
+    the last request the batch holds) into the verdict."""
     stored: Counter = Counter()
     sent_at: dict[str, float] = {}
     for log in logs:
@@ -432,49 +497,55 @@ def match_requests(logs: list[SendLog], letters: list[DeadLetter], rows) -> Verd
         batch = row.event_id.partition(":")[0]
         if row.committed_at is not None and batch in sent_at:
             verdict.latencies.append(row.committed_at - sent_at[batch])
-    expected_pairs = set()
-    tally = Tally(verdict, sequential=False)
-    for log in logs:
-        fps = log.fingerprints or {}
-        k = e = 0
-        for b, batch in enumerate(log.batch_ids or ()):
-            n_alerts = sum(log.event_alerts[e:e + log.events[b]])
-            e += log.events[b]
-            keys = log.keys[k:k + n_alerts]
-            k += n_alerts
-            if batch == REFUSED:
-                verdict.refused += n_alerts
-                continue
-            if batch == UNKNOWN:
-                verdict.unknown += n_alerts
-                for key in keys:
-                    tally.add(log.producer, key, 3, "")
-                continue
-            if not batch:
-                verdict.unverifiable += n_alerts
-                continue
-            verdict.sent += n_alerts
+    return stored
+
+
+def _tally_requests(log: SendLog, verdict: Verdict, tally: Tally, stored: Counter,
+                    dead_batches: dict, dead_pairs: dict) -> set[tuple[str, str]]:
+    """Tally one producer's alerts: refused, of unknown outcome, unverifiable, or sent and
+    then dead-lettered, stored (taking one stored copy of its pair) or not. Returns the
+    (batch, fingerprint) pairs it sent."""
+    fps = log.fingerprints or {}
+    sent_pairs = set()
+    for batch, n_alerts, keys in _requests(log):
+        if batch == REFUSED:
+            verdict.refused += n_alerts
+            continue
+        if batch == UNKNOWN:
+            verdict.unknown += n_alerts
             for key in keys:
-                fp = fps[key >> INDEX_SHIFT][(key >> MEMBER_SHIFT) & 7]
-                pair = (batch, fp)
-                expected_pairs.add(pair)
-                reason = dead_batches.get(batch) or dead_pairs.get(pair)
-                if reason is not None:
-                    state = 2
-                    verdict.dead += 1
-                    verdict.dead_reasons[reason] += 1
-                elif stored[pair] > 0:
-                    state = 1
-                    stored[pair] -= 1
-                else:
-                    state = 0
-                tally.add(log.producer, key, state, f"{batch}:? (fingerprint {fp})")
-    tally.finish()
-    verdict.unexpected = [f"{b}:? (fingerprint {fp})" for (b, fp), n in stored.items()
-                          if n > 0 and (b, fp) not in expected_pairs]
-    verdict.surplus_rows += sum(n for pair, n in stored.items() if n > 0
-                                and pair in expected_pairs)
-    return verdict
+                tally.add(log.producer, key, 3, "")
+            continue
+        if not batch:
+            verdict.unverifiable += n_alerts
+            continue
+        verdict.sent += n_alerts
+        for key in keys:
+            fp = fps[key >> INDEX_SHIFT][(key >> MEMBER_SHIFT) & 7]
+            pair = (batch, fp)
+            sent_pairs.add(pair)
+            reason = dead_batches.get(batch) or dead_pairs.get(pair)
+            if reason is not None:
+                state = 2
+                verdict.dead += 1
+                verdict.dead_reasons[reason] += 1
+            elif stored[pair] > 0:
+                state = 1
+                stored[pair] -= 1
+            else:
+                state = 0
+            tally.add(log.producer, key, state, f"{batch}:? (fingerprint {fp})")
+    return sent_pairs
+
+
+def _requests(log: SendLog):
+    """(the batch the gateway named or REFUSED/UNKNOWN/"", alerts, their keys) per request."""
+    k = e = 0
+    for b, batch in enumerate(log.batch_ids or ()):
+        n_alerts = sum(log.event_alerts[e:e + log.events[b]])
+        e += log.events[b]
+        yield batch, n_alerts, log.keys[k:k + n_alerts]
+        k += n_alerts
 
 
 def percentiles(values: array, points=(50, 95, 99)) -> dict[str, float | None]:

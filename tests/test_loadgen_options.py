@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from farm.units import format_bytes, parse_amount, parse_rate
-from loadgen.options import make_plan, parse_mix, parse_range
+from loadgen.options import PlanOptions, make_plan, parse_mix, parse_range
 from tests.conftest import free_port
 
 
@@ -63,7 +63,7 @@ def plan(**over):
                    batch_wait="100ms", tenant="default", redis_url="redis://x", prefix="farm",
                    http_url=None, api_key=None, concurrency=8, max_backlog="1GB", verify=True)
     options.update(over)
-    return make_plan(**options)
+    return make_plan(PlanOptions(**options))
 
 
 def test_a_plan_splits_rate_and_total_between_producers():

@@ -16,7 +16,7 @@ from loadgen.envelope import Envelope, batch_id
 from loadgen.fingerprints import fingerprints_of, keep_fingerprint_of_doc
 from loadgen.population import PopulationSpec, build_population
 from loadgen.profiles import PROFILES
-from loadgen.providers import Shape
+from loadgen.providers.group import Shape
 from loadgen.stream import Stream, StreamSpec
 from tests.loadgen_shapes import CHECKS
 

@@ -13,7 +13,7 @@ from farm.dedup import ContentHasher
 from farm.providers import NORMALIZERS
 from loadgen.population import MEMBER_SHIFT, PopulationSpec, build_population, build_storm_group
 from loadgen.profiles import PROFILES, SLICE
-from loadgen.providers import Shape
+from loadgen.providers.group import Shape
 from loadgen.stream import Stream, StreamSpec
 
 MIX = {"prometheus": 60, "grafana": 20, "datadog": 10, "zabbix": 5, "keep": 5}

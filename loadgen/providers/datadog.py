@@ -16,7 +16,7 @@ import random
 import re
 
 from loadgen import vocab
-from loadgen.providers import Identity, Shape, pick_severity
+from loadgen.providers.group import Identity, Shape, pick_severity
 from loadgen.templates import placeholder
 
 PRIORITY = {"critical": "P1", "high": "P2", "warning": "P3", "info": "P4", "low": "P5"}

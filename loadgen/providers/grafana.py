@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 
 from loadgen import vocab
-from loadgen.providers import Identity, Shape, members, pick_severity
+from loadgen.providers.group import Identity, Shape, members, pick_severity
 from loadgen.templates import placeholder
 
 DEFAULT_MEMBERS = (1, 4)

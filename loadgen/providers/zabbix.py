@@ -14,7 +14,7 @@ import json
 import random
 
 from loadgen import vocab
-from loadgen.providers import Identity, Shape, pick_severity
+from loadgen.providers.group import Identity, Shape, pick_severity
 from loadgen.templates import placeholder
 
 SEVERITY_NAMES = {"critical": ("Disaster",), "high": ("High",), "warning": ("Average", "Warning"),
