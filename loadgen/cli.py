@@ -25,8 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from farm import config as config_mod
-from farm.cli import fetch_status, redis_url_of
+from farm.cli import fetch_status
 from farm.config import Config
+from farm.redis_server import redis_url_of
 from farm.redisconn import RedisUnavailable, connect
 from farm.units import format_bytes, parse_duration
 from loadgen import latency, report, runner, verify
