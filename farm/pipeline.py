@@ -24,6 +24,7 @@ from farm.config import Config
 from farm.correlation.stage import Correlated, Correlation, CorrelationCounts
 from farm.deadletters import dead_letter
 from farm.dedup import DECISION_NAMES, FULL, NEW, PARTIAL, Deduplicator
+from farm.notify.entries import alert_entry
 from farm.providers import normalizer_for
 from farm.rules.extraction import run as run_extraction
 from farm.rules.ruleset import PROTECTED_FIELDS, BatchRules, Rules
@@ -46,6 +47,8 @@ class Outcome:
     decisions: dict[str, int] = field(default_factory=dict)  # per decision letter
     provider: str = "unknown"
     correlation: CorrelationCounts = field(default_factory=CorrelationCounts)
+    # Pushed to the notify list in the ack (farm/notify/entries.py); empty without [notify] url.
+    notifications: list[bytes] = field(default_factory=list)
 
 
 
@@ -144,6 +147,7 @@ class Pipeline:
         self.correlation = Correlation(cfg, redis, keys)
         self.batch_max = cfg.workers.batch_max
         self.max_record_bytes = max_record_bytes
+        self.notify = bool(cfg.notify.url)
         self._enrich_errors = 0
         self._enrich_logged = 0.0
 
@@ -277,6 +281,9 @@ class Pipeline:
             limit = self.max_record_bytes
             if not items or limit is None or len(record) <= limit:
                 out.records.append(record)
+                if self.notify:  # each stored version, once it is sure to be stored
+                    out.notifications += [alert_entry(alert, decision)
+                                          for alert, decision in items if decision != FULL]
                 return
             problem = (f"{len(record)} bytes encoded, more than a ring record holds ({limit}); "
                        f"raise [workers] ring_mb")
