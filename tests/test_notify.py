@@ -11,12 +11,13 @@ import time
 import msgpack
 import pytest
 
-from farm.deadletters import decode_letter
-from farm.keys import Keys
+from farm.config import load
+from farm.deadletters import decode_letter, replay
 from farm.notify.delivery import SIGNATURE_HEADER, signature
 from farm.notify.entries import alert_entry, incident_entry, request_body
 from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
 from farm.queue import WorkQueue
+from farm.redis_keys import Keys
 from farm.wire import encode_batch
 from tests.farmproc import FarmProcess, write_config
 from tests.notify_receiver import Receiver
@@ -163,19 +164,24 @@ def test_a_receiver_answering_500_forever_gets_the_entries_dead_lettered_with_th
                        what="the notifications in the dead-letter list")
             wait_until(lambda: redis.llen("farm:notify:inflight:test") == 0, what="no inflight")
             _, metrics = farm.get("/metrics")
+            letters = notify_letters(redis)
+            # Once the receiver is fixed, `farm dlq replay` sends them again.
+            receiver.answer = 200
+            assert replay(redis, load(config, env={}), None) == (len(letters), 0)
+            redelivered = receiver.wait_for_alerts(120)
     finally:
         receiver.stop()
-    letters = notify_letters(redis)
     assert all("HTTP 500" in letter["reason"] and "gave up after" in letter["reason"]
                for letter in letters)
-    ids = [msgpack_free_id(e) for letter in letters for e in letter["payload"]]
+    ids = [entry_event_id(e) for letter in letters for e in letter["payload"]]
     assert sorted(ids) == sorted(stored_event_ids(tmp_path))
+    assert sorted(a["eventId"] for a in redelivered) == sorted(ids)
     assert receiver.attempts > len(letters)                  # it did retry first
     assert "farm_notify_dead_lettered_total 120.0" in metrics
     assert 'farm_notify_failures_total{reason="500"}' in metrics
 
 
-def msgpack_free_id(entry: str) -> str:
+def entry_event_id(entry: str) -> str:
     import json
 
     assert entry[0] == "a"
@@ -251,3 +257,32 @@ Authorization = "Bearer abc"
         assert sent != signature("wrong", request["body"])
         assert request["headers"]["Authorization"] == "Bearer abc"
         assert request["headers"]["Content-Type"] == "application/json"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_still_notifies_each_stored_version_once(tmp_path, redis,
+                                                                        redis_url):
+    import os
+    import signal
+
+    receiver = Receiver().start()
+    config = notify_config(tmp_path, redis_url, receiver, retry_seconds=3600)
+    try:
+        with FarmProcess(config, workers=2) as farm:
+            push(redis, range(6000))
+            wait_until(lambda: farm.status()["counters"]["alerts_received"] > 0,
+                       what="the first ack")
+            os.kill(farm.children()["worker-0"], signal.SIGKILL)  # its batches are redelivered
+            push(redis, range(3000), status="resolved")
+            # (In practice dozens of batches are redelivered here.)
+            farm.wait_drained(expected_received=9000, timeout=240)
+            stored = stored_event_ids(tmp_path)
+            notified = receiver.wait_for_alerts(len(stored), timeout=240)
+            wait_until(lambda: farm.status()["notify"]["queue"] == 0, what="an empty outbox")
+            time.sleep(1)  # a duplicate, if there were one, would have time to arrive
+            notified = receiver.alerts()
+    finally:
+        receiver.stop()
+    ids = [a["eventId"] for a in notified]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == stored

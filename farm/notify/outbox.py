@@ -12,10 +12,6 @@ Keys (`<p>` is `[redis] prefix`):
 
 from __future__ import annotations
 
-import time
-
-import msgpack
-
 # KEYS: the notify list, the inflight list; ARGV: most entries to move. Returns them, oldest
 # first. Atomic, so an entry is always in exactly one of the two lists.
 TAKE_LUA = """
@@ -39,13 +35,6 @@ class NotifyKeys:
 
     def inflight(self, node: str) -> str:
         return f"{self.queue}:inflight:{node}"
-
-
-def dead_letter(reason: str, entries: list[bytes]) -> bytes:
-    """A dead letter of notifications, in the form the ack script writes for an overflow: the
-    payload is the list of entries as they were queued, so they can be pushed back verbatim."""
-    return msgpack.packb({"reason": reason, "stage": "notify", "at": time.time(),
-                          "payload": [e.decode("utf-8", "replace") for e in entries]})
 
 
 class Outbox:
@@ -72,10 +61,11 @@ class Outbox:
     async def delivered(self) -> None:
         await self.redis.delete(self.inflight)
 
-    async def give_up(self, reason: str, entries: list[bytes]) -> None:
-        """Dead-letter a request's entries and drop them from the inflight list, atomically."""
+    async def give_up(self, letter: bytes) -> None:
+        """Push the dead letter of the request in flight and drop it from the inflight list,
+        atomically."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(self.keys.dlq, dead_letter(reason, entries))
+            pipe.lpush(self.keys.dlq, letter)
             pipe.delete(self.inflight)
             await pipe.execute()
 

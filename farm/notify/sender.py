@@ -23,6 +23,7 @@ import redis
 import redis.asyncio as aioredis
 
 from farm import metrics
+from farm.deadletters import dead_letter
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.notify.delivery import Receiver
@@ -146,7 +147,9 @@ class Sender:
             if elapsed + wait > self.cfg.retry_seconds:
                 reason = (f"notify: gave up after {attempt} attempts in {elapsed:.0f}s; "
                           f"last: {result.problem}")
-                await self.outbox.give_up(reason, entries)
+                # The payload is the entries as queued, so `farm dlq replay` can requeue them.
+                await self.outbox.give_up(dead_letter(
+                    reason, "notify", [e.decode("utf-8", "replace") for e in entries]))
                 self.metrics.dead_lettered.inc(len(entries))
                 log.error("%s (%d notifications dead-lettered; `farm dlq list` shows them)",
                           reason, len(entries))
