@@ -56,6 +56,10 @@ class Sender:
                                  self.cfg.timeout_seconds)
         self.lifeline = lifeline
         self.metrics = metrics.notify_metrics()
+        for reason in ("timeout", "connection"):  # series from the start, failed yet or not
+            self.metrics.failures.labels(reason)
+        for kind in ("alert", "incident"):
+            self.metrics.delivered.labels(kind)
         self.stopping = False
 
     def stop(self) -> None:
