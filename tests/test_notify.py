@@ -286,3 +286,54 @@ def test_a_worker_killed_mid_run_still_notifies_each_stored_version_once(tmp_pat
     ids = [a["eventId"] for a in notified]
     assert len(ids) == len(set(ids))
     assert set(ids) == stored
+
+
+INCIDENT_RULES = """
+[[rule]]
+name = "per host"
+condition = 'labels.kind == "storm"'
+grouping_criteria = ["labels.host"]
+timeframe = "1d"
+resolve_on = "all"
+"""
+
+
+@pytest.mark.slow
+def test_incident_changes_are_notified_beside_their_alerts(tmp_path, redis, redis_url):
+    import json
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(INCIDENT_RULES)
+    receiver = Receiver().start()
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url, extra=f"""
+[notify]
+url = "{receiver.url}"
+linger_ms = 0
+[correlation]
+rules = "{rules}"
+""")
+    hosts = ["h1", "h2", "h3"]
+
+    def versions(status: str) -> list[dict]:
+        return [{"name": f"disk {host}.{n}", "fingerprint": f"{host}.{n}", "status": status,
+                 "labels": {"kind": "storm", "host": host}} for host in hosts for n in (1, 2)]
+
+    try:
+        with FarmProcess(config, workers=1) as farm:
+            redis.lpush("farm:q:normal", encode_batch(versions("firing"), "keep"))
+            farm.wait_drained(expected_received=6)
+            redis.lpush("farm:q:normal", encode_batch(versions("resolved"), "keep"))
+            farm.wait_drained(expected_received=12)
+            receiver.wait_for_alerts(12)
+            with receiver.lock:
+                snapshots = [i for r in receiver.accepted for i in r["doc"]["incidents"]]
+    finally:
+        receiver.stop()
+    db = sqlite3.connect(tmp_path / "data" / "farm.db")
+    stored = {d["id"]: d for d in (json.loads(row[0])
+                                   for row in db.execute("SELECT doc FROM incidents"))}
+    db.close()
+    assert len(stored) == 3
+    assert {s["id"] for s in snapshots} == set(stored)
+    last = {s["id"]: s for s in snapshots}  # one worker: in the order they were decided
+    assert all(last[i]["status"] == stored[i]["status"] == "resolved" for i in stored)

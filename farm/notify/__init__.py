@@ -1,5 +1,5 @@
-"""Outbound notifications: every stored alert version (and, once incidents exist, every incident
-change) handed to an HTTP receiver in batches, without ever slowing the store path.
+"""Outbound notifications: every stored alert version and every incident change handed to an HTTP
+receiver in batches, without ever slowing the store path.
 
 - entries.py   what one notification is (the hand-off format other stages append to)
 - outbox.py    the Redis side: the bounded `<p>:notify` list, the sender's inflight list

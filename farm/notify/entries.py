@@ -5,8 +5,9 @@
 
 The sender joins entries into `{"alerts": [...], "incidents": [...]}` by their tag without
 parsing them again. Hand-off for other stages: a stage that wants something notified appends
-`incident_entry(snapshot)` (or `alert_entry`) to its batch's `Outcome.notifications`; the worker
-pushes that list in the atomic ack, so it is notified once, when the batch is committed.
+`incident_entry(snapshot)` (or `alert_entry`) to its batch's `Outcome.notifications`, as
+Pipeline.collect_notifications does for the correlation step's snapshots; the worker pushes
+that list in the atomic ack, so it is notified once, when the batch is committed.
 
 An alert entry is the compact form below rather than the whole document: the list is bounded
 by a count (`[notify] max_queue`), so its memory is that count times an entry's size, and a
