@@ -21,7 +21,6 @@ from farm.redis_keys import Keys
 from farm.wire import encode_batch
 from tests.farmproc import FarmProcess, write_config
 from tests.notify_receiver import Receiver
-from tests.test_farm_integration import alertmanager_webhook
 
 KEYS = Keys("nt")
 NOTIFY = NotifyKeys("nt")
@@ -90,6 +89,15 @@ def notify_config(tmp_path, redis_url, receiver: Receiver, **keys) -> object:
              for k, v in settings.items()]
     return write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url,
                         extra="[notify]\n" + "\n".join(lines) + "\n")
+
+
+def alertmanager_webhook(n: int, status: str) -> dict:
+    """Alert number n of an Alertmanager webhook; n is its fingerprint."""
+    return {"version": "4", "status": status, "alerts": [{
+        "status": status, "fingerprint": f"{n:016x}",
+        "labels": {"alertname": f"Alert{n}", "instance": f"host-{n % 17}:9100",
+                   "severity": ["critical", "warning", "info"][n % 3]},
+        "annotations": {"description": f"description {n}"}}]}
 
 
 def push(redis, numbers: range, status: str = "firing") -> None:
