@@ -535,6 +535,7 @@ class Supervisor:
                                       "restarts": c.restarts} for c in self.gateways]},
             "notify": {"url": self.cfg.notify.url or None,
                        "processes": [{"id": c.name, "pid": c.pid, "alive": c.alive,
+                                      "ready": c.alive and self.is_ready(c),
                                       "restarts": c.restarts} for c in self.senders]},
         }
         try:
