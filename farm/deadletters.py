@@ -6,8 +6,11 @@ import time
 
 import msgpack
 
+from farm.notify.outbox import NotifyKeys
 from farm.redis_keys import Keys
 from farm.wire import PROVIDERS, encode_batch
+
+LETTER_KEYS = ("reason", "stage", "at", "batch", "tenant", "provider", "payload")
 
 
 def dead_letter(reason: str, stage: str, payload: object, batch_id: str | None = None,
@@ -19,14 +22,18 @@ def dead_letter(reason: str, stage: str, payload: object, batch_id: str | None =
 
 
 def decode_letter(raw: bytes) -> dict:
+    """A letter with every key of LETTER_KEYS (None where its writer had no value for it)."""
     try:
         letter = msgpack.unpackb(raw, raw=False, strict_map_key=False)
     except Exception as exc:
         return {"reason": f"unreadable dead letter: {exc}", "stage": "?", "at": None,
                 "batch": None, "payload": raw}
-    return letter if isinstance(letter, dict) else {"reason": "unreadable dead letter",
-                                                    "stage": "?", "at": None, "batch": None,
-                                                    "payload": letter}
+    if not isinstance(letter, dict):
+        return {"reason": "unreadable dead letter", "stage": "?", "at": None, "batch": None,
+                "payload": letter}
+    for key in LETTER_KEYS:
+        letter.setdefault(key, None)
+    return letter
 
 
 def list_letters(redis, cfg, limit: int) -> list[dict]:
@@ -42,8 +49,18 @@ def list_letters(redis, cfg, limit: int) -> list[dict]:
     return out
 
 
+def _requeue(letter: dict, keys: Keys) -> tuple[str, list[bytes]] | None:
+    """Where to push what, oldest first, for a dead letter; None if it cannot be replayed.
+    Notifications go back to the notify list as they were queued."""
+    payload = letter.get("payload")
+    if letter.get("stage") == "notify" and isinstance(payload, list):
+        return NotifyKeys(keys.prefix).queue, [str(entry).encode() for entry in payload]
+    batch = _requeue_payload(letter)
+    return None if batch is None else (keys.queue("normal"), [batch])
+
+
 def _requeue_payload(letter: dict) -> bytes | None:
-    """What to push back for a dead letter, or None if it cannot be replayed."""
+    """The batch to push back for a dead letter, or None if it cannot be replayed."""
     payload = letter.get("payload")
     provider = letter.get("provider")
     tenant = letter.get("tenant") or "default"
@@ -57,8 +74,9 @@ def _requeue_payload(letter: dict) -> bytes | None:
 
 
 def replay(redis, cfg, limit: int | None) -> tuple[int, int]:
-    """Move dead letters, oldest first, back to the normal queue. Returns (replayed, skipped);
-    skipped letters stay in the list."""
+    """Move dead letters, oldest first, back to the normal queue (notifications: back to the
+    notify list, for the sender). Returns (replayed, skipped); skipped letters stay in the
+    list."""
     keys = Keys(cfg.redis.prefix)
     total = redis.llen(keys.dlq)
     todo = total if limit is None else min(limit, total)
@@ -67,19 +85,21 @@ def replay(redis, cfg, limit: int | None) -> tuple[int, int]:
         raw = redis.lindex(keys.dlq, -1)
         if raw is None:
             break
-        batch = _requeue_payload(decode_letter(raw))
+        target = _requeue(decode_letter(raw), keys)
 
-        def move(pipe, raw=raw, batch=batch):
+        def move(pipe, raw=raw, target=target):
             if pipe.lindex(keys.dlq, -1) != raw:
                 return False
             pipe.multi()
             pipe.rpop(keys.dlq)
-            pipe.lpush(keys.dlq if batch is None else keys.queue("normal"),
-                       raw if batch is None else batch)
+            if target is None:
+                pipe.lpush(keys.dlq, raw)
+            else:
+                pipe.lpush(target[0], *target[1])
             return True
 
         if redis.transaction(move, keys.dlq, value_from_callable=True):
-            if batch is None:
+            if target is None:
                 skipped += 1
             else:
                 replayed += 1

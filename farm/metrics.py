@@ -63,3 +63,20 @@ def supervisor_metrics() -> SimpleNamespace:
         recovered=Counter("farm_batches_requeued", "Batches moved back from a dead worker's "
                           "inflight list."),
     )
+
+
+def notify_metrics() -> SimpleNamespace:
+    """The notify sender's; its queue depth and overflow are read from Redis at scrape time."""
+    return SimpleNamespace(
+        deliveries=Counter("farm_notify_deliveries", "Notify requests the receiver accepted "
+                           "(2xx)."),
+        delivered=Counter("farm_notify_delivered", "Notifications delivered, by kind "
+                          "(alert, incident).", ["kind"]),
+        failures=Counter("farm_notify_failures", "Failed notify attempts (each is retried "
+                         "until [notify] retry_seconds), by HTTP status, timeout or "
+                         "connection.", ["reason"]),
+        dead_lettered=Counter("farm_notify_dead_lettered", "Notifications given up after "
+                              "[notify] retry_seconds and moved to the dead-letter list."),
+        latency=Histogram("farm_notify_delivery_seconds", "From a request's first attempt to "
+                          "the receiver's 2xx, retries included.", buckets=LATENCY_BUCKETS),
+    )

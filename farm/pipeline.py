@@ -24,6 +24,7 @@ from farm.config import Config
 from farm.correlation.stage import Correlated, Correlation, CorrelationCounts
 from farm.deadletters import dead_letter
 from farm.dedup import DECISION_NAMES, FULL, NEW, PARTIAL, Deduplicator
+from farm.notify.entries import alert_entry, incident_entry
 from farm.providers import normalizer_for
 from farm.rules.extraction import run as run_extraction
 from farm.rules.ruleset import PROTECTED_FIELDS, BatchRules, Rules
@@ -46,6 +47,8 @@ class Outcome:
     decisions: dict[str, int] = field(default_factory=dict)  # per decision letter
     provider: str = "unknown"
     correlation: CorrelationCounts = field(default_factory=CorrelationCounts)
+    # Pushed to the notify list in the ack (farm/notify/entries.py); empty without [notify] url.
+    notifications: list[bytes] = field(default_factory=list)
 
 
 
@@ -144,6 +147,7 @@ class Pipeline:
         self.correlation = Correlation(cfg, redis, keys)
         self.batch_max = cfg.workers.batch_max
         self.max_record_bytes = max_record_bytes
+        self.notify = bool(cfg.notify.url)
         self._enrich_errors = 0
         self._enrich_logged = 0.0
 
@@ -168,8 +172,10 @@ class Pipeline:
             return self.dead_batch(raw, str(exc), "decode")
         out.provider = batch.provider
         if batch.control is not None:
+            incidents = self.correlation.control(batch)
             out.records.append(pack_record(batch.sent_at, 0, self.encoder.encode(
-                batch.tenant, batch.sent_at, [], self.correlation.control(batch))))
+                batch.tenant, batch.sent_at, [], incidents)))
+            self.collect_notifications(out, [], incidents)
             out.memo_ids.append(batch.id)
             return out
         if normalizer_for(batch.provider) is None:
@@ -277,6 +283,7 @@ class Pipeline:
             limit = self.max_record_bytes
             if not items or limit is None or len(record) <= limit:
                 out.records.append(record)
+                self.collect_notifications(out, items, incidents)
                 return
             problem = (f"{len(record)} bytes encoded, more than a ring record holds ({limit}); "
                        f"raise [workers] ring_mb")
@@ -290,6 +297,17 @@ class Pipeline:
         out.dead_letters.append(dead_letter(problem, "store", alert, batch.id, batch.tenant,
                                             batch.provider))
         lost[decision] += 1
+
+    def collect_notifications(self, out: Outcome, items: list[tuple[dict, str]],
+                              incidents: Correlated | None) -> None:
+        """What a record that is sure to be stored notifies ([notify] url): each stored alert
+        version, and each incident snapshot it carries. The worker pushes them in the ack."""
+        if not self.notify:
+            return
+        out.notifications += [alert_entry(alert, decision)
+                              for alert, decision in items if decision != FULL]
+        if incidents:
+            out.notifications += [incident_entry(snapshot) for snapshot in incidents.snapshots]
 
     def enrich(self, alert: dict, rules: BatchRules, now: str) -> None:
         """`run_enrichment`, where a failing rule is logged (at most once a minute) and the

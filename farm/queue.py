@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import secrets
 
+from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
 from farm.redis_keys import LANES, STAT_NAMES, Keys
 
-# KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), memo keys...
-# ARGV: lease token, lease ms, batches to trim, one increment per stat, dead letters...
+# KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), [notify group], memo keys...
+# ARGV: lease token, lease ms, batches to trim, one increment per stat, [notify group],
+#       dead letters...
+# The notify group (farm/notify/outbox.py): KEYS the notify list and its overflow counter;
+# ARGV the list's cap, the number of entries n, then the n entries. Entries beyond the cap go
+# to the dead-letter list as one letter, so the ack never waits on a slow receiver.
 # Checks the lease first: if a supervisor has requeued this worker's inflight list (its
 # heartbeat expired), trimming now would drop batches taken since; the worker must start over.
 ACK_LUA = """
@@ -21,11 +26,28 @@ for i = 1, n_stats do
   local inc = tonumber(ARGV[3 + i])
   if inc ~= 0 then redis.call('INCRBY', KEYS[3 + i], inc) end
 end
-for i = 4 + n_stats, #KEYS do redis.call('DEL', KEYS[i]) end
-for i = 4 + n_stats, #ARGV do redis.call('LPUSH', KEYS[3], ARGV[i]) end
+-- notify group
+local nk, na = 4 + n_stats, 4 + n_stats
+local cap, n_notes = tonumber(ARGV[na]), tonumber(ARGV[na + 1])
+if n_notes > 0 then
+  local fit = math.min(n_notes, math.max(0, cap - redis.call('LLEN', KEYS[nk])))
+  for from = 1, fit, 1000 do  -- unpack() has a stack limit
+    redis.call('LPUSH', KEYS[nk], unpack(ARGV, na + 1 + from, na + 1 + math.min(from + 999, fit)))
+  end
+  if fit < n_notes then
+    local over, t = {}, redis.call('TIME')
+    for i = fit + 1, n_notes do over[#over + 1] = ARGV[na + 1 + i] end
+    redis.call('LPUSH', KEYS[3], cmsgpack.pack({reason = 'OVERFLOW_REASON', stage = 'notify',
+      at = tonumber(t[1]) + tonumber(t[2]) / 1e6, payload = over}))
+    redis.call('INCRBY', KEYS[nk + 1], n_notes - fit)
+  end
+end
+-- end of the notify group
+for i = nk + 2, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = na + 2 + n_notes, #ARGV do redis.call('LPUSH', KEYS[3], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
-""".replace("N_STATS", str(len(STAT_NAMES)))
+""".replace("N_STATS", str(len(STAT_NAMES))).replace("OVERFLOW_REASON", OVERFLOW_REASON)
 
 # KEYS: inflight, hb, target queue, redelivered counter; ARGV: '1' to skip the heartbeat check.
 # Moves newest-first onto the consuming end, so the oldest batch is taken again first.
@@ -41,7 +63,8 @@ return n
 class WorkQueue:
     """One worker's side of the queue."""
 
-    def __init__(self, redis, keys: Keys, worker_id: str, lease_seconds: int):
+    def __init__(self, redis, keys: Keys, worker_id: str, lease_seconds: int,
+                 notify_cap: int = 0):
         self.redis = redis
         self.keys = keys
         self.worker_id = worker_id
@@ -53,6 +76,9 @@ class WorkQueue:
         self._ack = redis.register_script(ACK_LUA)
         self._recover = redis.register_script(RECOVER_LUA)
         self._stat_keys = [keys.stat(name) for name in STAT_NAMES]
+        notify_keys = NotifyKeys(keys.prefix)
+        self._notify_keys = [notify_keys.queue, notify_keys.overflowed]
+        self.notify_cap = notify_cap
 
     def claim(self) -> None:
         """Take a fresh lease; anything left in our inflight list from before goes back first."""
@@ -77,12 +103,16 @@ class WorkQueue:
         return [raw] if raw is not None else []
 
     def ack(self, batches: int, counts: dict[str, int], dead_letters: list[bytes],
-            memo_keys: list[str]) -> bool:
+            memo_keys: list[str], notifications: list[bytes] = ()) -> bool:
         """Drop the `batches` oldest inflight batches (all committed), count them, push their
-        dead letters, refresh the lease; all atomically. False: the lease was lost."""
-        keys = [self.inflight, self.heartbeat, self.keys.dlq, *self._stat_keys, *memo_keys]
+        dead letters and notifications (up to notify_cap waiting), refresh the lease; all
+        atomically. False: the lease was lost."""
+        keys = [self.inflight, self.heartbeat, self.keys.dlq, *self._stat_keys,
+                *self._notify_keys, *memo_keys]
         args = [self.token, self.lease_ms, batches,
-                *(counts.get(name, 0) for name in STAT_NAMES), *dead_letters]
+                *(counts.get(name, 0) for name in STAT_NAMES),
+                self.notify_cap, len(notifications), *notifications,
+                *dead_letters]
         return self._ack(keys=keys, args=args) == 1
 
     def release(self) -> None:

@@ -44,6 +44,8 @@
 - `<p>:rl:<tenant>:<provider>`         string: the ingest gateways' rate-limit bucket (GCRA) of
   one tenant and provider, its theoretical arrival time in microseconds of Redis time, with a
   TTL of the time until the bucket is full again. One Lua call per check.
+- `<p>:notify`, `<p>:notify:inflight:<node>`, `<p>:notify:overflowed`   outbound notifications
+  (farm/notify/outbox.py): workers LPUSH in the ack script; the node's sender takes them.
 - `<p>:stats:<counter>`                integer counters (see STAT_NAMES), incremented by the
   worker in the same transaction that acks a batch, so they count each batch exactly once.
 """

@@ -38,6 +38,10 @@ def render_status(doc: dict, console: Console | None = None) -> None:
     for gateway in ingest.get("processes", []):
         procs.add_row(gateway["id"], str(gateway["pid"]), "-", _yes(gateway["alive"]),
                       str(gateway["restarts"]))
+    notify = doc.get("notify") or {}
+    for sender in notify.get("processes", []):
+        procs.add_row(sender["id"], str(sender["pid"]), "-", _yes(sender["alive"]),
+                      str(sender["restarts"]))
     if redis["embedded"]:
         procs.add_row("redis", str(redis.get("pid")), "-", _yes(not redis.get("down")),
                       str(redis.get("restarts", 0)))
@@ -51,6 +55,9 @@ def render_status(doc: dict, console: Console | None = None) -> None:
     queues = doc["queues"]
     console.print(f"  queued: critical {queues['critical']:,}, normal {queues['normal']:,}; "
                   f"in flight {doc['inflight']:,}; dead letters {doc['dead_letters']:,}")
+    if notify.get("url"):
+        console.print(f"  notifications to {notify['url']}: waiting {notify.get('queue', 0):,}, "
+                      f"overflowed to dead letters {notify.get('overflowed', 0):,}")
     counters = Table(title="accounting", title_justify="left")
     counters.add_column("counter")
     counters.add_column("value", justify="right")

@@ -41,6 +41,7 @@ class Pending:
     counts: dict[str, int]
     dead_letters: list[bytes]
     memo_keys: list[str]
+    notifications: list[bytes]
 
 
 class Worker:
@@ -67,7 +68,8 @@ class Worker:
         # No ping: the supervisor checked Redis at start; a later outage is retried in the loop.
         self.redis = connect(redis_url, check=False)
         self.keys = Keys(cfg.redis.prefix)
-        self.queue = WorkQueue(self.redis, self.keys, worker_id, cfg.workers.heartbeat_seconds)
+        self.queue = WorkQueue(self.redis, self.keys, worker_id, cfg.workers.heartbeat_seconds,
+                               notify_cap=cfg.notify.max_queue)
         self.pipeline = Pipeline(cfg, self.redis, self.keys, max_record_bytes=ring.max_record)
         self.metrics = metrics.worker_metrics()
         for event in INCIDENT_EVENTS:
@@ -141,7 +143,8 @@ class Worker:
         memo_keys = [key for m in outcome.memo_ids
                      for key in (self.keys.decided(m), self.keys.timeline(m),
                                  self.keys.incidents_memo(m))]
-        self.pending.append(Pending(last_seq, outcome.counts, outcome.dead_letters, memo_keys))
+        self.pending.append(Pending(last_seq, outcome.counts, outcome.dead_letters, memo_keys,
+                                    outcome.notifications))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels("dead" if outcome.counts.get("batches_dead") else "ok").inc()
         for letter, n in outcome.decisions.items():
@@ -169,7 +172,8 @@ class Worker:
         counts = {name: sum(p.counts.get(name, 0) for p in done) for name in STAT_NAMES}
         letters = [d for p in done for d in p.dead_letters]
         memo_keys = [k for p in done for k in p.memo_keys]
-        ok = self.queue.ack(len(done), counts, letters, memo_keys)
+        notifications = [n for p in done for n in p.notifications]
+        ok = self.queue.ack(len(done), counts, letters, memo_keys, notifications)
         self._last_ack = now
         if not ok:
             # Our heartbeat expired and a supervisor requeued our inflight list.

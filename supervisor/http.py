@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from farm import queue
+from farm.notify import outbox
+from farm.notify.outbox import NotifyKeys
 from farm.redis_keys import LANES, STAT_NAMES
 from supervisor.errors import FarmError
 from supervisor.health import Health
@@ -43,11 +45,14 @@ class FarmCollector:
             alive.add_metric(["ingest"], sum(1 for c in sup.gateways if c.alive))
         if sup.redis_server is not None:
             alive.add_metric(["redis"], 0 if sup.redis_down else 1)
+        if sup.senders:
+            alive.add_metric(["notify"], sum(1 for c in sup.senders if c.alive))
         yield alive
         try:
             depths = queue.depths(sup.redis, sup.keys)
             stats = queue.read_stats(sup.redis, sup.keys)
             dead = sup.redis.llen(sup.keys.dlq)
+            notify_waiting, notify_overflowed = outbox.depth(sup.redis, NotifyKeys(sup.keys.prefix))
         except redis.RedisError:
             return
         lanes = GaugeMetricFamily("farm_queue_depth", "Batches waiting in Redis, per lane.",
@@ -59,6 +64,11 @@ class FarmCollector:
                                 "committed.", value=depths["inflight"])
         yield GaugeMetricFamily("farm_dead_letters", "Entries in the dead-letter list.",
                                 value=dead)
+        yield GaugeMetricFamily("farm_notify_queue_depth", "Notifications waiting for the "
+                                "notify sender.", value=notify_waiting)
+        yield CounterMetricFamily("farm_notify_overflowed", "Notifications sent to the "
+                                  "dead-letter list because [notify] max_queue was reached.",
+                                  value=notify_overflowed)
         for name in STAT_NAMES:
             yield CounterMetricFamily(f"farm_stat_{name}", f"Farm accounting counter {name} "
                                       f"(kept in Redis, survives restarts).", value=stats[name])

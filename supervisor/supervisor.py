@@ -27,6 +27,8 @@ from farm import worker as worker_proc
 from farm.config import Config
 from farm.ingest import process as ingest_proc
 from farm.lifeline import ReadyBoard
+from farm.notify import outbox
+from farm.notify.outbox import NotifyKeys
 from farm.redis_keys import LANES, Keys
 from farm.redis_server import RedisServer, RedisServerError, embedded_dir
 from farm.redisconn import connect, describe
@@ -63,10 +65,13 @@ class Supervisor:
         self.signals: list[int] = []
         self.state = "starting"
         self.started_at = time.time()
-        self.board = ReadyBoard(1 + workers + self.n_ingest)
+        n_senders = 1 if cfg.notify.url else 0  # the outbound webhook (farm/notify/sender.py)
+        self.board = ReadyBoard(1 + workers + self.n_ingest + n_senders)
         self.indexer = Child("indexer", board_slot=0)
         self.workers: list[Child] = []
         self.gateways: list[Child] = []
+        self.senders = [Child("notify", board_slot=1 + workers + self.n_ingest)
+                        for _ in range(n_senders)]
         self.redis_slot = Child("redis", board_slot=-1)  # restart bookkeeping of embedded Redis
         self.redis_down: str | None = None
         self.store_problem: str | None = None
@@ -107,6 +112,8 @@ class Supervisor:
         for index in range(self.n_ingest):
             self.gateways.append(Child(f"ingest-{index}", board_slot=1 + self.n_workers + index))
             self.spawn_gateway(index)
+        for child in self.senders:
+            self.spawn_sender(child)
         for child in [*self._children(), self.redis_slot]:
             self.metrics.restarts.labels(child.name)  # a 0 series from the start
         self.state = "running"
@@ -193,6 +200,11 @@ class Supervisor:
         self._start(self.gateways[index], ingest_proc.main, f"farm-ingest-{index}",
                     (self.cfg, index, self.redis_url))
 
+    def spawn_sender(self, child: Child) -> None:
+        from farm.notify import sender as sender_proc
+
+        self._start(child, sender_proc.main, "farm-notify", (self.cfg, self.redis_url))
+
     def spawn_worker(self, slot: int) -> None:
         child = self.workers[slot]
         self._start(child, worker_proc.main, f"farm-worker-{slot}",
@@ -242,7 +254,7 @@ class Supervisor:
             time.sleep(timeout)
 
     def _children(self) -> list[Child]:
-        return [self.indexer, *self.workers, *self.gateways]
+        return [self.indexer, *self.workers, *self.gateways, *self.senders]
 
     def reap(self) -> None:
         """Handle every process that died: requeue, reset its ring, schedule a restart."""
@@ -251,9 +263,10 @@ class Supervisor:
         for slot, child in enumerate(self.workers):
             if child.proc is not None and not child.alive:
                 self._worker_died(slot, child)
-        for child in self.gateways:
+        for child in [*self.gateways, *self.senders]:
             if child.proc is not None and not child.alive:
-                # A gateway answers 202 only once a batch is in Redis: nothing to recover.
+                # A gateway answers 202 only once a batch is in Redis, and a sender resends
+                # its own inflight list when it starts again: nothing to recover.
                 code = child.proc.exitcode
                 child.proc = None
                 log.error("%s died (%s)", child.name, exit_reason(code))
@@ -380,6 +393,10 @@ class Supervisor:
             if child.proc is None and now >= child.start_at:
                 log.info("starting %s", child.name)
                 self.spawn_gateway(index)
+        for child in self.senders:
+            if child.proc is None and now >= child.start_at:
+                log.info("starting %s", child.name)
+                self.spawn_sender(child)
         if self.redis_server is not None and self.redis_server.proc is None:
             return  # workers and the indexer wait for Redis
         if self.indexer.proc is None:
@@ -435,6 +452,10 @@ class Supervisor:
         for child in workers:
             child.proc.terminate()
         failed += self._wait_all(workers, deadline)
+        senders = [c for c in self.senders if c.alive]  # after the workers' last acks
+        for child in senders:
+            child.proc.terminate()
+        failed += self._wait_all(senders, deadline)
         if self.indexer.alive:
             self.indexer.proc.terminate()
             failed += self._wait_all([self.indexer], deadline)
@@ -512,6 +533,10 @@ class Supervisor:
                        "processes": [{"id": c.name, "pid": c.pid, "alive": c.alive,
                                       "ready": c.alive and self.is_ready(c),
                                       "restarts": c.restarts} for c in self.gateways]},
+            "notify": {"url": self.cfg.notify.url or None,
+                       "processes": [{"id": c.name, "pid": c.pid, "alive": c.alive,
+                                      "ready": c.alive and self.is_ready(c),
+                                      "restarts": c.restarts} for c in self.senders]},
         }
         try:
             depths = queue.depths(self.redis, self.keys)
@@ -519,6 +544,8 @@ class Supervisor:
             doc["inflight"] = depths["inflight"]
             doc["dead_letters"] = self.redis.llen(self.keys.dlq)
             doc["counters"] = queue.read_stats(self.redis, self.keys)
+            waiting, overflowed = outbox.depth(self.redis, NotifyKeys(self.keys.prefix))
+            doc["notify"].update(queue=waiting, overflowed=overflowed)
         except redis.RedisError as exc:
             doc["error"] = describe(self.redis_url, exc)
         return doc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from farm.cli import main
 from farm.ingest.metrics import REFUSAL_REASONS
+from tests.conftest import free_port
 from tests.farmproc import FarmProcess, write_config
 from tests.test_farm_integration import alertmanager_webhook, push_batches
 from tests.test_ingest_e2e import wait_listening
@@ -32,7 +34,9 @@ def referenced_metrics() -> set[str]:
 
 
 def test_metrics_health_and_status_are_served(tmp_path, redis, redis_url):
-    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url, ingest=True)
+    # A notify receiver that never answers: the sender's metrics exist all the same.
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url, ingest=True,
+                          extra=f'[notify]\nurl = "http://127.0.0.1:{free_port()}/hook"\n')
     with FarmProcess(config, workers=2) as farm:
         push_batches(redis, 10, 20)
         wait_listening(f"http://{farm.ingest_http}")
@@ -45,6 +49,10 @@ def test_metrics_health_and_status_are_served(tmp_path, redis, redis_url):
         farm.wait_drained(expected_received=201)
         status, body = farm.get("/healthz")
         assert status == 200 and json.loads(body)["status"] == "ok"
+        deadline = time.monotonic() + 60  # the sender's metrics appear once it has started
+        while "farm_notify_deliveries" not in farm.get("/metrics")[1] and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
         status, body = farm.get("/metrics")
         assert status == 200
         names = metric_names(body)
@@ -76,6 +84,7 @@ def test_metrics_health_and_status_are_served(tmp_path, redis, redis_url):
             assert gateway["id"] in rows, table.output
             assert f"│ {gateway['pid']}" in rows[gateway["id"]]
         assert f"ingest gateway on http://{farm.ingest_http}" in table.output
+        assert "notify" in rows and "notifications to http://127.0.0.1:" in table.output
 
 
 def test_a_restarted_worker_reuses_its_metrics_files(tmp_path, redis, redis_url):

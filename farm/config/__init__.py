@@ -5,6 +5,7 @@
     rules.py     [dedup] [enrichment]
     correlation.py  [correlation]
     ingest.py    [ingest], and the parsers the gateway shares with its keys
+    notify.py    [notify] (the outbound webhook)
     loader.py    load() -> Config, ConfigError
     docs.py      python -m farm.config.docs: configs/farm.toml and docs/configuration.md's table
 

@@ -22,6 +22,7 @@ from farm.config.core import (
 )
 from farm.config.correlation import CorrelationSettings
 from farm.config.ingest import IngestSettings
+from farm.config.notify import NotifySettings
 from farm.config.rules import DedupSettings, EnrichmentSettings
 from farm.config.setting import SECTIONS, SETTINGS, Setting
 
@@ -47,6 +48,7 @@ class Config:
     enrichment: EnrichmentSettings
     correlation: CorrelationSettings
     ingest: IngestSettings
+    notify: NotifySettings
     source: str | None = None
 
     @property
