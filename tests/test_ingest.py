@@ -669,8 +669,11 @@ def test_sigterm_drains_answers_requests_in_flight_and_exits_0(tmp_path, redis, 
         with concurrent.futures.ThreadPoolExecutor(5) as pool:
             futures = [pool.submit(post, f"{gw.url}/alerts/event", {"name": f"a{n}"})
                        for n in range(5)]
-            # Let the requests reach the gateway and wait in their (1 s) batch.
-            time.sleep(0.3)
+            # Wait until all five are held by the gateway, in their (1 s) batch.
+            deadline = time.monotonic() + 30
+            while gw.health()["inflight"]["requests"] < 5:
+                assert time.monotonic() < deadline, "the requests never reached the gateway"
+                time.sleep(0.02)
             gw.proc.send_signal(signal.SIGTERM)
             responses = [f.result() for f in futures]
         assert gw.proc.wait(30) == 0
