@@ -497,6 +497,13 @@ def test_sigkill_of_a_gateway_loses_nothing_that_got_202(tmp_path, redis, redis_
     assert not lost, f"{len(lost)} of {len(accepted)} accepted requests are not in Redis"
 
 
+def reached(gw: GatewayProcess, futures: list[concurrent.futures.Future]) -> int:
+    """Requests answered plus those the gateway holds; answered ones are counted first, so none
+    is counted twice."""
+    answered = sum(future.done() for future in futures)
+    return answered + gw.health()["inflight"]["requests"]
+
+
 def test_sigterm_drains_answers_requests_in_flight_and_exits_0(tmp_path, redis, redis_url):
     config = write_gateway_config(tmp_path / "farm.toml", free_port(), ingest="flush_ms = 1000")
     gw = GatewayProcess(config, redis_url).start()
@@ -504,8 +511,9 @@ def test_sigterm_drains_answers_requests_in_flight_and_exits_0(tmp_path, redis, 
         with concurrent.futures.ThreadPoolExecutor(5) as pool:
             futures = [pool.submit(post, f"{gw.url}/alerts/event", {"name": f"a{n}"})
                        for n in range(5)]
-            # Let the requests reach the gateway and wait in their (1 s) batch.
-            time.sleep(0.3)
+            # SIGTERM once all five reached the gateway: each waits there in its (1 s) batch or,
+            # on a slow machine, was answered already.
+            _wait_for(lambda: reached(gw, futures) == 5, "5 requests in the gateway")
             gw.proc.send_signal(signal.SIGTERM)
             responses = [f.result() for f in futures]
         assert gw.proc.wait(30) == 0
