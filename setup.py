@@ -7,8 +7,10 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["farm", "farm.*", "supervisor", "supervisor.*",
                                     "loadgen", "loadgen.*"]),
+    package_data={"farm.correlation": ["*.lua"]},
     data_files=[("share/farm/configs/elasticsearch",
-                 ["configs/elasticsearch/alerts-template.json"])],
+                 ["configs/elasticsearch/alerts-template.json",
+                  "configs/elasticsearch/incidents-template.json"])],
     install_requires=[
         "aiohttp>=3.9",
         "click>=8.1",

@@ -9,7 +9,8 @@ sends them) for --population distinct alerts, sent over and over: the first pass
 passes are mostly full duplicates with a share of changed versions (partial), as monitoring
 tools re-send firing alerts. Batches are encoded before the clock starts; Redis is flushed
 before every run, so every run makes the same decisions. Enrichment uses
-configs/enrichment/example.toml unless --rules says otherwise (--rules none: no rules).
+configs/enrichment/example.toml unless --rules says otherwise (--rules none: no rules);
+correlation rules only with --correlation FILE (bench/correlation-20.toml holds 20).
 
 Prints, per provider, alerts/s by wall clock (what one worker core does, Redis round trips
 included; Redis runs in its own process) and by the process's CPU time, and the decision mix.
@@ -216,6 +217,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rules", default=str(EXAMPLE_RULES),
                         help="enrichment rule file, or 'none'")
+    parser.add_argument("--correlation", default="none",
+                        help="correlation rule file (e.g. bench/correlation-20.toml), or 'none'")
     parser.add_argument("--redis-url", default="", help="default: a private redis-server")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra run")
     parser.add_argument("--cpu", type=int, default=None,
@@ -232,12 +235,14 @@ def main() -> None:
         server = RedisServer(Path(tempfile.mkdtemp(prefix="farm-bench-")), appendonly=False)
         url = server.start()
     client = redis_lib.Redis.from_url(url)
-    overrides = {"enrichment": {"files": [] if args.rules == "none" else [args.rules]}}
+    overrides = {"enrichment": {"files": [] if args.rules == "none" else [args.rules]},
+                 "correlation": {"rules": "" if args.correlation == "none"
+                                 else str(Path(args.correlation).resolve())}}
     cfg = config.load(None, env={}, overrides=overrides)
     try:
         print(f"python {sys.version.split()[0]}, {args.alerts} alerts/run, batches of "
               f"{args.batch_events} events, rules: {args.rules}, store encoder: "
-              f"{cfg.store.kind}, median of {args.runs} runs")
+              f"{cfg.store.kind}, correlation: {args.correlation}, median of {args.runs} runs")
         for provider in args.providers.split(","):
             pipeline = Pipeline(cfg, client, Keys("bench"))
             raws, count = batches(Population(provider, args.population), args.alerts,

@@ -21,6 +21,14 @@ SEVERITY_BY_ORDER = {v: k for k, v in SEVERITY_ORDER.items()}
 STATUSES = ("firing", "resolved", "acknowledged", "suppressed", "pending", "maintenance")
 _STATUS_SET = frozenset(STATUSES)
 
+def json_default(value: object) -> object:
+    """How a value JSON has no type for is written, wherever farm encodes an alert (the dedup
+    digest, both stores): bytes as their UTF-8 text, anything else as str()."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
 # farm's own fields: never part of the dedup hash (docs/keep-compatibility.md#full-or-partial).
 BOOKKEEPING_FIELDS = frozenset({"eventId", "batchId", "tenant", "receivedAt", "processedAt"})
 

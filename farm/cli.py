@@ -14,6 +14,7 @@ import click
 
 from farm import config as config_mod
 from farm.config import Config
+from farm.redis_server import redis_url_of
 
 
 def load_config(path: str | None, overrides: dict | None = None):
@@ -23,11 +24,6 @@ def load_config(path: str | None, overrides: dict | None = None):
         for problem in exc.problems:
             click.echo(f"farm: config: {problem}", err=True)
         sys.exit(2)
-
-
-def redis_url_of(cfg: Config) -> str:
-    """The Redis a farm with this config uses (its private one lives in data_dir)."""
-    return cfg.redis.url or f"unix://{cfg.data_dir / 'redis' / 'redis.sock'}"
 
 
 def fail(message: str, code: int = 1):
@@ -172,10 +168,11 @@ def stop(timeout, config_path):
 @click.option("--history", is_flag=True,
               help="Search every stored event, not the current state per fingerprint "
               "(words match the same way; in SQLite a full scan unless [store] fts_history).")
+@click.option("--incident", "incident_id", help="Only the alerts linked to this incident.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the matching documents as JSON.")
 @config_option
-def search(query, since, severity, tenant, history, limit, as_json, config_path):
+def search(query, since, severity, tenant, history, incident_id, limit, as_json, config_path):
     """Find alerts by text (name, description, message) in the configured store."""
     from farm.search import Query, SearchError
     from farm.search import search as run_search
@@ -188,7 +185,7 @@ def search(query, since, severity, tenant, history, limit, as_json, config_path)
         fail(f"--since: {exc}", 2)
     try:
         hits = run_search(cfg, Query(" ".join(query), since_seconds, tuple(severity), tenant,
-                                     history, limit))
+                                     history, limit, incident_id))
     except SearchError as exc:
         fail(str(exc))
     if as_json:
@@ -274,6 +271,14 @@ def _redis(cfg: Config):
         fail(str(exc) if cfg.redis.url else f"the farm's own Redis is not running ({exc}); "
              f"start the farm first")
 
+
+def _add_incidents() -> None:
+    from farm.correlation.commands import incidents
+
+    main.add_command(incidents)
+
+
+_add_incidents()
 
 if __name__ == "__main__":
     main()

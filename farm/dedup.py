@@ -26,7 +26,7 @@ from __future__ import annotations
 import orjson
 import xxhash
 
-from farm.alert import BOOKKEEPING_FIELDS
+from farm.alert import BOOKKEEPING_FIELDS, json_default
 
 # KEYS[1] the batch's memo, KEYS[2] its timeline memo, KEYS[3..] dedup keys; ARGV[1] ttl,
 # ARGV[2] memo ttl, ARGV[3] the chunk's start (position of its first alert in the batch, from 0),
@@ -137,6 +137,7 @@ return 0
 """
 
 NEW, PARTIAL, FULL = "n", "p", "f"
+DECISION_NAMES = {NEW: "new", PARTIAL: "partial", FULL: "full"}  # as metrics label them
 
 # Set on every stored version (docs/keep-compatibility.md#firing-timeline), in the order of the
 # script's timeline array after its status and severity.
@@ -150,12 +151,6 @@ def apply_timeline(alert: dict, timeline: list) -> None:
         alert[name] = None if value == "" else value
 # A memo outlives its batch only if the worker dies and nobody requeues the batch for a day.
 MEMO_TTL_SECONDS = 86_400
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
 
 
 def _drop_path(doc: dict, path: list[str]) -> dict:
@@ -195,11 +190,11 @@ class ContentHasher:
         a map key that is not a string, nesting deeper than orjson's 254 levels. The pipeline
         computes it before any decision, so such an alert is dead-lettered before Redis stores
         anything for it."""
-        data = orjson.dumps(self.content(alert), default=_json_default,
+        data = orjson.dumps(self.content(alert), default=json_default,
                             option=orjson.OPT_SORT_KEYS)
         if self._hides_a_container(alert):
             # The ignored part is not in the digest but is in the document: check it too.
-            orjson.dumps(alert, default=_json_default)
+            orjson.dumps(alert, default=json_default)
         return xxhash.xxh3_128_digest(data)
 
     def _hides_a_container(self, alert: dict) -> bool:

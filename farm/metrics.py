@@ -32,6 +32,10 @@ def worker_metrics() -> SimpleNamespace:
         ring_wait=Counter("farm_ring_full_seconds", "Time workers waited for ring space "
                           "(the indexer or the store is the bottleneck)."),
         redis_errors=Counter("farm_worker_redis_errors", "Redis errors seen by workers."),
+        rules_matched=Counter("farm_correlation_matches", "Correlation rule matches: one per "
+                              "alert, rule and group key it joins or opens."),
+        incidents=Counter("farm_incidents", "Incident changes decided by workers: opened, "
+                          "updated (alerts joined or changed), resolved.", ["event"]),
         lease_lost=Counter("farm_lease_lost", "Times a worker found its inflight list requeued "
                            "(heartbeat expired) and started over."),
     )

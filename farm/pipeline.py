@@ -21,8 +21,9 @@ from redis.exceptions import RedisError
 from farm import rules as rules_module
 from farm.alert import fields_fingerprint, iso_ms, keep_url, normalize_time, severity_of, status_of
 from farm.config import Config
+from farm.correlation.stage import Correlated, Correlation, CorrelationCounts
 from farm.deadletters import dead_letter
-from farm.dedup import FULL, Deduplicator
+from farm.dedup import DECISION_NAMES, FULL, NEW, PARTIAL, Deduplicator
 from farm.providers import normalizer_for
 from farm.rules.extraction import run as run_extraction
 from farm.rules.ruleset import PROTECTED_FIELDS, BatchRules, Rules
@@ -44,6 +45,7 @@ class Outcome:
     counts: dict[str, int] = field(default_factory=dict)
     decisions: dict[str, int] = field(default_factory=dict)  # per decision letter
     provider: str = "unknown"
+    correlation: CorrelationCounts = field(default_factory=CorrelationCounts)
 
 
 
@@ -139,6 +141,7 @@ class Pipeline:
         self.encoder = encoder_for(cfg)
         self.rules = rules if rules is not None else rules_module.load(cfg)
         self.dedup = Deduplicator(redis, keys, cfg.dedup.ttl_seconds)
+        self.correlation = Correlation(cfg, redis, keys)
         self.batch_max = cfg.workers.batch_max
         self.max_record_bytes = max_record_bytes
         self._enrich_errors = 0
@@ -164,6 +167,11 @@ class Pipeline:
         except BadBatch as exc:
             return self.dead_batch(raw, str(exc), "decode")
         out.provider = batch.provider
+        if batch.control is not None:
+            out.records.append(pack_record(batch.sent_at, 0, self.encoder.encode(
+                batch.tenant, batch.sent_at, [], self.correlation.control(batch))))
+            out.memo_ids.append(batch.id)
+            return out
         if normalizer_for(batch.provider) is None:
             return self.dead_batch(raw, f"provider {batch.provider!r} is not supported by this "
                                    f"farm version", "normalize")
@@ -176,8 +184,8 @@ class Pipeline:
         alerts, digests, bad_events, empty_events = self.canonical(batch, rules, now, out)
 
         enriches = rules.enriches
-        decided = {"n": 0, "p": 0, "f": 0}
-        lost = {"n": 0, "p": 0, "f": 0}  # decided, then dead-lettered: they could not be stored
+        decided = dict.fromkeys(DECISION_NAMES, 0)
+        lost = dict.fromkeys(DECISION_NAMES, 0)  # decided, then dead-lettered: not storable
         for start in range(0, max(len(alerts), 1), self.batch_max):
             chunk = alerts[start:start + self.batch_max]
             decisions = self.dedup.decide(batch.id, start, batch.tenant, chunk,
@@ -189,7 +197,8 @@ class Pipeline:
                 for alert, decision in items:
                     if decision != FULL:  # Keep runs no rule on a full duplicate
                         self.enrich(alert, rules, now)
-            self.encode(batch, items, out, lost)
+            incidents = self.correlate(batch, start, items, out)
+            self.encode(batch, items, out, lost, incidents)
         if alerts:
             out.memo_ids.append(batch.id)
         if not out.records:  # every item was dead-lettered; the worker needs one record to ack
@@ -200,7 +209,7 @@ class Pipeline:
         # or the event itself when it yields none, so every event counts at least once.
         out.counts = {
             "alerts_received": len(alerts) + bad_events + empty_events,
-            "alerts_indexed": decided["n"] + decided["p"] - lost["n"] - lost["p"],
+            "alerts_indexed": (decided[NEW] + decided[PARTIAL] - lost[NEW] - lost[PARTIAL]),
             "alerts_duplicate": decided[FULL] - lost[FULL],
             "alerts_dead": bad_events + sum(lost.values()),
             "events_empty": empty_events,
@@ -244,14 +253,21 @@ class Pipeline:
             digests += produced_digests
         return alerts, digests, bad_events, empty_events
 
+    def correlate(self, batch: Batch, start: int, items: list[tuple[dict, str]],
+                  out: Outcome) -> Correlated | None:
+        """The correlation step (farm/correlation/stage.py): incidents of one chunk."""
+        if not self.correlation.enabled or not items:
+            return None
+        return self.correlation.run(batch, start, items, out.correlation)
+
     def encode(self, batch: Batch, items: list[tuple[dict, str]], out: Outcome,
-               lost: dict[str, int]) -> None:
+               lost: dict[str, int], incidents: Correlated | None = None) -> None:
         """Append the records of one chunk's decided alerts to `out`. A record over
         max_record_bytes is split in halves, re-encoded (the store's writes are the same however
         a batch is cut, as with batch_max chunks); an alert that cannot be encoded or fit by
         itself is dead-lettered alone (counted in `lost`) and its digest forgotten."""
         try:
-            body = self.encoder.encode(batch.tenant, batch.sent_at, items)
+            body = self.encoder.encode(batch.tenant, batch.sent_at, items, incidents)
         except Exception as exc:  # the digest checked what the encoders reject: a safety net
             if not items:
                 raise  # nothing to split off: process() reports it
@@ -266,7 +282,7 @@ class Pipeline:
                        f"raise [workers] ring_mb")
         if len(items) > 1:
             half = len(items) // 2
-            self.encode(batch, items[:half], out, lost)
+            self.encode(batch, items[:half], out, lost, incidents)
             self.encode(batch, items[half:], out, lost)
             return
         [(alert, decision)] = items

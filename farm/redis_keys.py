@@ -22,6 +22,23 @@
   dedup script computed for that alert (JSON), written with the decisions and dropped with them
   on ack, so a redelivered batch replays the same timeline even after later versions of its
   fingerprints were stored.
+- `<p>:incidents:<batch id>`           hash: the correlation script's memo of one batch: `upto`
+  (how many of the batch's alerts it decided), position -> JSON [incident ids, incident ids
+  newly linked], `s:<incident id>` -> the incident's snapshot after the batch. Written by the
+  correlation script chunk by chunk (and by the resolve script for a control batch), TTL a
+  day, deleted when the batch is acked; a redelivered batch replays it.
+- `<p>:incgroup:<tenant>:<rule>:<group key>`  string: the id of the newest incident of that
+  rule and group key, TTL `[correlation] ttl_seconds`. Written by the correlation script.
+- `<p>:incident:<incident id>`          hash: an incident's state (status, name parts and
+  values, severity, counts, first/last fingerprint, visibility, sub-rules matched, start/last
+  seen, same_incident_in_the_past_id, version...), TTL `[correlation] ttl_seconds`. Written by
+  the correlation and resolve scripts.
+- `<p>:incmembers:<incident id>`        hash: member fingerprint -> JSON [latest status,
+  unresolvedCounter, lastReceived], for resolve_on and visibility. Same writers and TTL.
+- `<p>:incfp:<tenant>:<fingerprint>`    set: the unresolved incidents the fingerprint belongs
+  to (a new version of it updates them even when it matches no rule). Same writers and TTL.
+- `<p>:incnumber:<tenant>`              integer: the last incident running number (for
+  incident_prefix), INCR by the correlation script when it opens an incident.
 - `<p>:dlq`                            list of dead letters (msgpack maps: reason, stage, at,
   batch, tenant, provider, payload). Workers and the indexer LPUSH.
 - `<p>:rl:<tenant>:<provider>`         string: the ingest gateways' rate-limit bucket (GCRA) of
@@ -83,6 +100,12 @@ class Keys:
 
     def timeline(self, batch_id: str) -> str:
         return f"{self.prefix}:timeline:{batch_id}"
+
+    def incidents_memo(self, batch_id: str) -> str:
+        return f"{self.prefix}:incidents:{batch_id}"
+
+    def incident(self, incident_id: str) -> str:
+        return f"{self.prefix}:incident:{incident_id}"
 
     def rate_limit(self, tenant: str, provider: str) -> str:
         return f"{self.prefix}:rl:{tenant}:{provider}"

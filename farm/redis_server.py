@@ -16,6 +16,18 @@ import redis
 
 from farm.lifeline import ask_kernel_for_death_signal
 
+SOCKET_NAME = "redis.sock"
+
+
+def embedded_dir(data_dir: Path) -> Path:
+    """Where a farm's private Redis keeps its files and socket."""
+    return Path(data_dir) / "redis"
+
+
+def redis_url_of(cfg) -> str:
+    """The Redis a farm with this config uses: [redis] url, or its private one in data_dir."""
+    return cfg.redis.url or f"unix://{embedded_dir(cfg.data_dir) / SOCKET_NAME}"
+
 
 class RedisServerError(Exception):
     """The private Redis server could not be started; the message says why."""
@@ -57,7 +69,7 @@ class RedisServer:
         self.data_dir = Path(data_dir)
         self.port = port
         self.appendonly = appendonly
-        self.socket = self.data_dir / "redis.sock"
+        self.socket = self.data_dir / SOCKET_NAME
         self.pidfile = self.data_dir / "redis-server.pid"
         self.proc: subprocess.Popen | None = None
         self._lock: int | None = None

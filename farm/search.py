@@ -19,6 +19,7 @@ import orjson
 
 from farm.alert import iso_ms
 from farm.config import Config
+from farm.sinks.sqlite import connect
 
 
 class SearchError(Exception):
@@ -33,6 +34,7 @@ class Query:
     tenant: str | None = None
     history: bool = False
     limit: int = 20
+    incident: str | None = None  # only the alerts linked to this incident
 
     def cutoff(self) -> str | None:
         if self.since_seconds is None:
@@ -98,8 +100,6 @@ class TextMatcher:
 
 
 def _search_sqlite(cfg: Config, q: Query) -> list[dict]:
-    from farm.sinks.sqlite import connect
-
     path = cfg.sqlite_path
     if not path.exists():
         raise SearchError(f"no store at {path} yet (has the farm indexed anything?)")
@@ -144,6 +144,11 @@ def _run_sqlite(db: sqlite3.Connection, q: Query) -> list[dict]:
     if q.tenant:
         where.append("a.tenant = ?")
         args.append(q.tenant)
+    if q.incident:
+        table += (" JOIN incident_alerts l ON l.tenant = a.tenant "
+                  "AND l.fingerprint = a.fingerprint")
+        where.append("l.incident_id = ?")
+        args.append(q.incident)
     sql = (f"SELECT {select} FROM {table} {'WHERE ' + ' AND '.join(where) if where else ''} "
            f"ORDER BY a.lastReceived DESC LIMIT ?")
     out = []
@@ -171,6 +176,11 @@ def _search_engine(cfg: Config, q: Query) -> list[dict]:
         filters.append({"terms": {"severity": list(q.severities)}})
     if q.tenant:
         filters.append({"term": {"tenant": q.tenant}})
+    if q.incident:
+        from farm.correlation.store import get_incident
+
+        _, links = get_incident(cfg, q.incident)
+        filters.append({"terms": {"fingerprint": sorted({lk["fingerprint"] for lk in links})}})
     body = {"size": q.limit, "sort": [{"lastReceived": "desc"}],
             "query": {"bool": {"must": must, "filter": filters,
                                "must_not": [{"term": {"eventId": ""}}]}}}

@@ -36,6 +36,9 @@ class Batch(NamedTuple):
     # received them; a fingerprint here overrides every alert's (Keep's __internal_prepartion).
     provider_id: str | None = None
     fingerprint: str | None = None
+    # Optional: a command for the workers instead of events (farm/correlation/stage.py), e.g.
+    # {"resolve_incident": <id>} from `farm incidents resolve`.
+    control: dict | None = None
 
 
 def encode_batch(events: list[Any], provider: str, tenant: str = "default",
@@ -97,8 +100,11 @@ def decode_batch(raw: bytes) -> Batch:
     for name, value in (("provider_id", provider_id), ("fingerprint", fingerprint)):
         if value is not None and not isinstance(value, str):
             raise BadBatch(f"'{name}' must be a string, got {value!r}")
+    control = env.get("control")
+    if control is not None and not isinstance(control, dict):
+        raise BadBatch(f"'control' must be a map, got {control!r}")
     return Batch(batch_id, tenant, provider, float(sent_at), events, provider_id or None,
-                 fingerprint or None)
+                 fingerprint or None, control)
 
 
 def peek_batch_id(raw: bytes) -> str | None:

@@ -17,6 +17,7 @@ import redis
 
 from farm import metrics
 from farm.config import Config
+from farm.dedup import DECISION_NAMES
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import Pipeline
@@ -24,6 +25,7 @@ from farm.queue import WorkQueue
 from farm.redis_keys import STAT_NAMES, Keys
 from farm.redisconn import RedisUnavailable, connect, describe
 from farm.ring import Ring
+from farm.rules.ruleset import RuleError
 
 log = logging.getLogger("farm.worker")
 
@@ -68,6 +70,8 @@ class Worker:
         self.queue = WorkQueue(self.redis, self.keys, worker_id, cfg.workers.heartbeat_seconds)
         self.pipeline = Pipeline(cfg, self.redis, self.keys, max_record_bytes=ring.max_record)
         self.metrics = metrics.worker_metrics()
+        for event in INCIDENT_EVENTS:
+            self.metrics.incidents.labels(event)  # a series at 0 from the start
         self.pending: deque[Pending] = deque()
         self.taken: deque[bytes] = deque()  # taken into inflight, not yet handed over
         self.stopping = False
@@ -135,13 +139,20 @@ class Worker:
         for record in outcome.records:
             last_seq = self.ring.put(record, wait=self._ring_full)
         memo_keys = [key for m in outcome.memo_ids
-                     for key in (self.keys.decided(m), self.keys.timeline(m))]
+                     for key in (self.keys.decided(m), self.keys.timeline(m),
+                                 self.keys.incidents_memo(m))]
         self.pending.append(Pending(last_seq, outcome.counts, outcome.dead_letters, memo_keys))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels("dead" if outcome.counts.get("batches_dead") else "ok").inc()
         for letter, n in outcome.decisions.items():
             if n:
-                self.metrics.alerts.labels(outcome.provider, _DECISION[letter]).inc(n)
+                self.metrics.alerts.labels(outcome.provider, DECISION_NAMES[letter]).inc(n)
+        correlation = outcome.correlation
+        if correlation.matched:
+            self.metrics.rules_matched.inc(sum(correlation.matched.values()))
+        for event in INCIDENT_EVENTS:
+            if getattr(correlation, event):
+                self.metrics.incidents.labels(event).inc(getattr(correlation, event))
         if outcome.counts.get("alerts_dead"):
             self.metrics.alerts.labels(outcome.provider, "dead").inc(outcome.counts["alerts_dead"])
 
@@ -197,7 +208,7 @@ class Worker:
         self.stopping = True
 
 
-_DECISION = {"n": "new", "p": "partial", "f": "full"}
+INCIDENT_EVENTS = ("opened", "updated", "resolved")
 
 
 def _cpus() -> str:
@@ -217,8 +228,6 @@ def main(cfg: Config, slot: int, worker_id: str, ring_handle, redis_url: str, cp
         import psutil
 
         psutil.Process().cpu_affinity([cpu])
-    from farm.rules.ruleset import RuleError
-
     try:
         worker = Worker(cfg, slot, worker_id, Ring(ring_handle), redis_url, lifeline)
     except RedisUnavailable as exc:  # only a malformed URL gets here

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from farm import queue
-from farm.redis_keys import STAT_NAMES
+from farm.redis_keys import LANES, STAT_NAMES
 from supervisor.errors import FarmError
 from supervisor.health import Health
 
@@ -52,7 +52,7 @@ class FarmCollector:
             return
         lanes = GaugeMetricFamily("farm_queue_depth", "Batches waiting in Redis, per lane.",
                                   labels=["lane"])
-        for lane in ("critical", "normal"):
+        for lane in LANES:
             lanes.add_metric([lane], depths[lane])
         yield lanes
         yield GaugeMetricFamily("farm_inflight_batches", "Batches taken by workers and not yet "

@@ -25,10 +25,12 @@ from farm import indexer as indexer_proc
 from farm import metrics, queue, ring
 from farm import worker as worker_proc
 from farm.config import Config
+from farm.ingest import process as ingest_proc
 from farm.lifeline import ReadyBoard
-from farm.redis_keys import Keys
-from farm.redis_server import RedisServer, RedisServerError
+from farm.redis_keys import LANES, Keys
+from farm.redis_server import RedisServer, RedisServerError, embedded_dir
 from farm.redisconn import connect, describe
+from farm.sinks import writer_for
 from supervisor import leftovers
 from supervisor.children import Child, RestartPolicy, exit_reason
 from supervisor.errors import FarmError
@@ -133,7 +135,7 @@ class Supervisor:
 
     def _start_redis(self) -> None:
         if not self.redis_url:
-            self.redis_server = RedisServer(self.cfg.data_dir / "redis")
+            self.redis_server = RedisServer(embedded_dir(self.cfg.data_dir))
             self.redis_url = self.redis_server.start()
             self.redis_slot.spawned_at = time.time()
             self.record.process("redis-server", self.redis_server.pid)
@@ -141,8 +143,6 @@ class Supervisor:
 
     def _check_store(self) -> None:
         """Open the store once here, so that a bad path or URL stops start-up with one line."""
-        from farm.sinks import writer_for
-
         try:
             writer_for(self.cfg, check=True).close()
         except Exception as exc:
@@ -190,8 +190,6 @@ class Supervisor:
         child_end.close()
 
     def spawn_gateway(self, index: int) -> None:
-        from farm.ingest import process as ingest_proc
-
         self._start(self.gateways[index], ingest_proc.main, f"farm-ingest-{index}",
                     (self.cfg, index, self.redis_url))
 
@@ -508,7 +506,7 @@ class Supervisor:
         }
         try:
             depths = queue.depths(self.redis, self.keys)
-            doc["queues"] = {lane: depths[lane] for lane in ("critical", "normal")}
+            doc["queues"] = {lane: depths[lane] for lane in LANES}
             doc["inflight"] = depths["inflight"]
             doc["dead_letters"] = self.redis.llen(self.keys.dlq)
             doc["counters"] = queue.read_stats(self.redis, self.keys)

@@ -15,7 +15,14 @@ def test_round_trip_keeps_every_field():
                        sent_at=1700000000.5)
     batch = decode_batch(raw)
     assert batch == ("b1", "acme", "prometheus", 1700000000.5, [{"a": 1}, {"b": [1, 2]}],
-                     None, None)
+                     None, None, None)
+
+
+def test_a_control_batch_carries_its_command_and_a_bad_one_is_refused():
+    env = {**msgpack.unpackb(encode_batch([], "keep")), "control": {"resolve_incident": "x"}}
+    assert decode_batch(msgpack.packb(env)).control == {"resolve_incident": "x"}
+    with pytest.raises(BadBatch, match="'control' must be a map"):
+        decode_batch(msgpack.packb({**env, "control": "resolve"}))
 
 
 def test_keeps_query_parameters_the_gateway_received():

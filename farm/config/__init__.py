@@ -3,6 +3,7 @@
     setting.py   how a key is declared (a field of its section's frozen dataclass)
     core.py      [farm] [redis] [workers] [store] [supervisor]
     rules.py     [dedup] [enrichment]
+    correlation.py  [correlation]
     ingest.py    [ingest], and the parsers the gateway shares with its keys
     loader.py    load() -> Config, ConfigError
     docs.py      python -m farm.config.docs: configs/farm.toml and docs/configuration.md's table

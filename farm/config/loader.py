@@ -20,6 +20,7 @@ from farm.config.core import (
     SupervisorSettings,
     WorkersSettings,
 )
+from farm.config.correlation import CorrelationSettings
 from farm.config.ingest import IngestSettings
 from farm.config.rules import DedupSettings, EnrichmentSettings
 from farm.config.setting import SECTIONS, SETTINGS, Setting
@@ -44,6 +45,7 @@ class Config:
     supervisor: SupervisorSettings
     dedup: DedupSettings
     enrichment: EnrichmentSettings
+    correlation: CorrelationSettings
     ingest: IngestSettings
     source: str | None = None
 
@@ -151,41 +153,60 @@ def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = Non
     `path` is a TOML file (None: defaults only); `env` defaults to os.environ; `overrides`
     (for command-line flags) win over both. Raises ConfigError listing every mistake.
     """
-    env = os.environ if env is None else env
-    problems: list[str] = []
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError([f"config file {path} does not exist"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"config file {path} is not valid TOML: {exc}"]) from None
-
     values: dict[str, dict[str, Any]] = {
         section: {key: copy.deepcopy(s.default) for key, s in keys.items()}
         for section, keys in _BY_SECTION.items()
     }
+    problems: list[str] = []
+    layers = (_file_values(path), _env_values(os.environ if env is None else env),
+              _override_values(overrides or {}))
+    for layer in layers:
+        for setting, raw, label, from_env in layer:
+            if setting is None:
+                problems.append(label)  # an unknown name, already phrased
+                continue
+            value, problem = _coerce(setting, raw, from_env)
+            if problem:
+                problems.append(f"{label} {problem}")
+            else:
+                values[setting.section][setting.key] = value
+    problems += _cross_checks(values)
+    if problems:
+        raise ConfigError(problems)
+    sections = {name: SECTIONS[name](**kv) for name, kv in values.items()}
+    return Config(**sections, source=str(path) if path is not None else None)
+
+
+# Each layer yields (setting or None, raw value, how to name it in a message, from_env); a
+# None setting means an unknown name, and the label is then the whole message.
+
+def _file_values(path: str | os.PathLike | None):
+    if path is None:
+        return
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"config file {path} does not exist"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"config file {path} is not valid TOML: {exc}"]) from None
     for section, table in data.items():
         if section not in _BY_SECTION:
-            problems.append(f"unknown section [{section}]{_suggest(section, list(_BY_SECTION))}")
-            continue
-        if not isinstance(table, dict):
-            problems.append(f"[{section}] must be a table")
-            continue
-        for key, raw in table.items():
-            setting = _BY_SECTION[section].get(key)
-            if setting is None:
-                problems.append(
-                    f"unknown key [{section}] {key}{_suggest(key, list(_BY_SECTION[section]))}")
-                continue
-            value, problem = _coerce(setting, raw, from_env=False)
-            if problem:
-                problems.append(f"{setting.name} = {raw!r} {problem}")
-            else:
-                values[section][key] = value
+            known = list(_BY_SECTION)
+            yield None, None, f"unknown section [{section}]{_suggest(section, known)}", False
+        elif not isinstance(table, dict):
+            yield None, None, f"[{section}] must be a table", False
+        else:
+            for key, raw in table.items():
+                setting = _BY_SECTION[section].get(key)
+                if setting is None:
+                    yield None, None, (f"unknown key [{section}] {key}"
+                                       f"{_suggest(key, list(_BY_SECTION[section]))}"), False
+                else:
+                    yield setting, raw, f"{setting.name} = {raw!r}", False
 
+
+def _env_values(env: dict[str, str]):
     for name, raw in env.items():
         if not name.startswith("FARM_"):
             continue
@@ -196,29 +217,22 @@ def load(path: str | os.PathLike | None = None, env: dict[str, str] | None = Non
         key = rest[len(section) + 1:]
         setting = _BY_SECTION[section].get(key)
         if setting is None:
-            problems.append(
-                f"unknown environment override {name}{_suggest(key, list(_BY_SECTION[section]))}")
-            continue
-        value, problem = _coerce(setting, raw, from_env=True)
-        if problem:
-            problems.append(f"{name}={raw!r} {problem}")
+            yield None, None, (f"unknown environment override {name}"
+                               f"{_suggest(key, list(_BY_SECTION[section]))}"), True
         else:
-            values[section][key] = value
+            yield setting, raw, f"{name}={raw!r}", True
 
-    for section, table in (overrides or {}).items():
+
+def _override_values(overrides: dict[str, dict[str, Any]]):
+    for section, table in overrides.items():
         for key, raw in table.items():
             setting = _BY_SECTION[section][key]
-            value, problem = _coerce(setting, raw, from_env=False)
-            if problem:
-                problems.append(f"{setting.name} = {raw!r} {problem}")
-            else:
-                values[section][key] = value
+            yield setting, raw, f"{setting.name} = {raw!r}", False
 
+
+def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
+    """Mistakes that span keys."""
     if values["store"]["kind"] == "elasticsearch" and not values["store"]["url"]:
-        problems.append('[store] kind = "elasticsearch" needs [store] url '
-                        '(for example "http://127.0.0.1:9200")')
-    if problems:
-        raise ConfigError(problems)
-    sections = {name: SECTIONS[name](**kv) for name, kv in values.items()}
-    return Config(**sections, source=str(path) if path is not None else None)
-
+        return ['[store] kind = "elasticsearch" needs [store] url '
+                '(for example "http://127.0.0.1:9200")']
+    return []

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from farm.config.ingest import parse_watermark
-from farm.redis_keys import Keys
+from farm.redis_keys import LANES, Keys
 
 log = logging.getLogger("farm.ingest")
 
@@ -58,7 +58,7 @@ class Gate:
 
     async def measure(self) -> Backlog:
         pipe = self.redis.pipeline(transaction=False)
-        lanes = ("critical", "normal")
+        lanes = LANES
         for lane in lanes:
             pipe.llen(self.keys.queue(lane))
         for lane in lanes:

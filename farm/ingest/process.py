@@ -26,6 +26,7 @@ from farm.config import Config, ConfigError
 from farm.config import load as load_config
 from farm.config.ingest import parse_watermark
 from farm.lifeline import BOOT_ERROR, Lifeline
+from farm.redis_server import redis_url_of
 from farm.units import parse_bytes
 
 log = logging.getLogger("farm.ingest")
@@ -222,7 +223,7 @@ def _run_from_command_line(argv: list[str] | None = None) -> None:
         cfg = load_config(args.config)
     except ConfigError as exc:
         sys.exit("\n".join(f"config: {problem}" for problem in exc.problems))
-    redis_url = args.redis_url or cfg.redis.url or f"unix://{cfg.data_dir / 'redis' / 'redis.sock'}"
+    redis_url = args.redis_url or redis_url_of(cfg)
     main(cfg, args.index, redis_url)
 
 

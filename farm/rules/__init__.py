@@ -1,6 +1,7 @@
 """Keep-style rules from configuration: fingerprint and deduplication rules, enrichment.
 
-    validate(cfg) -> list[str]   every problem with the configured rules, one line each
+    validate(cfg) -> list[str]   every problem with the configured rules (correlation rules
+                                 too), one line each
                                  (the supervisor calls it before it spawns workers)
     load(cfg) -> Rules           the compiled rules (the pipeline calls it once, at worker
                                  start); raises RuleError
@@ -31,10 +32,11 @@ def load(cfg: Config):
 
 def validate(cfg: Config) -> list[str]:
     """Every problem with the configured dedup rules and rule files; empty when all is well."""
+    from farm.correlation.rules import validate as validate_correlation
     from farm.rules.ruleset import RuleError
 
     try:
         load(cfg)
     except RuleError as exc:
-        return list(exc.problems)
-    return []
+        return list(exc.problems) + validate_correlation(cfg)
+    return validate_correlation(cfg)

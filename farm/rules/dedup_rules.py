@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from farm.wire import PROVIDERS
+
 ALLOWED_KEYS = ("name", "provider", "tenant", "provider_id", "fingerprint_fields",
                 "ignore_fields", "full_deduplication")
 ALWAYS_IGNORED = "lastReceived"
@@ -58,8 +60,6 @@ def _string_list(value: object) -> bool:
 
 def parse_rule(table: object, number: int) -> DedupRule:
     """One [[dedup.rules]] table -> DedupRule. Raises ValueError naming the rule and the fix."""
-    from farm.wire import PROVIDERS
-
     where = f"rule #{number}"
     if not isinstance(table, dict):
         raise ValueError(f"{where} must be a table ([[dedup.rules]])")

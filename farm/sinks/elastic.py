@@ -21,8 +21,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import msgpack
 import orjson
 
-from farm.alert import SEVERITY_ORDER
+from farm.alert import SEVERITY_ORDER, json_default
 from farm.config import Config
+from farm.correlation.store import engine_actions
 from farm.deadletters import dead_letter
 from farm.dedup import FULL
 from farm.sinks.current import coalesce
@@ -39,16 +40,10 @@ from farm.units import parse_bytes
 
 log = logging.getLogger("farm.indexer")
 
-HISTORY, CURRENT = 0, 1
+HISTORY, CURRENT, INCIDENT = 0, 1, 2
 NDJSON = {"content-type": "application/x-ndjson", "accept": "application/json"}
 BULK_PATH = "/_bulk?filter_path=errors,items.*.status,items.*.error"
 RETRY_ITEM = frozenset({409, 429, 500, 502, 503, 504})
-
-
-def _default(value: object) -> object:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
 
 
 class ElasticEncoder:
@@ -59,7 +54,8 @@ class ElasticEncoder:
         self.current = current_index(self.prefix)
         self._script = orjson.dumps(CURRENT_SCRIPT_ID)
 
-    def encode(self, tenant: str, sent_at: float, items: list[tuple[dict, str]]) -> bytes:
+    def encode(self, tenant: str, sent_at: float, items: list[tuple[dict, str]],
+               incidents=None) -> bytes:
         index = history_index(self.prefix, sent_at) if items else ""
         parts: list[bytes] = []
         ends: list[int] = []
@@ -70,7 +66,7 @@ class ElasticEncoder:
             if decision == FULL:
                 continue
             alert["severityOrder"] = SEVERITY_ORDER.get(alert.get("severity"), 2)
-            source = orjson.dumps(alert, default=_default)
+            source = orjson.dumps(alert, default=json_default)
             sources[id(alert)] = source
             action = orjson.dumps({"index": {"_index": index, "_id": alert["eventId"]}})
             parts += (action, b"\n", source, b"\n")
@@ -97,6 +93,11 @@ class ElasticEncoder:
             size += len(action) + len(body) + 2
             ends.append(size)
             kinds.append(CURRENT)
+        for item in engine_actions(self.prefix, tenant, incidents):
+            parts.append(item)
+            size += len(item)
+            ends.append(size)
+            kinds.append(INCIDENT)
         return msgpack.packb((b"".join(parts), ends, kinds))
 
     def _update_action(self, tenant: str, fingerprint: str) -> bytes:
@@ -252,8 +253,8 @@ class ElasticWriter:
             doc = doc.get("script", {}).get("params", {}).get("doc", doc)
         batch = doc.get("batchId") if isinstance(doc, dict) else None
         tenant = doc.get("tenant") if isinstance(doc, dict) else None
-        letter = dead_letter(reason, "store" if kind == HISTORY else "store-current", doc,
-                             batch, tenant, "keep")
+        stage = {HISTORY: "store", CURRENT: "store-current"}.get(kind, "store-incident")
+        letter = dead_letter(reason, stage, doc, batch, tenant, "keep")
         return letter, kind == HISTORY
 
     def maintain(self, now: float | None = None) -> None:

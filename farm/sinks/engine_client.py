@@ -199,6 +199,9 @@ def setup(engine: Engine, store) -> str:
     engine.request("PUT", f"/_scripts/{CURRENT_SCRIPT_ID}",
                    body={"script": {"lang": "painless", "source": CURRENT_SCRIPT}})
     engine.request("PUT", f"/{current_index(prefix)}", ok=(200, 201, 400))  # 400: exists
+    from farm.correlation.store import setup_engine
+
+    setup_engine(engine, prefix, store.replicas)
     return lifecycle
 
 

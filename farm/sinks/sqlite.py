@@ -19,7 +19,8 @@ from pathlib import Path
 import msgpack
 import orjson
 
-from farm.alert import iso_ms
+from farm.alert import iso_ms, json_default
+from farm.correlation import store as incident_store
 from farm.dedup import FULL
 from farm.sinks.current import coalesce
 
@@ -130,15 +131,17 @@ ON CONFLICT (tenant, fingerprint) DO UPDATE SET
 
 
 class SqliteEncoder:
-    """Worker side: a batch's decided alerts -> msgpack of (history rows, versions, bumps)."""
+    """Worker side: a batch's decided alerts -> msgpack of (history rows, versions, bumps), and
+    (incident rows, incident links) after them when the chunk touched incidents."""
 
-    def encode(self, tenant: str, sent_at: float, items: list[tuple[dict, str]]) -> bytes:
+    def encode(self, tenant: str, sent_at: float, items: list[tuple[dict, str]],
+               incidents=None) -> bytes:
         history = []
         docs: dict[int, str] = {}
         for alert, decision in items:
             if decision == FULL:
                 continue
-            doc = orjson.dumps(alert, default=str).decode()
+            doc = orjson.dumps(alert, default=json_default).decode()
             docs[id(alert)] = doc
             history.append((alert["eventId"], alert["fingerprint"], tenant, alert["lastReceived"],
                             alert["severity"], alert["status"], alert["name"], doc))
@@ -147,7 +150,10 @@ class SqliteEncoder:
                     a["status"], a["name"], _text(a.get("description")), _text(a.get("message")),
                     dups, sent_at, docs[id(a)]) for a, dups in versions]
         bump_rows = [(tenant, fp, seen, count) for fp, count, seen in bumps]
-        return msgpack.packb((history, current, bump_rows))
+        if not incidents:
+            return msgpack.packb((history, current, bump_rows))
+        incident_rows, links = incident_store.sqlite_rows(tenant, incidents)
+        return msgpack.packb((history, current, bump_rows, incident_rows, links))
 
 
 def _text(value: object) -> str | None:
@@ -167,6 +173,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA recursive_triggers=ON")  # REPLACE fires delete triggers (FTS)
         db.executescript(SCHEMA)
+        db.executescript(incident_store.SCHEMA)
     db.execute("PRAGMA busy_timeout=30000")
     return db
 
@@ -238,18 +245,22 @@ class SqliteWriter:
 
     def write(self, payloads: list[bytes]) -> list:
         """Commit every payload or none. Returns rejected items (SQLite rejects none)."""
-        history, current, bumps = [], [], []
+        history, current, bumps, incidents, links = [], [], [], [], []
         for payload in payloads:
-            h, c, b = msgpack.unpackb(payload)
+            h, c, b, *correlated = msgpack.unpackb(payload)  # incidents only when there are
             history += h
             current += c
             bumps += b
+            if correlated:
+                incidents += correlated[0]
+                links += correlated[1]
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(INSERT_HISTORY, history)
             db.executemany(UPSERT_VERSION, current)
             db.executemany(BUMP_DUPLICATES, bumps)
+            incident_store.write_sqlite(db, incidents, links)
             db.execute("INSERT INTO commits (committedAt, lastRowid) "
                        "VALUES (?, coalesce((SELECT max(rowid) FROM alerts), 0))", (time.time(),))
             db.execute("COMMIT")

@@ -1,0 +1,273 @@
+"""Correlation rule files: TOML with `[[rule]]` tables, compiled once
+(docs/keep-compatibility.md#correlation).
+
+`load_file(path)` returns the compiled rules and one line per problem (file, rule, key, what is
+wrong); `RuleFile` keeps the rules in force and reloads them when the file changes. Nothing here
+runs per alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from farm.rules.condition import ConditionError, compile_condition
+from farm.units import parse_duration
+
+log = logging.getLogger("farm.correlation")
+
+RULE_KEYS = ("name", "description", "disabled", "tenants", "condition", "grouping_criteria",
+             "timeframe", "threshold", "create_on", "resolve_on", "incident_name_template",
+             "incident_prefix", "require_approve", "multi_level", "multi_level_property_name")
+# Keep's API spells resolve_on with a _resolved suffix; both are accepted.
+RESOLVE_ON = {"all": "all", "first": "first", "last": "last", "never": "never",
+              "all_resolved": "all", "first_resolved": "first", "last_resolved": "last"}
+DEFAULT_TIMEFRAME = 600
+_VAR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+class RuleProblem(ValueError):
+    """One problem with one rule; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class CorrelationRule:
+    """One compiled rule. `subrules` are the condition's parts (Keep splits on `) || (`);
+    `name_parts` alternates literal text and template paths (even positions literal)."""
+
+    name: str
+    subrules: tuple[Callable[[dict], bool], ...]
+    grouping: tuple[tuple[str, ...], ...]
+    timeframe: int
+    threshold: int
+    create_on_all: bool
+    resolve_on: str
+    name_parts: tuple[str, ...]
+    prefix: str
+    require_approve: bool
+    multi_level: bool
+    multi_level_property: str
+    tenants: frozenset[str] | None
+
+    def spec(self) -> list:
+        """What the decision script needs to know of this rule."""
+        return [self.timeframe, self.threshold, 1 if self.create_on_all else 0,
+                len(self.subrules), self.resolve_on, 1 if self.require_approve else 0,
+                list(self.name_parts), self.prefix, 1 if self.multi_level else 0]
+
+
+def split_subrules(condition: str) -> list[str]:
+    """Keep's split: on the literal `) || (`, dropping the outer parentheses when split."""
+    parts = condition.split(") || (")
+    if len(parts) > 1:
+        parts[0] = parts[0][1:]
+        parts[-1] = parts[-1][:-1]
+    return [part.replace("null", '""') for part in parts]
+
+
+def name_parts(template: str) -> tuple[str, ...]:
+    """Literal text and `{{ path }}` paths, alternating; `alert.` is dropped from a path."""
+    parts: list[str] = []
+    last = 0
+    for match in _VAR.finditer(template):
+        parts.append(template[last:match.start()])
+        path = match.group(1)
+        parts.append(path[len("alert."):] if path.startswith("alert.") else path)
+        last = match.end()
+    parts.append(template[last:])
+    return tuple(parts)
+
+
+def _typed(table: dict, key: str, kind: type | tuple, default: object, what: str) -> object:
+    value = table.get(key, default)
+    if value is default:
+        return value
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RuleProblem(f"{key} must be {what}, got {value!r}")
+    return value
+
+
+def _timeframe(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str):
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise RuleProblem(f"timeframe: {exc}") from None
+    else:
+        raise RuleProblem(f"timeframe must be seconds or a duration like \"1h\", got {value!r}")
+    if seconds < 1:
+        raise RuleProblem("timeframe must be at least 1 second")
+    return int(seconds)
+
+
+def _subrules(condition: object) -> tuple[Callable[[dict], bool], ...]:
+    if not isinstance(condition, str) or not condition.strip():
+        raise RuleProblem("condition is required: a CEL expression, like "
+                          "'(labels.team == \"dba\") || (severity == \"critical\")'")
+    compiled = []
+    for part in split_subrules(condition):
+        try:
+            compiled.append(compile_condition(part))
+        except ConditionError as exc:
+            raise RuleProblem(f"condition part {part!r}: {exc}") from None
+    return tuple(compiled)
+
+
+def _grouping(table: dict) -> tuple[tuple[str, ...], ...]:
+    criteria = _typed(table, "grouping_criteria", list, [], "a list of dotted alert paths")
+    if not all(isinstance(c, str) and c.strip() for c in criteria):
+        raise RuleProblem("grouping_criteria must be a list of dotted alert paths, like "
+                          "[\"labels.host\", \"service\"]")
+    return tuple(tuple(c.strip().split(".")) for c in criteria)
+
+
+def compile_rule(table: dict) -> tuple[CorrelationRule, bool]:
+    """One [[rule]] table -> (rule, disabled). Raises RuleProblem."""
+    unknown = [k for k in table if k not in RULE_KEYS]
+    if unknown:
+        raise RuleProblem(f"unknown key {unknown[0]!r}; allowed: {', '.join(RULE_KEYS)}")
+    name = table.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise RuleProblem("name is required (a non-empty string)")
+    _typed(table, "description", str, None, "a string")
+    disabled = _typed(table, "disabled", bool, False, "true or false")
+    tenants = _typed(table, "tenants", list, None, "a list of tenant names")
+    if tenants is not None:
+        if not tenants or not all(isinstance(t, str) and t for t in tenants):
+            raise RuleProblem("tenants must be a non-empty list of tenant names "
+                              "(leave it out to mean every tenant)")
+        tenants = frozenset(tenants)
+    threshold = _typed(table, "threshold", int, 1, "a whole number")
+    if threshold < 1:
+        raise RuleProblem("threshold must be at least 1")
+    create_on = _typed(table, "create_on", str, "any", "\"any\" or \"all\"")
+    if create_on not in ("any", "all"):
+        raise RuleProblem(f"create_on must be \"any\" or \"all\", got {create_on!r}")
+    resolve_on = _typed(table, "resolve_on", str, "never", "a string")
+    if resolve_on not in RESOLVE_ON:
+        raise RuleProblem(f"resolve_on must be one of all, first, last, never (or Keep's "
+                          f"all_resolved, first_resolved, last_resolved), got {resolve_on!r}")
+    template = _typed(table, "incident_name_template", str, "", "a string")
+    multi = _typed(table, "multi_level", bool, False, "true or false")
+    prop = _typed(table, "multi_level_property_name", str, "", "a field name")
+    grouping = _grouping(table)
+    if multi and (not grouping or not prop):
+        raise RuleProblem("a multi_level rule needs grouping_criteria (its first path must hold "
+                          "a map of maps) and multi_level_property_name")
+    rule = CorrelationRule(
+        name=name.strip(), subrules=_subrules(table.get("condition")), grouping=grouping,
+        timeframe=_timeframe(table.get("timeframe", DEFAULT_TIMEFRAME)), threshold=threshold,
+        create_on_all=create_on == "all", resolve_on=RESOLVE_ON[resolve_on],
+        name_parts=name_parts(template) if template else (),
+        prefix=_typed(table, "incident_prefix", str, "", "a string"),
+        require_approve=_typed(table, "require_approve", bool, False, "true or false"),
+        multi_level=multi, multi_level_property=prop, tenants=tenants)
+    return rule, disabled
+
+
+def load_file(path: Path) -> tuple[list[CorrelationRule], list[str]]:
+    """Compile one rule file. Returns (enabled rules, problems)."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return [], [f"{path}: correlation rule file does not exist"]
+    except OSError as exc:
+        return [], [f"{path}: cannot be read: {exc}"]
+    except tomllib.TOMLDecodeError as exc:
+        return [], [f"{path}: not valid TOML: {exc}"]
+    problems = [f"{path}: unknown table {key!r}; a correlation rule file holds [[rule]] tables"
+                for key in data if key != "rule"]
+    tables = data.get("rule", [])
+    if not isinstance(tables, list):
+        return [], problems + [f"{path}: rule must be an array of tables ([[rule]])"]
+    rules: list[CorrelationRule] = []
+    seen: set[str] = set()
+    for number, table in enumerate(tables, 1):
+        label = f"{path}: [[rule]] #{number}"
+        if isinstance(table, dict) and isinstance(table.get("name"), str):
+            label += f" ({table['name']!r})"
+        try:
+            if not isinstance(table, dict):
+                raise RuleProblem("must be a table")
+            rule, disabled = compile_rule(table)
+            if rule.name in seen:
+                raise RuleProblem("another rule has this name; names identify incidents' rules")
+            seen.add(rule.name)
+            if not disabled:
+                rules.append(rule)
+        except RuleProblem as exc:
+            problems.append(f"{label}: {exc}")
+    return rules, problems
+
+
+def rule_path(cfg) -> Path | None:
+    """The configured rule file (relative to the config file's folder), or None."""
+    name = cfg.correlation.rules.strip()
+    if not name:
+        return None
+    base = Path(cfg.source).resolve().parent if getattr(cfg, "source", None) else Path.cwd()
+    return Path(name) if Path(name).is_absolute() else (base / name).resolve()
+
+
+def validate(cfg) -> list[str]:
+    """Every problem with the configured correlation rules; empty when all is well."""
+    path = rule_path(cfg)
+    return load_file(path)[1] if path is not None else []
+
+
+class RuleFile:
+    """The rules in force, reloaded when the file's modification time or size changes (checked
+    at most every `reload_seconds`). A changed file with problems is logged, once per change,
+    and the rules in force stay."""
+
+    def __init__(self, cfg):
+        self.path = rule_path(cfg)
+        self.every = cfg.correlation.reload_seconds
+        self.rules: list[CorrelationRule] = []
+        self._stamp: tuple | None = None
+        self._checked = 0.0
+        if self.path is not None:
+            self._stamp = self._current_stamp()
+            rules, problems = load_file(self.path)
+            if problems:
+                from farm.rules.ruleset import RuleError
+
+                raise RuleError([f"correlation: {p}" for p in problems])
+            self.rules = rules
+
+    def _current_stamp(self) -> tuple | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def current(self) -> list[CorrelationRule]:
+        """The rules in force, reloading first if the file changed."""
+        if self.path is None:
+            return self.rules
+        now = time.monotonic()
+        if now - self._checked < self.every:
+            return self.rules
+        self._checked = now
+        stamp = self._current_stamp()
+        if stamp == self._stamp:
+            return self.rules
+        self._stamp = stamp
+        rules, problems = load_file(self.path)
+        if problems:
+            for problem in problems:
+                log.error("correlation rules not reloaded: %s", problem)
+        else:
+            self.rules = rules
+            log.info("correlation rules reloaded from %s: %d rules", self.path, len(rules))
+        return self.rules

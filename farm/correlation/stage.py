@@ -1,0 +1,103 @@
+"""The pipeline's correlation step: after enrichment, match every alert that is not a full
+duplicate against the correlation rules and decide its incidents in one Redis call per chunk.
+
+The outcome (`Correlated`) travels in the chunk's ring record, so the indexer writes the
+incident snapshots and alert links in the same commit as the alerts that caused them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from farm.alert import iso_ms
+from farm.correlation.decide import Decider, alert_item
+from farm.correlation.matching import matches
+from farm.correlation.rules import CorrelationRule, RuleFile
+from farm.dedup import FULL
+
+# A control batch (`{"control": {"resolve_incident": <id>}}` in the envelope) asks a worker to
+# change incident state through the normal write path.
+RESOLVE_INCIDENT = "resolve_incident"
+
+
+@dataclass
+class Correlated:
+    """Incident rows one chunk produced: snapshots (state after the chunk) and links
+    [incident id, fingerprint, eventId, linked at]."""
+
+    snapshots: list[dict] = field(default_factory=list)
+    links: list[list] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.snapshots or self.links)
+
+
+@dataclass
+class CorrelationCounts:
+    """For the worker's metrics: matches by rule, incident events."""
+
+    matched: dict[str, int] = field(default_factory=dict)
+    opened: int = 0
+    updated: int = 0
+    resolved: int = 0
+
+
+class Correlation:
+    """The rules in force and the Redis decisions; `enabled` is False without a rule file."""
+
+    def __init__(self, cfg, redis, keys):
+        self.rule_file = RuleFile(cfg)
+        self.decider = Decider(redis, keys, cfg.correlation.ttl_seconds)
+        self._specs: dict[str, list] = {}
+        self._specs_of: list[CorrelationRule] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.rule_file.path is not None
+
+    def _rules(self) -> tuple[list[CorrelationRule], dict[str, list]]:
+        rules = self.rule_file.current()
+        if rules is not self._specs_of:
+            self._specs = {rule.name: rule.spec() for rule in rules}
+            self._specs_of = rules
+        return rules, self._specs
+
+    def run(self, batch, start: int, items: list[tuple[dict, str]],
+            counts: CorrelationCounts) -> Correlated:
+        """Decide the incidents of one chunk (alerts at positions start.. of the batch); sets
+        each alert's `incident` (comma-joined ids) in place. Raises redis errors."""
+        rules, specs = self._rules()
+        script_items: list[list] = []
+        used: dict[str, list] = {}
+        for offset, (alert, decision) in enumerate(items):
+            if decision == FULL:
+                continue
+            found = matches(rules, alert, batch.tenant) if rules else []
+            for match in found:
+                name = match[0]
+                used[name] = specs[name]
+                counts.matched[name] = counts.matched.get(name, 0) + 1
+            script_items.append(alert_item(start + offset, alert, found))
+        if not script_items:
+            return Correlated()
+        decided = self.decider.decide(batch.id, batch.tenant, batch.sent_at, start,
+                                      start + len(items), script_items, used)
+        counts.opened += decided.opened
+        counts.updated += decided.updated
+        counts.resolved += decided.resolved
+        out = Correlated(snapshots=decided.snapshots)
+        linked_at = iso_ms(batch.sent_at)
+        for position, (ids, links) in decided.incidents.items():
+            alert = items[position - start][0]
+            alert["incident"] = ",".join(ids)
+            out.links += [[incident, alert["fingerprint"], alert["eventId"], linked_at]
+                          for incident in links]
+        return out
+
+    def control(self, batch) -> Correlated:
+        """Carry out a control batch; unknown commands and unknown incidents do nothing."""
+        incident = batch.control.get(RESOLVE_INCIDENT)
+        if not isinstance(incident, str):
+            return Correlated()
+        snapshot = self.decider.resolve(batch.id, batch.tenant, batch.sent_at, incident)
+        return Correlated(snapshots=[snapshot] if snapshot else [])
