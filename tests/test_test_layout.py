@@ -162,10 +162,36 @@ def _path(graph: dict[str, dict[str, bool]], modules: list[str]) -> str:
     return " -> ".join(steps)
 
 
+# Imports inside functions that still close a cycle, each the way a module reaches back into one
+# that imports it; none may be added, and each goes once its shared piece has a module of its own.
+CYCLE_DODGES = {
+    ("farm.correlation.commands", "farm.cli"),               # the CLI's helpers
+    ("farm.correlation.store", "farm.search"),               # SearchError, the FTS syntax
+    ("farm.correlation.store", "farm.sinks.engine_client"),  # the engine client, its template
+    ("farm.correlation.store", "farm.sinks.sqlite"),         # the SQLite connection
+}
+
+
 def test_farm_supervisor_and_loadgen_have_no_import_cycle():
-    found = cycles(import_graph(ROOT, PACKAGES))
+    graph = import_graph(ROOT, PACKAGES)
+    found = cycles(without(graph, CYCLE_DODGES))
     assert not found, ("import cycles; give what both sides need a module of its own below "
                        "them both:\n" + "\n".join(found))
+
+
+def test_each_listed_cycle_dodge_still_closes_a_cycle():
+    graph = import_graph(ROOT, PACKAGES)
+    stale = [f"{importer} -> {imported}" for importer, imported in sorted(CYCLE_DODGES)
+             if not cycles(without(graph, CYCLE_DODGES - {(importer, imported)}))]
+    assert not stale, "no cycle left through these; take them off CYCLE_DODGES: " + ", ".join(stale)
+
+
+def without(graph: dict[str, dict[str, bool]], edges: set[tuple[str, str]]
+            ) -> dict[str, dict[str, bool]]:
+    """The graph without those of `edges` that are imports inside functions."""
+    return {module: {name: lazy for name, lazy in targets.items()
+                     if not (lazy and (module, name) in edges)}
+            for module, targets in graph.items()}
 
 
 def test_the_cycle_check_reports_the_path_of_a_cycle(tmp_path):
