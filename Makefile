@@ -52,7 +52,7 @@ lint: install
 
 # A real search engine node in the foreground (OpenSearch by default; FARM_TEST_ENGINE=elasticsearch).
 engine: install
-	$(BIN)/python -m tests.engine_node --port $(PORT)
+	$(BIN)/python -m tests.support.engine --port $(PORT)
 
 bench: install
 	$(BIN)/python bench/e2e.py --workers 2 --seconds 20 --runs 3

@@ -29,9 +29,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from farm.redis_server import RedisServer  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.farmproc import FarmProcess, write_config  # noqa: E402
+from tests.support.farms import FarmProcess, write_config  # noqa: E402
+from tests.support.private_redis import private_redis  # noqa: E402
 
 MARKER = b"CYC0000000"  # fixed-width, replaced per cycle so every pushed alert is unique
 
@@ -124,7 +123,7 @@ def latencies(db_path: Path, sample: int = 20000) -> list[float]:
 def one_run(args, pool, pool_json_bytes, per_batch) -> dict:
     with tempfile.TemporaryDirectory(prefix="farm-bench-") as tmp:
         tmp = Path(tmp)
-        server = RedisServer(tmp / "redis", port=free_port(), appendonly=False)
+        server = private_redis(tmp / "redis")
         url = server.start()
         try:
             config = write_config(tmp / "farm.toml", tmp / "data", url,

@@ -33,11 +33,11 @@ from e2e import envelope, make_pool  # noqa: E402
 
 from farm.config import load  # noqa: E402
 from farm.providers import normalizer_for  # noqa: E402
-from farm.redis_server import RedisServer  # noqa: E402
 from farm.sinks.elastic import NDJSON, ElasticEncoder  # noqa: E402
 from farm.sinks.engine_client import Engine  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.farmproc import FarmProcess, engine_store, write_config  # noqa: E402
+from tests.support.engine import EngineNode  # noqa: E402
+from tests.support.farms import FarmProcess, engine_store_table, write_config  # noqa: E402
+from tests.support.private_redis import private_redis  # noqa: E402
 
 
 def store_cfg(url: str, prefix: str, bulk: str = "8MB", in_flight: int = 3):
@@ -133,11 +133,11 @@ def farm_rate(url: str, pool, per_batch: int, workers: int, bulk: str, in_flight
     prefix = f"farm{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="farm-bench-") as tmp:
         tmp = Path(tmp)
-        server = RedisServer(tmp / "redis", port=free_port(), appendonly=False)
+        server = private_redis(tmp / "redis")
         redis_url = server.start()
         try:
             config = write_config(tmp / "farm.toml", tmp / "data", redis_url,
-                                  extra=engine_store(url, prefix, bulk_bytes=bulk,
+                                  extra=engine_store_table(url, prefix, bulk_bytes=bulk,
                                                      in_flight=in_flight, commit_ms=500,
                                                      commit_rows=100_000))
             with FarmProcess(config, workers=workers) as farm:
@@ -170,8 +170,6 @@ def main() -> None:
     node = None
     url = args.url
     if url is None:
-        from tests.engine_node import EngineNode
-
         node = EngineNode(Path(tempfile.mkdtemp(prefix="farm-engine-")))
         url = node.start(timeout=300)
     try:

@@ -18,7 +18,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from farm.ingest.auth import hash_key, new_key  # noqa: E402
 from farm.redis_server import RedisServer  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 
 def alertmanager_webhook(n: int) -> dict:
@@ -80,12 +80,6 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Basic {basic}"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_gateways(folder: Path, redis_url: str, processes: int, key: str) -> tuple[str, list]:

@@ -23,13 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from farm.redis_server import RedisServer  # noqa: E402
 from farm.units import parse_rate  # noqa: E402
 from loadgen import runner  # noqa: E402
 from loadgen.batches import Batcher  # noqa: E402
 from loadgen.options import DEFAULT_MIX, PlanOptions, make_plan  # noqa: E402
 from loadgen.producer import prepare  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from tests.support.private_redis import private_redis  # noqa: E402
 
 
 def plan_for(redis_url: str, **over):
@@ -117,7 +116,7 @@ def main() -> None:
     figures = {"cpus": os.cpu_count(), "mix": DEFAULT_MIX}
     figures.update(generation(args.generation_seconds))
     with tempfile.TemporaryDirectory() as folder:
-        server = RedisServer(Path(folder), port=free_port(), appendonly=False)
+        server = private_redis(Path(folder))
         url = server.start()
         try:
             import redis

@@ -1,22 +1,17 @@
 """Fixtures that start real services: a Redis server (never a fake) and, for engine tests, a real
-Elasticsearch/OpenSearch node (tests/engine_node.py)."""
+Elasticsearch/OpenSearch node. The helpers they use, and the ones tests share, live in
+tests/support/."""
 
 from __future__ import annotations
 
 import os
-import socket
 from types import SimpleNamespace
 
 import pytest
 import redis as redis_lib
 
-from farm.redis_server import RedisServer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import engine as engine_mod
+from tests.support.private_redis import private_redis
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +22,7 @@ def redis_url(tmp_path_factory) -> str:
     if url:
         yield url
         return
-    server = RedisServer(tmp_path_factory.mktemp("redis"), port=free_port(), appendonly=False)
+    server = private_redis(tmp_path_factory.mktemp("redis"))
     yield server.start()
     server.stop()
 
@@ -46,8 +41,6 @@ def engine_node(tmp_path_factory):
     """A real OpenSearch (default) or Elasticsearch node in a JVM for the whole session, or
     FARM_TEST_ENGINE_URL. Without Java/Maven: a loud skip, or a failure under
     FARM_REQUIRE_ENGINE=1 (CI)."""
-    from tests import engine_node as engine_mod
-
     url = os.environ.get("FARM_TEST_ENGINE_URL")
     if url:
         yield SimpleNamespace(url=url, node=None)

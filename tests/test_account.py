@@ -26,7 +26,7 @@ from farm import queue
 from farm.pipeline import Outcome, Pipeline, unpack_record
 from farm.redis_keys import Keys
 from farm.wire import PROVIDERS, encode_batch
-from tests.test_dedup import PREFIX, history_rows, make_pipeline
+from tests.support.pipelines import PREFIX, dead_letters, history_rows, make_pipeline
 
 KEYS = Keys(PREFIX)
 SETTLED = ("alerts_indexed", "alerts_duplicate", "alerts_dead", "events_empty")
@@ -62,10 +62,6 @@ def growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {name: after[name] - before[name] for name in after}
 
 
-def letters(outcome: Outcome) -> list[dict]:
-    return [msgpack.unpackb(raw, strict_map_key=False) for raw in outcome.dead_letters]
-
-
 def assert_balanced(grown: dict[str, int]) -> None:
     settled = sum(grown[name] for name in SETTLED)
     assert grown["alerts_received"] == settled, grown
@@ -93,7 +89,7 @@ def send(redis, provider: str, events: list) -> tuple[Outcome, dict[str, int]]:
 ])
 def test_a_malformed_event_is_dead_lettered_with_its_reason(redis, provider, events, reason):
     outcome, grown = send(redis, provider, events)
-    [letter] = letters(outcome)
+    [letter] = dead_letters(outcome)
     assert (letter["stage"], letter["payload"]) == ("normalize", events[0])
     assert letter["reason"].startswith(reason)
     assert grown["alerts_received"] == 1 and grown["alerts_dead"] == 1
@@ -133,7 +129,7 @@ def test_a_batch_with_a_bad_envelope_is_dead_lettered_whole(redis, changed, reas
     before = stats(redis)
     outcome = worker.run(raw)
     grown = growth(before, stats(redis))
-    [letter] = letters(outcome)
+    [letter] = dead_letters(outcome)
     assert (letter["stage"], letter["payload"]) == ("decode", raw)
     assert letter["reason"].startswith(reason) and len(letter["reason"]) < 200
     assert redis.lrange(KEYS.dlq, 0, -1) == outcome.dead_letters

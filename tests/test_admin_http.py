@@ -14,10 +14,9 @@ from click.testing import CliRunner
 
 from farm.cli import main
 from farm.ingest.metrics import REFUSAL_REASONS
-from tests.conftest import free_port
-from tests.farmproc import FarmProcess, write_config
-from tests.test_farm_integration import alertmanager_webhook, push_batches
-from tests.test_ingest_e2e import wait_listening
+from tests.support.batches import alertmanager_webhook, push_batches
+from tests.support.farms import FarmProcess, write_config
+from tests.support.ports import free_port, wait_healthy
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -39,7 +38,7 @@ def test_metrics_health_and_status_are_served(tmp_path, redis, redis_url):
                           extra=f'[notify]\nurl = "http://127.0.0.1:{free_port()}/hook"\n')
     with FarmProcess(config, workers=2) as farm:
         push_batches(redis, 10, 20)
-        wait_listening(f"http://{farm.ingest_http}")
+        wait_healthy(f"http://{farm.ingest_http}")
         response = httpx.post(f"http://{farm.ingest_http}/alerts/event/prometheus",
                               json=alertmanager_webhook(999))
         assert response.status_code == 202

@@ -9,8 +9,8 @@ import msgpack
 from farm.deadletters import decode_letter, replay
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
-from tests.farmproc import FarmProcess, write_config
-from tests.test_farm_integration import alertmanager_webhook
+from tests.support.batches import alertmanager_webhook
+from tests.support.farms import FarmProcess, write_config
 
 KEYS = Keys("farm")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from farm.wire import encode_batch
-from tests.correlation_run import START, CorrelationRun, alert
+from tests.support.correlation_runs import START, CorrelationRun, alert
 
 BY_HOST = """
 [[rule]]

@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from farm.wire import encode_batch
-from tests.correlation_run import START, alert
-from tests.farmproc import FarmProcess, write_config
+from tests.support.correlation_runs import START, alert
+from tests.support.farms import FarmProcess, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -8,19 +8,13 @@ history). Each batch's decisions are read back from the memo the dedup script wr
 from __future__ import annotations
 
 import copy
-import itertools
 
 import msgpack
 import orjson
 import pytest
 
-from farm import config
-from farm.pipeline import Pipeline, unpack_record
 from farm.redis_keys import Keys
-from farm.wire import encode_batch
-
-PREFIX = "t"
-_ids = itertools.count()
+from tests.support.pipelines import PREFIX, Run, history_rows, make_pipeline
 
 
 def webhook(status: str = "firing", summary: str = "Disk on db-07 above 90%",
@@ -34,46 +28,9 @@ def webhook(status: str = "firing", summary: str = "Disk on db-07 above 90%",
         "generatorURL": "http://prom:9090/graph", "fingerprint": fingerprint}]}
 
 
-def make_pipeline(redis, **sections) -> Pipeline:
-    cfg = config.load(None, env={}, overrides=sections)
-    return Pipeline(cfg, redis, Keys(PREFIX))
-
-
-class Run:
-    """Sends batches through one pipeline and reads back what was decided."""
-
-    def __init__(self, redis, pipeline: Pipeline):
-        self.redis = redis
-        self.pipeline = pipeline
-        self.sent_at = 1_741_076_400.0
-
-    def batch(self, events: list, provider: str = "prometheus", tenant: str = "default",
-              batch_id: str | None = None) -> bytes:
-        self.sent_at += 60
-        return encode_batch(events, provider, tenant, batch_id or f"b{next(_ids)}",
-                            self.sent_at)
-
-    def send(self, events: list, **kw) -> str:
-        return self.process(self.batch(events, **kw))
-
-    def process(self, raw: bytes) -> str:
-        self.last = self.pipeline.process(raw)
-        return "".join(self.redis.get(Keys(PREFIX).decided(m)).decode()
-                       for m in self.last.memo_ids)
-
-
 @pytest.fixture
 def run(redis):
     return Run(redis, make_pipeline(redis))
-
-
-def history_rows(outcome) -> list[tuple]:
-    rows = []
-    for record in outcome.records:
-        _, _, body = unpack_record(record)
-        history, _, _ = msgpack.unpackb(body)
-        rows += history
-    return rows
 
 
 def test_first_repeat_changed_resolved_and_back(run):

@@ -10,9 +10,9 @@ import redis as redis_lib
 
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
-from tests.conftest import free_port
-from tests.farmproc import FarmProcess
-from tests.test_farm_integration import alertmanager_webhook
+from tests.support.batches import alertmanager_webhook
+from tests.support.farms import FarmProcess
+from tests.support.ports import free_port
 
 FARM = [sys.executable, "-m", "farm.cli"]
 

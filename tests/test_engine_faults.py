@@ -12,8 +12,8 @@ import pytest
 
 from farm.config import load
 from farm.sinks.engine_client import Engine
-from tests.farmproc import FarmProcess, engine_store, write_config
-from tests.test_farm_integration import batch_ids, push_batches
+from tests.support.batches import batch_ids, push_batches
+from tests.support.farms import FarmProcess, engine_store_table, write_config
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ def test_killing_the_engine_mid_run_loses_nothing(tmp_path, redis, redis_url, en
         pytest.skip("FARM_TEST_ENGINE_URL points at an engine this test cannot restart")
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url,
-                          extra=engine_store(engine_node.url, prefix, commit_rows=500,
+                          extra=engine_store_table(engine_node.url, prefix, commit_rows=500,
                                              bulk_bytes="256KB"))
     cfg = load(config, env={})
     with FarmProcess(config, workers=2) as farm:

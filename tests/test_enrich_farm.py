@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from farm.wire import encode_batch
-from tests.farmproc import FarmProcess, write_config
+from tests.support.farms import FarmProcess, write_config
 
 GOLDEN = Path(__file__).parent / "providers"
 EXAMPLE = Path(__file__).resolve().parent.parent / "configs" / "enrichment"

@@ -4,35 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
-import msgpack
 import psutil
 
-from farm.wire import encode_batch
-from tests.farmproc import FarmProcess, write_config
-
-
-def alertmanager_webhook(n: int, status: str = "firing") -> dict:
-    return {"version": "4", "status": status, "receiver": "farm", "alerts": [{
-        "status": status,
-        "labels": {"alertname": f"Alert{n}", "instance": f"host-{n % 17}:9100",
-                   "severity": ["critical", "warning", "info"][n % 3], "job": "node"},
-        "annotations": {"summary": f"summary {n}", "description": f"description {n}"},
-        "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus:9090/graph", "fingerprint": f"{n:016x}"}]}
-
-
-def push_batches(redis, n_batches: int, per_batch: int, offset: int = 0) -> list[bytes]:
-    batches = []
-    for b in range(n_batches):
-        events = [alertmanager_webhook(offset + b * per_batch + i) for i in range(per_batch)]
-        raw = encode_batch(events, "prometheus")
-        redis.lpush("farm:q:normal", raw)
-        batches.append(raw)
-    return batches
-
-
-def batch_ids(batches: list[bytes]) -> list[str]:
-    return [msgpack.unpackb(raw)["id"] for raw in batches]
+from tests.support.batches import batch_ids, push_batches
+from tests.support.farms import FarmProcess, write_config
 
 
 def test_two_workers_store_exactly_the_expected_rows(tmp_path, redis, redis_url):

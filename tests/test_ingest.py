@@ -1,8 +1,5 @@
-"""The ingest gateway, as monitoring tools see it: real gateway processes, real HTTP, a real Redis.
-
-`GatewayProcess` runs `python -m farm.ingest.process` (the same entry the supervisor uses) and is
-imported by the other tests/test_ingest_*.py files.
-"""
+"""The ingest gateway, as monitoring tools see it: real gateway processes
+(tests/support/gateways.py), real HTTP, a real Redis."""
 
 from __future__ import annotations
 
@@ -11,8 +8,6 @@ import base64
 import concurrent.futures
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,177 +19,17 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from farm import config as config_mod
-from farm.ingest.auth import hash_key
 from farm.wire import decode_batch
-from tests.conftest import free_port
-
-ACME_KEY = "farm_test-key-of-acme"
-BETA_KEY = "farm_test-key-of-beta"
-LANES = ("critical", "normal")
-
-
-def write_gateway_config(path: Path, port: int, ingest: str = "", keys: bool = True,
-                         rates: str = "") -> Path:
-    """A config for test gateways on 127.0.0.1:port, with keys for tenants acme and beta."""
-    keys_table = (f'[ingest.keys]\nacme = ["{hash_key(ACME_KEY)}"]\n'
-                  f'beta = ["{hash_key(BETA_KEY)}"]\n') if keys else ""
-    if "rate =" not in ingest:
-        ingest = f'rate = "100000/s"\n{ingest}'
-    path.write_text(f"""
-[farm]
-data_dir = "{path.parent / 'data'}"
-
-[supervisor]
-grace_seconds = 20
-
-[ingest]
-http = "127.0.0.1:{port}"
-{ingest}
-
-{keys_table}
-{'[ingest.rates]' if rates else ''}
-{rates}
-""")
-    return path
-
-
-class GatewayProcess:
-    """One gateway process (`python -m farm.ingest.process`) for a test; stop() or kill()."""
-
-    def __init__(self, config: Path, redis_url: str, index: int = 0,
-                 metrics_dir: Path | None = None):
-        self.config = config
-        self.redis_url = redis_url
-        self.index = index
-        self.metrics_dir = metrics_dir
-        self.address = config_mod.load(config).ingest.http
-        self.url = f"http://{self.address}"
-        self.log = config.with_name(f"{config.stem}-gateway-{index}.log")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30, healthy: bool = True) -> GatewayProcess:
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir or "")}
-        if self.metrics_dir is None:
-            env.pop("PROMETHEUS_MULTIPROC_DIR")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "farm.ingest.process", "--config", str(self.config),
-             "--index", str(self.index), "--redis-url", self.redis_url],
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                status = httpx.get(f"{self.url}/healthz", timeout=2).status_code
-                if status == 200 or not healthy:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"gateway did not answer in {timeout}s:\n{self.tail()}")
-
-    def health(self) -> dict:
-        return httpx.get(f"{self.url}/healthz", timeout=5).json()
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def __enter__(self) -> GatewayProcess:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.stop()
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
-def stored_batches(redis) -> dict[str, tuple[str, object]]:
-    """Every batch in both lanes: id -> (lane, decoded batch)."""
-    found = {}
-    for lane in LANES:
-        for raw in redis.lrange(f"farm:q:{lane}", 0, -1):
-            batch = decode_batch(raw)
-            found[batch.id] = (lane, batch)
-    return found
-
-
-def post(url: str, body=None, key: str | None = ACME_KEY, **kwargs) -> httpx.Response:
-    headers = kwargs.pop("headers", {})
-    if key is not None:
-        headers["X-API-KEY"] = key
-    if body is not None:
-        kwargs["json"] = body
-    return httpx.post(url, headers=headers, timeout=30, **kwargs)
-
-
-# --- provider payloads, as each tool sends them (docs/keep-compatibility.md#providers) ------------
-
-ALERTMANAGER = {
-    "version": "4", "groupKey": '{}:{alertname="DiskAlmostFull"}', "truncatedAlerts": 0,
-    "status": "firing", "receiver": "farm", "groupLabels": {"alertname": "DiskAlmostFull"},
-    "commonLabels": {"alertname": "DiskAlmostFull", "severity": "warning"},
-    "commonAnnotations": {}, "externalURL": "http://am.example.internal:9093",
-    "alerts": [{
-        "status": "firing",
-        "labels": {"alertname": "DiskAlmostFull", "instance": "db-07:9100", "job": "node",
-                   "severity": "warning", "environment": "staging", "service": "postgres"},
-        "annotations": {"summary": "Disk on db-07 above 90%",
-                        "description": "Filesystem /var/lib/pgsql on db-07 is 93% full"},
-        "startsAt": "2025-03-04T08:15:30.123Z", "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prom.example.internal:9090/graph?g0.expr=node_fs_used",
-        "fingerprint": "a1b2c3d4e5f60718"}],
-}
-GRAFANA = {
-    "receiver": "farm", "status": "firing", "orgId": 1,
-    "alerts": [{
-        "status": "firing",
-        "labels": {"alertname": "HighLatency", "service": "checkout", "severity": "critical"},
-        "annotations": {"summary": "p99 above 2s"},
-        "startsAt": "2025-03-04T08:15:00Z", "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "alerting/grafana/abc123/view", "fingerprint": "7f3e2a9b1c0d4e5f",
-        "values": {"A": 2.7, "C": 1}, "valueString": "[ var='A' value=2.7 ]"}],
-    "groupLabels": {"alertname": "HighLatency"}, "externalURL": "https://grafana.example.org/",
-    "version": "1", "title": "[FIRING:1] HighLatency API (checkout)", "state": "alerting",
-}
-DATADOG = {
-    "body": "%%%\n@slack-ops CPU usage above 90% on web-03\n%%%", "last_updated": "1741076130000",
-    "event_type": "query_alert_monitor", "title": "[Triggered on {host:web-03}] High CPU",
-    "severity": "P2", "alert_type": "error", "alert_transition": "Triggered",
-    "scopes": "host:web-03", "org": {"id": "123", "name": "Example"},
-    "url": "https://app.datadoghq.com/monitors/4567",
-    "tags": "env:prod,monitor,role:web,service:storefront", "id": "7391827364512",
-    "monitor_id": "4567",
-}
-ZABBIX = {
-    "id": "48213", "triggerId": "23011", "lastReceived": "2025.03.04 08:15:30",
-    "message": "Problem started at 08:15:30", "name": "High CPU utilization on app-12",
-    "service": "app-12", "severity": "Disaster", "status": "PROBLEM",
-    "tags": '[{"tag":"environment","value":"production"}]', "description": "CPU above 90%",
-    "time": "08:15:30", "value": "1", "host_ip": "10.1.2.12", "host_name": "app-12",
-    "url": "https://zabbix.example.org", "update_action": "", "event_ack": "No",
-}
-KEEP_ALERTS = [
-    {"id": "payments-db-pool-01", "name": "Payments DB connection pool exhausted",
-     "status": "firing", "severity": "critical", "service": "payments",
-     "labels": {"cluster": "eu-1"}, "fingerprint": "payments-db-pool"},
-    {"name": "Queue lag", "severity": "warning", "team": "payments-oncall"},
-]
-
+from tests.support.gateways import (
+    ACME_KEY,
+    BETA_KEY,
+    GatewayProcess,
+    post,
+    stored_batches,
+    write_gateway_config,
+)
+from tests.support.payloads import ALERTMANAGER, DATADOG, GRAFANA, KEEP_ALERTS, ZABBIX
+from tests.support.ports import free_port
 
 # --- a gateway shared by the tests that need no special configuration ---------------------------
 
@@ -662,6 +497,13 @@ def test_sigkill_of_a_gateway_loses_nothing_that_got_202(tmp_path, redis, redis_
     assert not lost, f"{len(lost)} of {len(accepted)} accepted requests are not in Redis"
 
 
+def reached(gw: GatewayProcess, futures: list[concurrent.futures.Future]) -> int:
+    """Requests answered plus those the gateway holds; answered ones are counted first, so none
+    is counted twice."""
+    answered = sum(future.done() for future in futures)
+    return answered + gw.health()["inflight"]["requests"]
+
+
 def test_sigterm_drains_answers_requests_in_flight_and_exits_0(tmp_path, redis, redis_url):
     config = write_gateway_config(tmp_path / "farm.toml", free_port(), ingest="flush_ms = 1000")
     gw = GatewayProcess(config, redis_url).start()
@@ -669,11 +511,9 @@ def test_sigterm_drains_answers_requests_in_flight_and_exits_0(tmp_path, redis, 
         with concurrent.futures.ThreadPoolExecutor(5) as pool:
             futures = [pool.submit(post, f"{gw.url}/alerts/event", {"name": f"a{n}"})
                        for n in range(5)]
-            # Wait until all five are held by the gateway, in their (1 s) batch.
-            deadline = time.monotonic() + 30
-            while gw.health()["inflight"]["requests"] < 5:
-                assert time.monotonic() < deadline, "the requests never reached the gateway"
-                time.sleep(0.02)
+            # SIGTERM once all five reached the gateway: each waits there in its (1 s) batch or,
+            # on a slow machine, was answered already.
+            _wait_for(lambda: reached(gw, futures) == 5, "5 requests in the gateway")
             gw.proc.send_signal(signal.SIGTERM)
             responses = [f.result() for f in futures]
         assert gw.proc.wait(30) == 0

@@ -7,35 +7,14 @@ import json
 import sqlite3
 import time
 
-import httpx
 import pytest
 
 from farm.ingest.auth import hash_key
 from farm.providers import normalizer_for
-from tests.conftest import free_port
-from tests.farmproc import FarmProcess, write_config
-from tests.test_ingest import (
-    ACME_KEY,
-    ALERTMANAGER,
-    DATADOG,
-    GRAFANA,
-    KEEP_ALERTS,
-    ZABBIX,
-    post,
-)
-
-
-def wait_listening(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"no gateway answers at {url}"
-        time.sleep(0.05)
-
+from tests.support.farms import FarmProcess, write_config
+from tests.support.gateways import ACME_KEY, post
+from tests.support.payloads import ALERTMANAGER, DATADOG, GRAFANA, KEEP_ALERTS, ZABBIX
+from tests.support.ports import free_port, wait_healthy
 
 CASES = [("prometheus", ALERTMANAGER, 1), ("grafana", GRAFANA, 1), ("datadog", DATADOG, 1),
          ("zabbix", ZABBIX, 1), ("keep", KEEP_ALERTS, 2)]
@@ -55,7 +34,7 @@ acme = ["{hash_key(ACME_KEY)}"]
     # The gateway runs under the farm's own supervisor, as `farm start` runs it.
     with FarmProcess(config, workers=2) as farm:
         url = f"http://{farm.ingest_http}"
-        wait_listening(url)
+        wait_healthy(url)
         status = farm.status()
         assert [p["alive"] for p in status["ingest"]["processes"]] == [True, True]
         for provider, payload, _n in cases:
@@ -90,7 +69,7 @@ def test_the_supervisor_restarts_a_killed_gateway_and_drains_gateways_first(tmp_
     farm = FarmProcess(config, workers=1).start()
     try:
         url = f"http://{farm.ingest_http}"
-        wait_listening(url)
+        wait_healthy(url)
         victim = farm.status()["ingest"]["processes"][0]["pid"]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 30

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from farm.ingest.openapi import document, render
-from tests.conftest import free_port
-from tests.test_ingest import ACME_KEY, GatewayProcess, write_gateway_config
+from tests.support.gateways import ACME_KEY, GatewayProcess, write_gateway_config
+from tests.support.ports import free_port
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "ingest-openapi.json"
 

@@ -16,8 +16,9 @@ from farm.ingest import process
 from farm.ingest.api_keys import KeysError, add_key
 from farm.ingest.auth import KeyRing, hash_key, presented_key
 from farm.ingest.critical import is_critical
-from tests.conftest import free_port
-from tests.test_ingest import ALERTMANAGER, GatewayProcess, post, stored_batches
+from tests.support.gateways import GatewayProcess, post, stored_batches
+from tests.support.payloads import ALERTMANAGER
+from tests.support.ports import free_port
 
 
 def test_keys_add_writes_only_a_hash_and_keeps_the_rest_of_the_file(tmp_path):

@@ -20,14 +20,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from farm.ingest.process import split_address
-from tests.conftest import free_port
-from tests.test_ingest import (
+from tests.support.gateways import (
     ACME_KEY,
     GatewayProcess,
     post,
     stored_batches,
     write_gateway_config,
 )
+from tests.support.ports import free_port
 
 GIVE_UP_SECONDS = 30
 PAUSE = 0.2                      # between trickled bytes

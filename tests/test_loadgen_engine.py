@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from loadgen.latency import percentiles
-from tests.farmproc import FarmProcess, engine_store, write_config
+from tests.support.farms import FarmProcess, engine_store_table, write_config
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def test_histogram_percentiles_interpolate_within_buckets():
 def test_verify_reads_the_engine_and_reports_no_loss(tmp_path, redis_url, redis, engine_url):
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url,
-                          extra=engine_store(engine_url, prefix))
+                          extra=engine_store_table(engine_url, prefix))
     with FarmProcess(config, workers=2):
         result = subprocess.run(
             [sys.executable, "-m", "loadgen.cli", "--config", str(config), "--rate", "1MB/s",

@@ -18,9 +18,9 @@ from starlette.routing import Route
 
 from loadgen import runner
 from loadgen.http_producer import UNKNOWN
-from tests.conftest import free_port
-from tests.loadgen_shapes import CHECKS
-from tests.test_loadgen_options import plan
+from tests.support.loadgen_runs import plan
+from tests.support.ports import free_port
+from tests.support.provider_shapes import CHECKS
 
 
 class Recorder:

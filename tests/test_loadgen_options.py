@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from farm.units import format_bytes, parse_amount, parse_rate
-from loadgen.options import PlanOptions, make_plan, parse_mix, parse_range
-from tests.conftest import free_port
+from loadgen.options import parse_mix, parse_range
+from tests.support.loadgen_runs import plan, run_cli
+from tests.support.ports import free_port
 
 
 @pytest.mark.parametrize("text, bytes_per_second, alerts_per_second", [
@@ -55,17 +54,6 @@ def test_mix_weights_and_their_mistakes():
         parse_range("8-2", "--labels")
 
 
-def plan(**over):
-    options = dict(rate="600GB/day", duration="60s", total=None, mix="prometheus:1",
-                   profile="steady", seed=1, epoch=None, fingerprints=1000, repeat="0.3",
-                   flap="0.1", labels="1-6", label_values=100, size_median="1KiB",
-                   size_max="64KiB", producers=2, batch_events=200, batch_bytes="256KiB",
-                   batch_wait="100ms", tenant="default", redis_url="redis://x", prefix="farm",
-                   http_url=None, api_key=None, concurrency=8, max_backlog="1GB", verify=True)
-    options.update(over)
-    return make_plan(PlanOptions(**options))
-
-
 def test_a_plan_splits_rate_and_total_between_producers():
     p = plan(producers=4, total="1GB", duration=None)
     assert [s.total for s in p.producers] == [250e6] * 4
@@ -90,11 +78,6 @@ def test_bad_options_are_refused_with_one_line(over, message):
     with pytest.raises(ValueError, match=message) as caught:
         plan(**over)
     assert "\n" not in str(caught.value)
-
-
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "loadgen.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("args, message", [

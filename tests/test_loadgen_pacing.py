@@ -9,7 +9,7 @@ import pytest
 from farm.providers import NORMALIZERS
 from farm.wire import decode_batch
 from loadgen import runner
-from tests.test_loadgen_options import plan
+from tests.support.loadgen_runs import plan
 
 
 def run(redis_url: str, **over) -> runner.Outcome:

@@ -18,7 +18,7 @@ from loadgen.population import PopulationSpec, build_population
 from loadgen.profiles import PROFILES
 from loadgen.providers.group import Shape
 from loadgen.stream import Stream, StreamSpec
-from tests.loadgen_shapes import CHECKS
+from tests.support.provider_shapes import CHECKS
 
 MIX = {"prometheus": 60, "grafana": 20, "datadog": 10, "zabbix": 5, "keep": 5}
 EPOCH = 1_790_000_000.0

@@ -21,8 +21,8 @@ from loadgen.producer import prepare
 from loadgen.record import SendLog
 from loadgen.stores import SqliteReader, StoredRow
 from loadgen.stream import event_digest
-from tests.farmproc import FarmProcess, write_config
-from tests.test_loadgen_options import plan, run_cli
+from tests.support.farms import FarmProcess, write_config
+from tests.support.loadgen_runs import plan, run_cli
 
 RUN = "0123456789abcdef"
 SUPPORTED_MIX = ",".join(f"{p}:{w}" for p, w in (("prometheus", 60), ("grafana", 20),

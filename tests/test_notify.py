@@ -19,8 +19,8 @@ from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
 from farm.queue import WorkQueue
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
-from tests.farmproc import FarmProcess, write_config
-from tests.notify_receiver import Receiver
+from tests.support.farms import FarmProcess, write_config
+from tests.support.notify_receiver import Receiver
 
 KEYS = Keys("nt")
 NOTIFY = NotifyKeys("nt")

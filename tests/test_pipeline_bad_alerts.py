@@ -8,14 +8,13 @@ big by itself is dead-lettered alone, and the digest it stored is dropped again.
 
 from __future__ import annotations
 
-import msgpack
 import orjson
 
 from farm import config
 from farm.pipeline import Pipeline
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
-from tests.test_dedup import PREFIX, Run, history_rows, make_pipeline
+from tests.support.pipelines import PREFIX, Run, dead_letters, history_rows, make_pipeline
 
 
 def nested(depth: int) -> object:
@@ -29,10 +28,6 @@ def dedup_keys(redis) -> list[bytes]:
     return redis.keys(f"{PREFIX}:dedup:*")
 
 
-def letters(outcome) -> list[dict]:
-    return [msgpack.unpackb(raw, strict_map_key=False) for raw in outcome.dead_letters]
-
-
 def test_an_event_no_store_can_encode_is_dead_lettered_before_any_decision(redis):
     run = Run(redis, make_pipeline(redis))
     events = [{"name": "ok"}, {"name": "int key", "extra": {1: "x"}},
@@ -40,7 +35,7 @@ def test_an_event_no_store_can_encode_is_dead_lettered_before_any_decision(redis
               {"name": "1000 deep", "extra": nested(1000)}, {"name": "ok too"}]
     assert run.send(events, provider="keep") == "nn"
     reasons = [(letter["stage"], letter["payload"]["name"], letter["reason"])
-               for letter in letters(run.last)]
+               for letter in dead_letters(run.last)]
     assert reasons == [("normalize", "int key", "TypeError: Dict key must be str"),
                        ("normalize", "300 deep", "TypeError: Recursion limit reached"),
                        ("normalize", "1000 deep", "TypeError: Recursion limit reached")]
@@ -56,7 +51,7 @@ def test_a_field_left_out_of_the_digest_is_still_checked(redis):
     events = [{"name": "top", "extra": {None: 1}},
               {"name": "nested", "labels": {"deep": [{b"bytes key": 1}]}}, {"name": "ok"}]
     assert run.send(events, provider="keep") == "n"
-    assert [letter["payload"]["name"] for letter in letters(run.last)] == ["top", "nested"]
+    assert [letter["payload"]["name"] for letter in dead_letters(run.last)] == ["top", "nested"]
     assert len(dedup_keys(redis)) == 1
 
 
@@ -74,7 +69,7 @@ def test_a_zabbix_tag_item_without_a_string_tag_is_left_out(redis):
 def test_a_batch_with_an_impossible_sent_at_is_dead_lettered_whole(redis):
     pipeline = make_pipeline(redis)
     outcome = pipeline.process(encode_batch([{"name": "x"}], "keep", sent_at=1e20))
-    [letter] = letters(outcome)
+    [letter] = dead_letters(outcome)
     assert (letter["stage"], letter["reason"]) == ("decode", "'sent_at' 1e+20 is not a time "
                                                    "farm can store")
     assert outcome.counts["batches_dead"] == 1 and dedup_keys(redis) == []
@@ -111,7 +106,7 @@ def test_an_alert_too_big_for_a_record_by_itself_is_dead_lettered_alone(redis):
     run = Run(redis, limited_pipeline(redis, 4_000))
     huge = {"name": "huge", "message": "m" * 5_000}
     assert run.send([{"name": "a"}, huge, {"name": "b"}], provider="keep") == "nnn"
-    [letter] = letters(run.last)
+    [letter] = dead_letters(run.last)
     assert (letter["stage"], letter["payload"]["name"]) == ("store", "huge")
     assert "more than a ring record holds (4000)" in letter["reason"]
     assert [row[6] for row in history_rows(run.last)] == ["a", "b"]

@@ -13,7 +13,7 @@ from farm.cli import main
 from farm.config import load
 from farm.search import Query, search
 from farm.sinks.sqlite import SqliteEncoder, SqliteWriter
-from tests.test_engine_store import Store
+from tests.support.engine_store import EngineStore
 
 NOW = iso_ms(time.time())
 OLD = iso_ms(time.time() - 7200)
@@ -96,7 +96,7 @@ def test_search_command_prints_json_and_reports_bad_input(tmp_path):
 
 @pytest.mark.engine
 def test_engine_search_by_text_time_and_severity(engine_url):
-    store = Store(engine_url)
+    store = EngineStore(engine_url)
     try:
         store.write(alerts(), sent_at=time.time())
         cfg = store.cfg

@@ -19,14 +19,17 @@ import redis as redis_lib
 
 from farm.redis_server import RedisServer
 from supervisor.leftovers import shm_path
-from tests.conftest import free_port
-from tests.farmproc import FarmProcess, write_config
-from tests.test_farm_integration import push_batches
-from tests.test_faults import check_everything_stored_once, wait_all_alive, wait_until_busy
+from tests.support.farms import FarmProcess, write_config
+from tests.support.faults import (
+    BATCHES,
+    check_everything_stored_once,
+    push_backlog,
+    wait_all_alive,
+    wait_until_busy,
+)
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
-
-BATCHES, PER_BATCH = 300, 40
 
 
 def embedded_redis(data: Path) -> redis_lib.Redis:
@@ -78,7 +81,7 @@ def test_killed_supervisor_leaves_no_orphans_and_the_next_farm_recovers(
     farm = FarmProcess(config, workers=2).start()
     client = embedded_redis(data) if embedded else redis
     try:
-        batches = push_batches(client, BATCHES, PER_BATCH)
+        batches = push_backlog(client)
         wait_until_busy(farm, seed=5)
         shm = kill_supervisor_and_check_children_die(farm)
     finally:
@@ -110,7 +113,7 @@ def test_an_embedded_redis_that_dies_is_restarted_and_nothing_is_lost(tmp_path):
     config = write_config(tmp_path / "farm.toml", data, "", extra="ring_mb = 1\n")
     with FarmProcess(config, workers=2) as farm:
         client = embedded_redis(data)
-        batches = push_batches(client, BATCHES, PER_BATCH)
+        batches = push_backlog(client)
         wait_until_busy(farm, seed=9)
         first = psutil.Process(farm.status()["redis"]["pid"])
         # A Redis that does not answer makes the farm unready, for as long as it lasts.
@@ -158,7 +161,7 @@ def test_a_drain_without_redis_ends_cleanly_and_the_next_start_loses_nothing(tmp
     try:
         farm = FarmProcess(config, workers=2).start()
         client = redis_lib.Redis.from_url(url)
-        batches = push_batches(client, BATCHES, PER_BATCH)
+        batches = push_backlog(client)
         wait_until_busy(farm, seed=13)
         server.proc.kill()
         server.proc.wait()

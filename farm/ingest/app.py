@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 
 import orjson
 import redis.asyncio as aioredis
@@ -34,13 +35,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from farm.config import Config
+from farm.config import Config, ConfigError
+from farm.config import load as load_config
 from farm.ingest import auth, limits
 from farm.ingest.backpressure import Gate
 from farm.ingest.batching import EXTRA_KEYS, Batcher, StoreFailed
 from farm.ingest.connections import BODY_RECEIVED, REQUEST_STARTED
 from farm.ingest.critical import is_critical
 from farm.ingest.errors import Refused
+from farm.ingest.openapi import document
 from farm.ingest.ratelimit import RateLimiter
 from farm.redis_keys import Keys
 from farm.units import parse_bytes
@@ -132,8 +135,6 @@ class Gateway:
     async def watch_config(self) -> None:
         """Take up [ingest.keys] and [ingest.rates] from the config file when it changes, so
         that `farm keys add` works without a restart."""
-        from farm import config as config_mod
-
         path = self.cfg.source
         if not path:
             return
@@ -145,8 +146,8 @@ class Gateway:
                 continue
             seen = mtime
             try:
-                cfg = await asyncio.to_thread(config_mod.load, path)
-            except config_mod.ConfigError as exc:
+                cfg = await asyncio.to_thread(load_config, path)
+            except ConfigError as exc:
                 log.error("config file %s changed but is not valid; keeping the keys and rates "
                           "in use: %s", path, "; ".join(exc.problems))
                 continue
@@ -263,77 +264,8 @@ def extras_of(request: Request) -> tuple:
 
 
 def make_app(cfg: Config, redis_url: str, metrics=None) -> Starlette:
-    """The gateway application; its lifespan connects to Redis and drains batches at the end."""
-    from farm.ingest.openapi import document
-
-    gateway = Gateway(cfg, redis_url, metrics)
-    openapi = orjson.dumps(document())
-
-    async def webhook(request: Request) -> Response:
-        provider = request.path_params.get("provider_type", "keep")
-        route = PROVIDER_ROUTE if "provider_type" in request.path_params else GENERIC_ROUTE
-        label = provider if provider in PROVIDERS else "-"
-        started = time.perf_counter()
-        request.state.tenant = "-"
-        if gateway.inflight >= gateway.max_inflight:
-            response = refusal(unavailable(f"this gateway process holds {gateway.max_inflight} "
-                                           f"requests already ([ingest] max_inflight)"))
-            return _count(gateway, route, response, "-", label, "overloaded")
-        gateway.inflight += 1
-        hold = gateway.budget.hold()
-        try:
-            batch_id, n_events, size, headers = await gateway.take(request, provider, hold)
-        except Refused as refused:
-            return _count(gateway, route, refusal(refused), request.state.tenant, label,
-                          refused.reason)
-        finally:
-            gateway.inflight -= 1
-            hold.release()
-        response = json_response({"batch": batch_id, "events": n_events,
-                                  "task_name": batch_id}, 202, headers)
-        if gateway.metrics is not None:
-            gateway.metrics.accepted(request.state.tenant, label, size, n_events,
-                                     time.perf_counter() - started)
-        return _count(gateway, route, response, request.state.tenant, label)
-
-    async def healthz(_request: Request) -> Response:
-        gate = gateway.gate
-        doc = {"status": "ok", "backpressure": gate.closed,
-               "backlog": None if gate.last is None else {
-                   "batches": gate.last.batches, "bytes": gate.last.bytes},
-               "inflight": {"requests": gateway.inflight, "bytes": gateway.budget.held}}
-        if gate.error is not None:
-            doc.update(status="unhealthy", detail=f"cannot reach Redis: {gate.error}")
-            return json_response(doc, 503)
-        return json_response(doc, 200)
-
-    async def openapi_json(_request: Request) -> Response:
-        return Response(openapi, media_type="application/json")
-
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 404:
-            detail = (f"no such endpoint {request.url.path[:100]!r}; webhooks go to POST "
-                      f"{GENERIC_ROUTE} or {PROVIDER_ROUTE}")
-        elif exc.status_code == 405:
-            detail = (f"{request.method} is not allowed on {request.url.path[:100]}; "
-                      f"allowed: {exc.headers.get('Allow', '') if exc.headers else ''}")
-        else:
-            detail = str(exc.detail)
-        return json_response({"detail": detail}, exc.status_code, exc.headers)
-
-    async def server_error(_request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error in the ingest gateway", exc_info=exc)
-        return json_response({"detail": f"internal error ({type(exc).__name__}); the request "
-                                        f"was not stored, send it again"}, 500)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app):
-        await gateway.start()
-        try:
-            yield
-        finally:
-            await gateway.stop()
-
+    """The gateway application; its lifespan connects to Redis and drains batches at the end.
+    The handlers find the process's Gateway in `app.state.gateway`."""
     app = Starlette(
         routes=[Route(GENERIC_ROUTE, webhook, methods=["POST"]),
                 Route(PROVIDER_ROUTE, webhook, methods=["POST"]),
@@ -341,8 +273,89 @@ def make_app(cfg: Config, redis_url: str, metrics=None) -> Starlette:
                 Route("/openapi.json", openapi_json, methods=["GET"])],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan)
-    app.state.gateway = gateway
+    app.state.gateway = Gateway(cfg, redis_url, metrics)
+    app.state.openapi = orjson.dumps(document())
     return app
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    gateway: Gateway = app.state.gateway
+    await gateway.start()
+    try:
+        yield
+    finally:
+        await gateway.stop()
+
+
+async def webhook(request: Request) -> Response:
+    """POST /alerts/event[/{provider_type}]: 202 with the batch id once the events are in
+    Redis, or the JSON refusal of the first step that says no."""
+    gateway: Gateway = request.app.state.gateway
+    provider = request.path_params.get("provider_type", "keep")
+    route = PROVIDER_ROUTE if "provider_type" in request.path_params else GENERIC_ROUTE
+    label = provider if provider in PROVIDERS else "-"
+    started = time.perf_counter()
+    request.state.tenant = "-"
+    if gateway.inflight >= gateway.max_inflight:
+        response = refusal(unavailable(f"this gateway process holds {gateway.max_inflight} "
+                                       f"requests already ([ingest] max_inflight)"))
+        return _count(gateway, route, response, "-", label, "overloaded")
+    gateway.inflight += 1
+    hold = gateway.budget.hold()
+    try:
+        batch_id, n_events, size, headers = await gateway.take(request, provider, hold)
+    except Refused as refused:
+        return _count(gateway, route, refusal(refused), request.state.tenant, label,
+                      refused.reason)
+    finally:
+        gateway.inflight -= 1
+        hold.release()
+    response = json_response({"batch": batch_id, "events": n_events,
+                              "task_name": batch_id}, 202, headers)
+    if gateway.metrics is not None:
+        gateway.metrics.accepted(request.state.tenant, label, size, n_events,
+                                 time.perf_counter() - started)
+    return _count(gateway, route, response, request.state.tenant, label)
+
+
+async def healthz(request: Request) -> Response:
+    """GET /healthz: 200 while Redis answers the backlog checks, else 503; with the gate, the
+    last backlog seen and what this process holds."""
+    gateway: Gateway = request.app.state.gateway
+    gate = gateway.gate
+    doc = {"status": "ok", "backpressure": gate.closed,
+           "backlog": None if gate.last is None else {
+               "batches": gate.last.batches, "bytes": gate.last.bytes},
+           "inflight": {"requests": gateway.inflight, "bytes": gateway.budget.held}}
+    if gate.error is not None:
+        doc.update(status="unhealthy", detail=f"cannot reach Redis: {gate.error}")
+        return json_response(doc, 503)
+    return json_response(doc, 200)
+
+
+async def openapi_json(request: Request) -> Response:
+    """GET /openapi.json: the document of farm/ingest/openapi.py, serialized once at start."""
+    return Response(request.app.state.openapi, media_type="application/json")
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """Starlette's 404 and 405, as JSON that says where webhooks go."""
+    if exc.status_code == 404:
+        detail = (f"no such endpoint {request.url.path[:100]!r}; webhooks go to POST "
+                  f"{GENERIC_ROUTE} or {PROVIDER_ROUTE}")
+    elif exc.status_code == 405:
+        detail = (f"{request.method} is not allowed on {request.url.path[:100]}; "
+                  f"allowed: {exc.headers.get('Allow', '') if exc.headers else ''}")
+    else:
+        detail = str(exc.detail)
+    return json_response({"detail": detail}, exc.status_code, exc.headers)
+
+
+async def server_error(_request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error in the ingest gateway", exc_info=exc)
+    return json_response({"detail": f"internal error ({type(exc).__name__}); the request "
+                                    f"was not stored, send it again"}, 500)
 
 
 def _count(gateway: Gateway, route: str, response: Response, tenant: str, provider: str,

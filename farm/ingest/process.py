@@ -23,8 +23,11 @@ import sys
 import uvicorn
 
 from farm.config import Config, ConfigError
+from farm.config import load as load_config
+from farm.config.ingest import parse_watermark
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.redis_server import redis_url_of
+from farm.units import parse_bytes
 
 log = logging.getLogger("farm.ingest")
 
@@ -40,6 +43,8 @@ def main(cfg: Config, index: int, redis_url: str, lifeline: Lifeline | None = No
     if lifeline is not None:
         lifeline.bind()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Imported here, in the gateway process: the supervisor and `farm start` import this module
+    # for check() and need not load the web application with it.
     from farm import metrics
     from farm.log import setup_logging
 
@@ -160,9 +165,6 @@ def check(cfg: Config) -> list[str]:
     raises ConfigError (one line per problem) for what must stop start-up, such as
     low_water >= high_water, max_inflight_bytes < max_body or [ingest] http already in use by
     another program."""
-    from farm.config.ingest import parse_watermark
-    from farm.units import parse_bytes
-
     ingest = cfg.ingest
     if ingest.processes == 0:
         return []
@@ -211,8 +213,6 @@ def check(cfg: Config) -> list[str]:
 
 
 def _run_from_command_line(argv: list[str] | None = None) -> None:
-    from farm import config as config_mod
-
     parser = argparse.ArgumentParser(prog="python -m farm.ingest.process",
                                      description="Run one ingest gateway process.")
     parser.add_argument("--config", help="TOML config file")
@@ -220,7 +220,7 @@ def _run_from_command_line(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", help="default: [redis] url, else the farm's own Redis")
     args = parser.parse_args(argv)
     try:
-        cfg = config_mod.load(args.config)
+        cfg = load_config(args.config)
     except ConfigError as exc:
         sys.exit("\n".join(f"config: {problem}" for problem in exc.problems))
     redis_url = args.redis_url or redis_url_of(cfg)

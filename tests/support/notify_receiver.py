@@ -10,7 +10,7 @@ import time
 
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 class Receiver:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 
 from farm.config import load
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 def write_config(path: Path, data_dir: Path, redis_url: str, prefix: str = "farm",
@@ -50,7 +50,7 @@ heartbeat_seconds = 10
     return path
 
 
-def engine_store(url: str, prefix: str, **more) -> str:
+def engine_store_table(url: str, prefix: str, **more) -> str:
     """The [store] table of a test farm that indexes into the engine at url."""
     lines = [f'{key} = {value!r}' if isinstance(value, int) else f'{key} = "{value}"'
              for key, value in more.items()]

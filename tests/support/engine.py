@@ -1,14 +1,14 @@
 """Run a real single-node search engine (OpenSearch or Elasticsearch) in a local JVM.
 
 The node is the Maven project in ``tests/engine`` (see its pom.xml); everything here is stdlib,
-so the pytest fixture and ``make engine`` share it.
+so the pytest fixture, the engine bench and ``make engine`` share it.
 
     node = EngineNode(tmp_path / "engine")   # a free port; engine from FARM_TEST_ENGINE
     node.start()                             # builds once, launches, waits for health; -> node.url
     node.kill(); node.start()                # same port and data dir: the indexed data survives
     node.stop()                              # or use the node as a context manager
 
-From a shell: ``python -m tests.engine_node --port 9200 [--engine opensearch] [--data DIR]``.
+From a shell: ``python -m tests.support.engine --port 9200 [--engine opensearch] [--data DIR]``.
 
 Environment:
   FARM_TEST_ENGINE   ``opensearch`` (default: OpenSearch 2.19.6) or ``elasticsearch`` (8.19.21).
@@ -25,14 +25,15 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent / "engine"
+from tests.support.ports import free_port
+
+PROJECT_DIR = Path(__file__).resolve().parents[1] / "engine"
 MAIN_CLASS_FILE = PROJECT_DIR / "target" / "classes" / "farm" / "engine" / "EngineMain.class"
 ENGINES = ("opensearch", "elasticsearch")
 DEFAULT_ENGINE = "opensearch"
@@ -89,13 +90,6 @@ def unavailable_reason() -> str | None:
 def java_available() -> bool:
     """True when Java 17+ and Maven are present; see unavailable_reason() for the why-not."""
     return unavailable_reason() is None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _engine_dir(engine: str) -> Path:
@@ -276,7 +270,8 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     """Run a node in the foreground until Ctrl-C or SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m tests.engine_node", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.support.engine",
+                                     description=main.__doc__)
     parser.add_argument(
         "--port", type=int, default=9200, help="HTTP port on 127.0.0.1 (default 9200)"
     )
