@@ -19,6 +19,8 @@ import orjson
 
 from farm.alert import iso_ms
 from farm.config import Config
+from farm.correlation.store import links_index
+from farm.sinks.engine_client import Engine, EngineError, current_index
 from farm.sinks.sqlite import connect
 
 
@@ -50,7 +52,7 @@ def search(cfg: Config, query: Query) -> list[dict]:
     return _search_engine(cfg, query)
 
 
-def _fts_query(text: str) -> str:
+def fts_query(text: str) -> str:
     """User words -> an FTS5 query that ANDs them, so punctuation is never FTS syntax."""
     words = []
     for word in text.split():
@@ -74,7 +76,7 @@ def _fold(text: str) -> str:
 
 
 class TextMatcher:
-    """What `_fts_query(text)` matches, for text that has no FTS5 index: every word of the
+    """What `fts_query(text)` matches, for text that has no FTS5 index: every word of the
     query (a phrase of its tokens, a prefix when it ends with `*`) must occur within one of
     the columns; words are matched whole and case-insensitively."""
 
@@ -122,7 +124,7 @@ def _run_sqlite(db: sqlite3.Connection, q: Query) -> list[dict]:
             if has_fts:
                 table += " JOIN alerts_fts f ON f.rowid = a.rowid"
                 where.append("alerts_fts MATCH ?")
-                args.append(_fts_query(q.text))
+                args.append(fts_query(q.text))
             else:  # history full-text search is opt-in ([store] fts_history): scan instead
                 db.create_function("farm_text_match", 3, TextMatcher(q.text),
                                    deterministic=True)
@@ -134,7 +136,7 @@ def _run_sqlite(db: sqlite3.Connection, q: Query) -> list[dict]:
         if q.text:
             table += " JOIN alerts_current_fts f ON f.rowid = a.id"
             where.append("alerts_current_fts MATCH ?")
-            args.append(_fts_query(q.text))
+            args.append(fts_query(q.text))
     if q.cutoff():
         where.append("a.lastReceived >= ?")
         args.append(q.cutoff())
@@ -161,8 +163,6 @@ def _run_sqlite(db: sqlite3.Connection, q: Query) -> list[dict]:
 
 
 def _search_engine(cfg: Config, q: Query) -> list[dict]:
-    from farm.sinks.engine_client import Engine, EngineError, current_index
-
     prefix = cfg.store.index_prefix
     index = f"{prefix}-alerts-2*" if q.history else current_index(prefix)
     must, filters = [], []
@@ -177,13 +177,18 @@ def _search_engine(cfg: Config, q: Query) -> list[dict]:
     if q.tenant:
         filters.append({"term": {"tenant": q.tenant}})
     if q.incident:
-        from farm.correlation.store import get_incident
-
-        _, links = get_incident(cfg, q.incident)
+        links = engine_search(cfg, links_index(prefix), {
+            "size": 10_000, "_source": ["fingerprint"],
+            "query": {"term": {"incident_id": q.incident}}})
         filters.append({"terms": {"fingerprint": sorted({lk["fingerprint"] for lk in links})}})
     body = {"size": q.limit, "sort": [{"lastReceived": "desc"}],
             "query": {"bool": {"must": must, "filter": filters,
                                "must_not": [{"term": {"eventId": ""}}]}}}
+    return engine_search(cfg, index, body)
+
+
+def engine_search(cfg: Config, index: str, body: dict) -> list[dict]:
+    """The `_source` of every hit of one search of the engine; SearchError when it fails."""
     engine = Engine(cfg.store)
     try:
         _, answer = engine.request("POST", f"/{index}/_search?ignore_unavailable=true",

@@ -41,7 +41,7 @@ def _config_option(fn):
 @_config_option
 def incidents_list(query, status, tenant, everything, limit, as_json, config_path):
     """Incidents, most recently seen first; words in QUERY must be in the name."""
-    from farm.correlation.store import list_incidents
+    from farm.correlation.queries import list_incidents
     from farm.search import SearchError
 
     cli = _cli()
@@ -68,7 +68,7 @@ def incidents_list(query, status, tenant, everything, limit, as_json, config_pat
 @_config_option
 def incidents_show(incident_id, as_json, config_path):
     """One incident and the fingerprints linked to it."""
-    from farm.correlation.store import get_incident
+    from farm.correlation.queries import get_incident
     from farm.search import SearchError
 
     cli = _cli()

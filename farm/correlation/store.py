@@ -9,6 +9,7 @@ by a snapshot whose `version` (raised by every Redis change) is not older, and a
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import orjson
 
@@ -106,11 +107,10 @@ ctx._source.putAll(params.doc);
 """
 
 
-def setup_engine(engine, prefix: str, replicas: int) -> None:
-    """Install the incidents template and script, and create both indices (idempotent)."""
-    from farm.sinks.engine_client import template_path
-
-    body = orjson.loads(template_path().with_name("incidents-template.json").read_bytes())
+def setup_engine(engine, prefix: str, replicas: int, template: Path) -> None:
+    """Install the incidents template (the shipped file `template`) and script, and create
+    both indices (idempotent)."""
+    body = orjson.loads(template.read_bytes())
     body["index_patterns"] = [incidents_index(prefix), links_index(prefix)]
     body["template"]["settings"]["number_of_replicas"] = replicas
     engine.request("PUT", f"/_index_template/{prefix}-incidents", body=body)
@@ -151,85 +151,3 @@ def engine_actions(prefix: str, tenant: str, incidents) -> list[bytes]:
 
 
 # -- reading back (CLI) --------------------------------------------------------------------
-
-def list_incidents(cfg, status: str | None = None, tenant: str | None = None,
-                   everything: bool = False, text: str = "", limit: int = 20) -> list[dict]:
-    """Stored incidents, most recently seen first; only visible ones unless `everything`.
-    Raises farm.search.SearchError when the store cannot be read."""
-    if cfg.store.kind == "sqlite":
-        where, args = [], []
-        table = "incidents i"
-        if text:
-            from farm.search import _fts_query
-
-            table += " JOIN incidents_fts f ON f.rowid = i.rowid"
-            where.append("incidents_fts MATCH ?")
-            args.append(_fts_query(text))
-        for column, value in (("i.status", status), ("i.tenant", tenant)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if not everything:
-            where.append("i.is_visible = 1")
-        sql = (f"SELECT i.doc FROM {table} {'WHERE ' + ' AND '.join(where) if where else ''} "
-               f"ORDER BY i.last_seen_time DESC LIMIT ?")
-        return [orjson.loads(row[0]) for row in _sqlite_rows(cfg, sql, [*args, limit])]
-    filters: list[dict] = [{"term": {"status": status}}] if status else []
-    if tenant:
-        filters.append({"term": {"tenant": tenant}})
-    if not everything:
-        filters.append({"term": {"is_visible": True}})
-    must = [{"simple_query_string": {"query": text, "fields": ["name.text"],
-                                     "default_operator": "and"}}] if text else []
-    body = {"size": limit, "sort": [{"last_seen_time": "desc"}],
-            "query": {"bool": {"must": must, "filter": filters}}}
-    return _engine_search(cfg, incidents_index(cfg.store.index_prefix), body)
-
-
-def get_incident(cfg, incident_id: str) -> tuple[dict | None, list[dict]]:
-    """(the stored incident or None, its links [{fingerprint, eventId, linkedAt}])."""
-    if cfg.store.kind == "sqlite":
-        found = _sqlite_rows(cfg, "SELECT doc FROM incidents WHERE id = ?", [incident_id])
-        links = _sqlite_rows(cfg, "SELECT fingerprint, eventId, linkedAt FROM incident_alerts "
-                             "WHERE incident_id = ? ORDER BY linkedAt, fingerprint",
-                             [incident_id])
-        return (orjson.loads(found[0][0]) if found else None,
-                [{"fingerprint": f, "eventId": e, "linkedAt": at} for f, e, at in links])
-    prefix = cfg.store.index_prefix
-    docs = _engine_search(cfg, incidents_index(prefix),
-                          {"size": 1, "query": {"term": {"id": incident_id}}})
-    links = _engine_search(cfg, links_index(prefix),
-                           {"size": 10_000, "sort": [{"linkedAt": "asc"}],
-                            "query": {"term": {"incident_id": incident_id}}})
-    return (docs[0] if docs else None, links)
-
-
-def _sqlite_rows(cfg, sql: str, args: list) -> list[tuple]:
-    from farm.search import SearchError
-    from farm.sinks.sqlite import connect
-
-    path = cfg.sqlite_path
-    if not path.exists():
-        raise SearchError(f"no store at {path} yet (has the farm indexed anything?)")
-    db = connect(path, readonly=True)
-    try:
-        return db.execute(sql, args).fetchall()
-    except sqlite3.OperationalError as exc:
-        raise SearchError(f"cannot read incidents: {exc}") from None
-    finally:
-        db.close()
-
-
-def _engine_search(cfg, index: str, body: dict) -> list[dict]:
-    from farm.search import SearchError
-    from farm.sinks.engine_client import Engine, EngineError
-
-    engine = Engine(cfg.store)
-    try:
-        _, answer = engine.request("POST", f"/{index}/_search?ignore_unavailable=true",
-                                   body=body)
-    except EngineError as exc:
-        raise SearchError(str(exc)) from None
-    finally:
-        engine.close()
-    return [hit["_source"] for hit in answer["hits"]["hits"]]

@@ -24,6 +24,8 @@ import orjson
 from elastic_transport import Transport, TransportError
 from elastic_transport.client_utils import url_to_node_config
 
+from farm.correlation.store import setup_engine as setup_incidents
+
 log = logging.getLogger("farm.engine")
 
 CURRENT_SCRIPT_ID = "farm-current-state"
@@ -199,9 +201,8 @@ def setup(engine: Engine, store) -> str:
     engine.request("PUT", f"/_scripts/{CURRENT_SCRIPT_ID}",
                    body={"script": {"lang": "painless", "source": CURRENT_SCRIPT}})
     engine.request("PUT", f"/{current_index(prefix)}", ok=(200, 201, 400))  # 400: exists
-    from farm.correlation.store import setup_engine
-
-    setup_engine(engine, prefix, store.replicas)
+    setup_incidents(engine, prefix, store.replicas,
+                    template_path().with_name("incidents-template.json"))
     return lifecycle
 
 
