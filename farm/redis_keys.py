@@ -44,6 +44,13 @@
 - `<p>:rl:<tenant>:<provider>`         string: the ingest gateways' rate-limit bucket (GCRA) of
   one tenant and provider, its theoretical arrival time in microseconds of Redis time, with a
   TTL of the time until the bucket is full again. One Lua call per check.
+- `<p>:maintenance`                    hash: maintenance window name -> the window as JSON (the
+  keys of a `[[window]]` table, times as ISO 8601 UTC). Written only by `farm maintenance
+  add|end`, in the same transaction that increments `<p>:maintenance:version`; `end` sets the
+  window's end to now (it stays, so a redelivered batch is judged as before) and windows ended
+  over a week ago are removed. Workers read both in one transaction when the version changed.
+- `<p>:maintenance:version`            integer, incremented by every `farm maintenance add|end`.
+  Each worker GETs it at most once a second, to notice new or ended windows cheaply.
 - `<p>:notify`, `<p>:notify:inflight:<node>`, `<p>:notify:overflowed`   outbound notifications
   (farm/notify/outbox.py): workers LPUSH in the ack script; the node's sender takes them.
 - `<p>:stats:<counter>`                integer counters (see STAT_NAMES), incremented by the
@@ -78,6 +85,8 @@ class Keys:
     def __init__(self, prefix: str):
         self.prefix = prefix
         self.dlq = f"{prefix}:dlq"
+        self.maintenance = f"{prefix}:maintenance"
+        self.maintenance_version = f"{prefix}:maintenance:version"
 
     def queue(self, lane: str) -> str:
         return f"{self.prefix}:q:{lane}"
