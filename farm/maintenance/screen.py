@@ -59,4 +59,6 @@ def screen(windows: Sequence[Window], alerts: list[dict], digests: list[bytes],
         out.digests.append(digest(alert))
     if out.effects:
         out.signature = trail.hexdigest()
+    else:
+        out.alerts, out.digests = alerts, digests
     return out

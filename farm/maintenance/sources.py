@@ -184,8 +184,10 @@ def end_window(redis, keys, name: str, file_names: set[str], now: float) -> str:
 
 
 def datetime_text(t: float) -> str:
-    """Unix seconds -> ISO 8601 UTC with microseconds (a window's stored times)."""
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+    """Unix seconds -> ISO 8601 UTC (a window's stored times), rounded down to the millisecond:
+    a window that starts or ends "now" must not start a hair after now."""
+    at = datetime.fromtimestamp(math.floor(t * 1000) / 1000, UTC)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- a worker's view ------------------------------------------------------------------------

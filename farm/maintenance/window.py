@@ -131,7 +131,10 @@ class Window:
             # Firings fall on whole minutes: the latest one at or before t is the latest at or
             # before t's minute, so one search serves a whole minute of batches.
             at = minute * 60.0
-            self._latest = self.cron.latest(at, at - self.duration)
+            floor = at - self.duration
+            if self.start is not None:
+                floor = max(floor, self.start)  # a firing before start opens nothing
+            self._latest = self.cron.latest(at, floor)
             self._minute = minute
         return self._latest is not None and t <= self._latest + self.duration
 
