@@ -16,7 +16,6 @@ from farm import config as config_mod
 from farm.alert import new_alert
 from farm.cli import main as cli
 from farm.dedup import ContentHasher
-from farm.keys import Keys
 from farm.maintenance.cron import Cron, CronError
 from farm.maintenance.screen import screen
 from farm.maintenance.sources import (
@@ -28,6 +27,7 @@ from farm.maintenance.sources import (
     read_redis,
 )
 from farm.maintenance.window import AlertView, instant, parse_window
+from farm.redis_keys import Keys
 from farm.rules.files import RuleProblem
 from farm.rules.ruleset import RuleError
 
