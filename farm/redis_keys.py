@@ -66,6 +66,8 @@ STAT_NAMES = (
     "alerts_indexed",
     "alerts_duplicate",
     "alerts_dead",
+    # Alerts a maintenance window dropped: never deduplicated or stored (farm/maintenance/).
+    "alerts_maintenance",
     # Events read as holding no alert (a webhook with an empty `alerts`, an empty Keep list):
     # each counts once in alerts_received, so that every event is accounted for.
     "events_empty",
@@ -75,8 +77,10 @@ STAT_NAMES = (
 )
 
 # What every unit of alerts_received ends as, exactly one each (docs/architecture.md):
-# alerts_received = alerts_indexed + alerts_duplicate + alerts_dead + events_empty.
-SETTLED = ("alerts_indexed", "alerts_duplicate", "alerts_dead", "events_empty")
+# alerts_received = alerts_indexed + alerts_duplicate + alerts_dead + alerts_maintenance
+#                   + events_empty.
+SETTLED = ("alerts_indexed", "alerts_duplicate", "alerts_dead", "alerts_maintenance",
+           "events_empty")
 
 
 class Keys:
