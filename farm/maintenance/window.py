@@ -96,19 +96,20 @@ class Window:
     """A parsed window. `active_at(t)` and `takes(view)` are what the pipeline asks."""
 
     def __init__(self, table: dict, origin: str):
+        """Build with `parse_window`, which checks the table and fills the rest."""
         self.table = table
-        self.origin = origin
+        self.origin = origin  # the file's path, or "redis"
         self.name: str = table["name"]
-        self.enabled: bool = table.get("enabled", True)
+        self.condition: str = table["condition"]
+        self.holds: Callable[[object], bool] | None = None  # None: every alert
+        self.enabled = True
         self.start: float | None = None
         self.end: float | None = None
         self.duration: float | None = None
         self.cron: Cron | None = None
-        self.condition: str = table["condition"]
-        self.holds: Callable[[object], bool] | None = None
-        self.ignore_statuses: frozenset[str] = frozenset(table.get("ignore_statuses", ()))
-        self.suppress: bool = table.get("suppress", False)
-        self.recover_previous_status: bool = table.get("recover_previous_status", False)
+        self.ignore_statuses: frozenset[str] = frozenset()
+        self.suppress = False
+        self.recover_previous_status = False
         self._minute = -1
         self._latest: float | None = None
 
@@ -194,11 +195,14 @@ def parse_window(table: dict, origin: str) -> Window:
     if not isinstance(condition, str) or not condition.strip():
         raise RuleProblem('condition is required: CEL like \'service == "db"\', or "*" for '
                           'every alert')
+    if not isinstance(table.get("description", ""), str):
+        raise RuleProblem("description must be a string")
     statuses = table.get("ignore_statuses", [])
     if not isinstance(statuses, list) or any(s not in STATUSES for s in statuses):
         raise RuleProblem(f"ignore_statuses must be a list of statuses from "
                           f"{', '.join(STATUSES)}; got {statuses!r}")
     window = Window(table, origin)
+    window.ignore_statuses = frozenset(statuses)
     window.enabled = _flag(table, "enabled", True)
     window.suppress = _flag(table, "suppress", False)
     window.recover_previous_status = _flag(table, "recover_previous_status", False)
