@@ -1,8 +1,8 @@
 """Where maintenance windows come from, and the view of them a worker keeps current.
 
 - The file named by `[maintenance] rules`: `[[window]]` tables (farm/maintenance/window.py),
-  read and checked like the enrichment rule files (one line per problem), re-read when it
-  changes.
+  read and checked like every rule file (one line per problem), re-read when it changes
+  (farm/rules/reload.py, as the correlation rules are).
 - The Redis hash `<prefix>:maintenance` (farm/redis_keys.py), written by `farm maintenance add|end`
   so that every worker on every host sees the same windows.
 
@@ -23,8 +23,9 @@ from pathlib import Path
 from redis.exceptions import WatchError
 
 from farm.maintenance.window import Window, parse_window
-from farm.rules.files import FileWatch, RuleProblem, read_toml, rule_label
-from farm.rules.ruleset import RuleError, config_relative
+from farm.rules.files import RuleProblem, read_toml, rule_label
+from farm.rules.reload import ReloadingFile
+from farm.rules.ruleset import config_relative
 
 log = logging.getLogger("farm.maintenance")
 
@@ -76,17 +77,6 @@ def validate(cfg) -> list[str]:
     """Every problem with the configured windows file; empty when all is well (or none)."""
     path = rules_path(cfg)
     return load_file(path)[1] if path is not None else []
-
-
-def file_windows(cfg) -> list[Window]:
-    """The configured file's windows. Raises RuleError listing its problems."""
-    path = rules_path(cfg)
-    if path is None:
-        return []
-    windows, problems = load_file(path)
-    if problems:
-        raise RuleError(problems)
-    return windows
 
 
 # -- Redis ----------------------------------------------------------------------------------
@@ -201,12 +191,10 @@ class Windows:
         self.redis = redis
         self.keys = keys
         self.refresh_seconds = refresh_seconds
-        self.path = rules_path(cfg)
-        self.watch = FileWatch(self.path) if self.path is not None else None
-        self.from_file = file_windows(cfg)
+        self.file = ReloadingFile(rules_path(cfg), load_file, refresh_seconds, "maintenance")
         self.from_redis: list[Window] = []
         self.version: object = None
-        self.all: tuple[Window, ...] = tuple(self.from_file)
+        self.all: tuple[Window, ...] = tuple(self.file.items)
         self._checked = -math.inf
         self._redis_read = False
 
@@ -223,16 +211,7 @@ class Windows:
 
     def refresh(self) -> None:
         """Re-read the file if it changed and Redis if its version did. Raises Redis errors."""
-        changed = False
-        if self.watch is not None and self.watch.changed():
-            windows, problems = load_file(self.path)
-            if problems:
-                for problem in problems:
-                    log.error("maintenance: %s (the previous windows stay in force)", problem)
-            else:
-                self.from_file = windows
-                changed = True
-                log.info("maintenance: re-read %s: %d windows", self.path, len(windows))
+        changed = self.file.reload_if_changed()
         version = self.redis.get(self.keys.maintenance_version)
         if version != self.version or not self._redis_read:
             self.version, self.from_redis, problems = read_redis(self.redis, self.keys)
@@ -240,6 +219,6 @@ class Windows:
             for problem in problems:
                 log.error("maintenance: %s (that window is ignored)", problem)
         if changed:
-            names = {w.name for w in self.from_file}
-            self.all = tuple(self.from_file) + tuple(
+            names = {w.name for w in self.file.items}
+            self.all = tuple(self.file.items) + tuple(
                 w for w in self.from_redis if w.name not in names)

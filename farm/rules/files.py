@@ -7,7 +7,6 @@ per problem (file, rule, key, what is wrong). Nothing here runs per alert.
 from __future__ import annotations
 
 import csv
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -183,30 +182,6 @@ def rule_label(path: Path, kind: str, number: int, table: object) -> str:
     if isinstance(table, dict) and isinstance(table.get("name"), str):
         label += f" ({table['name']!r})"
     return label
-
-
-class FileWatch:
-    """Whether a file changed since the last look (modification time, size, inode: an editor
-    that saves by renaming a new file over the old one changes the inode). Take the stamp before
-    reading, so a write that lands during the read is seen at the next look."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.seen = self.stamp()
-
-    def stamp(self) -> tuple | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
-
-    def changed(self) -> bool:
-        now = self.stamp()
-        if now == self.seen:
-            return False
-        self.seen = now
-        return True
 
 
 def load_file(path: Path) -> tuple[list[ExtractionRule], list[MappingRule], list[str]]:
