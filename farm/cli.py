@@ -290,7 +290,8 @@ def maintenance_list(as_json, config_path):
               help='CEL over the alert, like \'service == "db" && severity < "critical"\'; '
                    '"*" for every alert.')
 @click.option("--start", help="ISO 8601 time (default now; UTC when it has no offset).")
-@click.option("--end", help="ISO 8601 time the window ends.")
+@click.option("--end", help="ISO 8601 time the window ends (default: when `farm maintenance "
+              "end NAME` ends it).")
 @click.option("--duration", help="How long it lasts from --start (or each --cron opening): 2h.")
 @click.option("--cron", help='Recurring: five-field cron in UTC, like "0 2 * * sat"; needs '
               '--duration; --start/--end then bound the recurrence.')

@@ -17,7 +17,10 @@
 - `<p>:decided:<batch id>`             string: one decision letter (n/p/f) per alert of the
   batch, at the alert's position in the batch, written by the dedup script chunk by chunk
   (SETRANGE), TTL a day, deleted when the batch is acked. A redelivered batch replays these
-  decisions by position, however `[workers] batch_max` cuts it this time.
+  decisions by position, however `[workers] batch_max` cuts it this time. When maintenance
+  windows took some of the batch's alerts, this key, `timeline:` and `incidents:` are named
+  `<batch id>~<16 hex digits>` instead, the digits naming what the windows did (position,
+  window, action): a redelivery whose windows did something else decides afresh.
 - `<p>:timeline:<batch id>`            hash: position in the batch -> the firing timeline the
   dedup script computed for that alert (JSON), written with the decisions and dropped with them
   on ack, so a redelivered batch replays the same timeline even after later versions of its

@@ -212,8 +212,10 @@ def test_every_problem_in_a_window_file_is_one_line(tmp_path):
     path = tmp_path / "windows.toml"
     path.write_text("""
 [[window]]
-name = "no end"
+name = "end and duration"
 start = "2026-12-05T02:00:00Z"
+end = "2026-12-05T03:00:00Z"
+duration = "1h"
 condition = "*"
 
 [[window]]
@@ -266,7 +268,8 @@ condition = "*"
     assert [w.name for w in windows] == ["ok"]
     assert len(problems) == 8 and all("\n" not in p for p in problems)
     text = "\n".join(problems)
-    for says in ("unknown table 'windows'", "#1 ('no end'): give either end or duration",
+    for says in ("unknown table 'windows'",
+                 "#1 ('end and duration'): give end or duration, not both",
                  "#2 ('bad cron'): cron '0 2 * *' needs 5 fields",
                  "#3 ('recover without suppress'): recover_previous_status needs suppress",
                  "#4 ('typo'): unknown key 'supress'", "#5 ('bad condition'): condition",
@@ -341,6 +344,17 @@ def test_added_windows_reach_workers_and_end_keeps_them_for_redelivered_batches(
     assert read_redis(redis, keys)[1][0].schedule().startswith("from 2026-12-06")
 
 
+def test_a_window_without_end_lasts_until_it_is_ended(redis):
+    keys = Keys("mw")
+    add_window(redis, keys, {"name": "open", "condition": "*", "start": "2026-12-05T02:00:00Z"},
+               set(), T)
+    [window] = read_redis(redis, keys)[1]
+    assert window.active_at(T + 10 * 365 * 86_400) and window.state_at(T) == "active"
+    end_window(redis, keys, "open", set(), T)
+    [window] = read_redis(redis, keys)[1]
+    assert window.active_at(T) and not window.active_at(T + 1)
+
+
 def test_ending_a_window_that_has_not_started_removes_it(redis):
     keys = Keys("mw")
     add_window(redis, keys, {"name": "later", "condition": "*", "start": "2027-01-01",
@@ -399,7 +413,8 @@ def test_cli_add_list_end(tmp_path, redis, redis_url):
 
 
 @pytest.mark.parametrize("args, says", [
-    (("--name", "x", "--condition", "*"), "give either end or duration"),
+    (("--name", "x", "--condition", "*", "--end", "2027-01-01", "--duration", "1h"),
+     "give end or duration, not both"),
     (("--name", "x", "--condition", "service ==", "--duration", "1h"), "condition"),
     (("--name", "x", "--condition", "*", "--cron", "0 2 * *", "--duration", "1h"),
      "needs 5 fields"),

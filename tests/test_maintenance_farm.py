@@ -6,6 +6,7 @@ balances with windows active."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -31,7 +32,8 @@ WORKERS_SEE_CHANGES = 1.5
 
 def farm_cli(config: Path, *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "farm.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -173,6 +175,10 @@ def test_windows_opened_and_closed_mid_run_drop_exactly_what_they_took(tmp_path,
             push(redis, f"after{n}", events(f"after{n}", services))
         doc = farm.wait_drained(expected_received=60)
         _code, metrics = farm.get("/metrics")
+        status = farm_cli(config, "status")
+    assert "alerts_maintenance" in status
+    assert "received = indexed + duplicate + dead + maintenance + empty: every alert accounted " \
+        "for" in status
     counters = doc["counters"]
     assert counters["alerts_received"] == 60 and counters["alerts_maintenance"] == 8
     assert counters["alerts_indexed"] == 52

@@ -2,7 +2,8 @@
 
 A window is a table (from a rule file's `[[window]]` or, as JSON, from Redis) with:
   name                     required, unique
-  start, end               ISO 8601 instants (a time without offset is UTC), or TOML datetimes
+  start, end               ISO 8601 instants (a time without offset is UTC), or TOML datetimes;
+                           without end (or duration) the window lasts until it is ended
   duration                 instead of end ("2h"); with cron, how long each firing lasts
   cron                     five-field cron (UTC): the window opens at each firing for `duration`;
                            start and end, if given, bound the recurrence
@@ -241,8 +242,8 @@ def _schedule(window: Window, table: dict) -> None:
         if window.start is None:
             raise RuleProblem("start is required (an ISO 8601 time), or cron and duration for "
                               "a recurring window")
-        if (window.end is None) == (window.duration is None):
-            raise RuleProblem("give either end or duration, not both and not neither")
+        if window.end is not None and window.duration is not None:
+            raise RuleProblem("give end or duration, not both")
         if window.duration is not None:
             window.end = window.start + window.duration
     if window.start is not None and window.end is not None and window.end < window.start:
