@@ -57,7 +57,7 @@ def stored(outcome) -> dict[str, dict]:
     found = {}
     for record in outcome.records:
         _sent_at, _n, body = unpack_record(record)
-        history, _current, _bumps = msgpack.unpackb(body)
+        history = msgpack.unpackb(body)[0]  # (history, current, bumps[, incidents])
         found.update({row[0]: orjson.loads(row[7]) for row in history})
     return found
 
@@ -133,6 +133,27 @@ recover_previous_status = true
     docs = stored(out)
     assert (docs["s1:0"]["status"], docs["s1:0"]["previous_status"]) == ("maintenance", "firing")
     assert docs["s1:1"]["status"] == "firing" and "previous_status" not in docs["s1:1"]
+
+
+def test_alerts_kept_in_maintenance_are_held_back_from_correlation(tmp_path, redis, redis_url):
+    (tmp_path / "correlation.toml").write_text(
+        '[[rule]]\nname = "warnings"\ncondition = \'severity == "warning"\'\n')
+    (tmp_path / "windows.toml").write_text(DB_WINDOW.replace('"db"', '"cache"', 2) +
+                                           "suppress = true\nrecover_previous_status = true\n")
+    path = tmp_path / "farm.toml"
+    path.write_text(f'[redis]\nurl = "{redis_url}"\n[maintenance]\nrules = "windows.toml"\n'
+                    f'[correlation]\nrules = "correlation.toml"\n')
+    pipeline = Pipeline(config_mod.load(path, env={}), redis, Keys("farm"))
+    inside = 1_796_437_800.0
+    during = pipeline.process(encode_batch(events("c", ["cache", "web"]), "keep",
+                                           batch_id="c1", sent_at=inside))
+    assert during.maintenance == {("cache", "suppressed"): 1}
+    assert during.correlation.matched == {"warnings": 1}  # web only
+    docs = stored(during)
+    assert "incident" not in docs["c1:0"] and docs["c1:1"]["incident"]
+    after = pipeline.process(encode_batch(events("d", ["cache"]), "keep", batch_id="d1",
+                                          sent_at=inside + 3600))
+    assert after.correlation.matched == {"warnings": 1}
 
 
 # -- a running farm ---------------------------------------------------------------------------
