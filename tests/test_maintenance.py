@@ -26,7 +26,7 @@ from farm.maintenance.sources import (
     load_file,
     read_redis,
 )
-from farm.maintenance.window import AlertView, instant, parse_window
+from farm.maintenance.window import instant, parse_window
 from farm.redis_keys import Keys
 from farm.rules.files import RuleProblem
 from farm.rules.ruleset import RuleError
@@ -52,7 +52,7 @@ def window(**table) -> object:
 
 
 def takes(w, a: dict) -> bool:
-    return w.takes(AlertView(a))
+    return w.takes(a)
 
 
 # -- when a window is active ----------------------------------------------------------------

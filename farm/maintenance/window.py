@@ -75,22 +75,17 @@ def _flag(table: dict, key: str, default: bool) -> bool:
     return value
 
 
-class AlertView:
-    """An alert as a window's condition sees it: `source` is its first item (null when empty)
-    and `severity` its order, the rest as stored. Reused for every alert of a batch."""
-
-    __slots__ = ("alert",)
-
-    def __init__(self, alert: dict | None = None):
-        self.alert = alert
-
-    def get(self, name: str, default: object = None) -> object:
-        value = self.alert.get(name, default)
-        if name == "severity":
-            return SEVERITY_ORDER.get(value, value)
-        if name == "source" and isinstance(value, list):
-            return value[0] if value else None
-        return value
+def condition_view(alert: dict) -> dict:
+    """An alert as a window's condition sees it (a shallow copy): `source` is its first item
+    (null when empty) and `severity` its order, the rest as stored. A copy costs less than a
+    Python-level lookup for every field every window reads."""
+    view = alert.copy()
+    severity = view.get("severity")
+    view["severity"] = SEVERITY_ORDER.get(severity, severity)
+    source = view.get("source")
+    if isinstance(source, list):
+        view["source"] = source[0] if source else None
+    return view
 
 
 class Window:
@@ -156,12 +151,14 @@ class Window:
     def ended_before(self, t: float) -> bool:
         return self.end is not None and self.end < t
 
-    def takes(self, view: AlertView) -> bool:
-        """Whether this window applies to the alert in `view` (status not ignored, condition
-        true)."""
-        if view.alert.get("status") in self.ignore_statuses:
+    def takes(self, alert: dict, view: dict | None = None) -> bool:
+        """Whether this window applies to the alert (status not ignored, condition true);
+        `view` is the alert's `condition_view`, made here when not given."""
+        if alert.get("status") in self.ignore_statuses:
             return False
-        return self.holds is None or self.holds(view)
+        if self.holds is None:
+            return True
+        return self.holds(condition_view(alert) if view is None else view)
 
     def apply(self, alert: dict) -> None:
         """What a suppressing window does to an alert it takes."""
