@@ -89,7 +89,7 @@ def condition_view(alert: dict) -> dict:
 
 
 class Window:
-    """A parsed window. `active_at(t)` and `takes(view)` are what the pipeline asks."""
+    """A parsed window. `active_at(t)` and `takes(alert)` are what the pipeline asks."""
 
     def __init__(self, table: dict, origin: str):
         """Build with `parse_window`, which checks the table and fills the rest."""
