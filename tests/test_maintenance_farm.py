@@ -22,12 +22,18 @@ from farm.pipeline import Pipeline, unpack_record
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
 from tests.farmproc import FarmProcess, write_config
-from tests.test_loadgen_options import run_cli as run_loadgen
-from tests.test_loadgen_verify import SUPPORTED_MIX
 
 # A worker looks for window changes at most once a second (farm/maintenance/sources.py): a
 # batch processed longer than that after `add` or `end` returned is judged by the change.
 WORKERS_SEE_CHANGES = 1.5
+
+
+MIX = "prometheus:60,grafana:20,datadog:10,zabbix:5,keep:5"
+
+
+def run_loadgen(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loadgen.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def farm_cli(config: Path, *args: str) -> str:
@@ -231,7 +237,7 @@ def test_loadgen_verify_balances_with_windows_active(tmp_path, redis, redis_url)
                  "--condition", 'providerType == "grafana"')
         time.sleep(WORKERS_SEE_CHANGES)
         done = run_loadgen("--config", str(config), "--rate", "1MB/s", "--duration", "4s",
-                           "--mix", SUPPORTED_MIX, "--verify", "--json", "--quiet",
+                           "--mix", MIX, "--verify", "--json", "--quiet",
                            "--seed", "7", timeout=180)
     assert done.returncode == 0, done.stderr
     checked = json.loads(done.stdout)["verify"]
