@@ -21,7 +21,8 @@ from farm import config as config_mod
 from farm.pipeline import Pipeline, unpack_record
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
-from tests.farmproc import FarmProcess, write_config
+from tests.support.farms import FarmProcess, write_config
+from tests.support.loadgen_runs import run_cli as run_loadgen
 
 # A worker looks for window changes at most once a second (farm/maintenance/sources.py): a
 # batch processed longer than that after `add` or `end` returned is judged by the change.
@@ -29,11 +30,6 @@ WORKERS_SEE_CHANGES = 1.5
 
 
 MIX = "prometheus:60,grafana:20,datadog:10,zabbix:5,keep:5"
-
-
-def run_loadgen(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "loadgen.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def farm_cli(config: Path, *args: str) -> str:
