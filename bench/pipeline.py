@@ -10,7 +10,9 @@ passes are mostly full duplicates with a share of changed versions (partial), as
 tools re-send firing alerts. Batches are encoded before the clock starts; Redis is flushed
 before every run, so every run makes the same decisions. Enrichment uses
 configs/enrichment/example.toml unless --rules says otherwise (--rules none: no rules);
-correlation rules only with --correlation FILE (bench/correlation-20.toml holds 20).
+correlation rules only with --correlation FILE (bench/correlation-20.toml holds 20), maintenance
+windows only with --maintenance FILE (batch sent_at runs from 2025-03-04T08:20:00Z, one second
+per batch).
 
 Prints, per provider, alerts/s by wall clock (what one worker core does, Redis round trips
 included; Redis runs in its own process) and by the process's CPU time, and the decision mix.
@@ -219,6 +221,8 @@ def main() -> None:
                         help="enrichment rule file, or 'none'")
     parser.add_argument("--correlation", default="none",
                         help="correlation rule file (e.g. bench/correlation-20.toml), or 'none'")
+    parser.add_argument("--maintenance", default="none",
+                        help="maintenance windows file ([maintenance] rules), or 'none'")
     parser.add_argument("--redis-url", default="", help="default: a private redis-server")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra run")
     parser.add_argument("--cpu", type=int, default=None,
@@ -237,12 +241,15 @@ def main() -> None:
     client = redis_lib.Redis.from_url(url)
     overrides = {"enrichment": {"files": [] if args.rules == "none" else [args.rules]},
                  "correlation": {"rules": "" if args.correlation == "none"
-                                 else str(Path(args.correlation).resolve())}}
+                                 else str(Path(args.correlation).resolve())},
+                 "maintenance": {"rules": "" if args.maintenance == "none"
+                                 else str(Path(args.maintenance).resolve())}}
     cfg = config.load(None, env={}, overrides=overrides)
     try:
         print(f"python {sys.version.split()[0]}, {args.alerts} alerts/run, batches of "
               f"{args.batch_events} events, rules: {args.rules}, store encoder: "
-              f"{cfg.store.kind}, correlation: {args.correlation}, median of {args.runs} runs")
+              f"{cfg.store.kind}, correlation: {args.correlation}, maintenance: "
+              f"{args.maintenance}, median of {args.runs} runs")
         for provider in args.providers.split(","):
             pipeline = Pipeline(cfg, client, Keys("bench"))
             raws, count = batches(Population(provider, args.population), args.alerts,

@@ -38,6 +38,9 @@ def worker_metrics() -> SimpleNamespace:
                           "updated (alerts joined or changed), resolved.", ["event"]),
         lease_lost=Counter("farm_lease_lost", "Times a worker found its inflight list requeued "
                            "(heartbeat expired) and started over."),
+        maintenance=Counter("farm_maintenance_alerts", "Alerts maintenance windows took, by "
+                            "window and action (dropped, or suppressed: kept with status "
+                            "suppressed or maintenance).", ["window", "action"]),
     )
 
 

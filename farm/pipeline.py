@@ -1,18 +1,22 @@
-"""One batch through the stages: decode -> normalize -> fingerprint -> dedup -> enrich -> encode.
+"""One batch through the stages: decode -> normalize -> fingerprint -> maintenance -> dedup ->
+enrich -> encode.
 
-Pure CPU work plus one Redis call per chunk (the dedup script). The result is what the worker
-hands to the ring (records) and what it reports when the batch is acked (counts, dead letters).
+Pure CPU work plus one Redis call per chunk (the dedup script), and at most once a second a GET
+of the maintenance windows' version. The result is what the worker hands to the ring (records)
+and what it reports when the batch is acked (counts, dead letters).
 
 The stages run in Keep's order (docs/keep-compatibility.md#processing-order): pre-extraction on the
 raw event, provider formatting, the dedup rule's fingerprint fields, the envelope's fingerprint
-override, deduplication, then for every alert that is not a full duplicate post-extraction and
-mapping. Enrichment therefore never changes a fingerprint or a dedup decision.
+override, maintenance windows (active at the batch's sent_at), deduplication, then for every
+alert that is not a full duplicate post-extraction and mapping. Enrichment therefore never changes
+a fingerprint or a dedup decision.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import msgpack
@@ -24,6 +28,8 @@ from farm.config import Config
 from farm.correlation.stage import Correlated, Correlation, CorrelationCounts
 from farm.deadletters import dead_letter
 from farm.dedup import DECISION_NAMES, FULL, NEW, PARTIAL, Deduplicator
+from farm.maintenance.screen import screen
+from farm.maintenance.sources import Windows
 from farm.notify.entries import alert_entry, incident_entry
 from farm.providers import normalizer_for
 from farm.rules.extraction import run as run_extraction
@@ -47,6 +53,7 @@ class Outcome:
     decisions: dict[str, int] = field(default_factory=dict)  # per decision letter
     provider: str = "unknown"
     correlation: CorrelationCounts = field(default_factory=CorrelationCounts)
+    maintenance: Counter = field(default_factory=Counter)  # (window, action) -> alerts
     # Pushed to the notify list in the ack (farm/notify/entries.py); empty without [notify] url.
     notifications: list[bytes] = field(default_factory=list)
 
@@ -127,8 +134,8 @@ def run_enrichment(alert: dict, rules: BatchRules, now: str) -> None:
 
 
 class Pipeline:
-    """The stages one worker runs on a raw batch: decode, normalize, fingerprint, dedup,
-    enrich, encode (see the module docstring for the order and why).
+    """The stages one worker runs on a raw batch: decode, normalize, fingerprint, maintenance,
+    dedup, enrich, encode (see the module docstring for the order and why).
 
     `process(raw)` returns an Outcome: the ring records, the counts and dead letters to report
     on ack, the dedup memos to drop. It raises only Redis errors (the batch stays in flight and
@@ -145,6 +152,7 @@ class Pipeline:
         self.rules = rules if rules is not None else rules_module.load(cfg)
         self.dedup = Deduplicator(redis, keys, cfg.dedup.ttl_seconds)
         self.correlation = Correlation(cfg, redis, keys)
+        self.maintenance = Windows(cfg, redis, keys)
         self.batch_max = cfg.workers.batch_max
         self.max_record_bytes = max_record_bytes
         self.notify = bool(cfg.notify.url)
@@ -188,25 +196,12 @@ class Pipeline:
                                    f"store", "decode")
         rules = self.rules.for_batch(batch.tenant, batch.provider, batch.provider_id)
         alerts, digests, bad_events, empty_events = self.canonical(batch, rules, now, out)
+        received = len(alerts)
+        alerts, digests, memo_id = self.maintain(batch, rules, alerts, digests, out)
 
-        enriches = rules.enriches
-        decided = dict.fromkeys(DECISION_NAMES, 0)
-        lost = dict.fromkeys(DECISION_NAMES, 0)  # decided, then dead-lettered: not storable
-        for start in range(0, max(len(alerts), 1), self.batch_max):
-            chunk = alerts[start:start + self.batch_max]
-            decisions = self.dedup.decide(batch.id, start, batch.tenant, chunk,
-                                          digests[start:start + self.batch_max])
-            for letter in decisions:
-                decided[letter] += 1
-            items = list(zip(chunk, decisions, strict=True))
-            if enriches:
-                for alert, decision in items:
-                    if decision != FULL:  # Keep runs no rule on a full duplicate
-                        self.enrich(alert, rules, now)
-            incidents = self.correlate(batch, start, items, out)
-            self.encode(batch, items, out, lost, incidents)
+        decided, lost = self.decide_chunks(batch, rules, now, alerts, digests, memo_id, out)
         if alerts:
-            out.memo_ids.append(batch.id)
+            out.memo_ids.append(memo_id)
         if not out.records:  # every item was dead-lettered; the worker needs one record to ack
             self.encode(batch, [], out, lost)
 
@@ -214,14 +209,38 @@ class Pipeline:
         # The account's unit (docs/architecture.md, "Correctness"): each alert an event yields,
         # or the event itself when it yields none, so every event counts at least once.
         out.counts = {
-            "alerts_received": len(alerts) + bad_events + empty_events,
+            "alerts_received": received + bad_events + empty_events,
             "alerts_indexed": (decided[NEW] + decided[PARTIAL] - lost[NEW] - lost[PARTIAL]),
             "alerts_duplicate": decided[FULL] - lost[FULL],
             "alerts_dead": bad_events + sum(lost.values()),
+            "alerts_maintenance": received - len(alerts),
             "events_empty": empty_events,
             "batches_received": 1,
         }
         return out
+
+    def decide_chunks(self, batch: Batch, rules: BatchRules, now: str, alerts: list[dict],
+                      digests: list[bytes], memo_id: str, out: Outcome
+                      ) -> tuple[dict[str, int], dict[str, int]]:
+        """Dedup, enrich, correlate and encode the alerts, `[workers] batch_max` at a time,
+        their decisions memoised under `memo_id`. Returns the decisions per letter and those
+        of alerts decided then dead-lettered (not storable)."""
+        decided = dict.fromkeys(DECISION_NAMES, 0)
+        lost = dict.fromkeys(DECISION_NAMES, 0)
+        for start in range(0, max(len(alerts), 1), self.batch_max):
+            chunk = alerts[start:start + self.batch_max]
+            decisions = self.dedup.decide(memo_id, start, batch.tenant, chunk,
+                                          digests[start:start + self.batch_max])
+            for letter in decisions:
+                decided[letter] += 1
+            items = list(zip(chunk, decisions, strict=True))
+            if rules.enriches:
+                for alert, decision in items:
+                    if decision != FULL:  # Keep runs no rule on a full duplicate
+                        self.enrich(alert, rules, now)
+            incidents = self.correlate(batch, memo_id, start, items, out)
+            self.encode(batch, items, out, lost, incidents)
+        return decided, lost
 
     def canonical(self, batch: Batch, rules: BatchRules, now: str, out: Outcome
                   ) -> tuple[list[dict], list[bytes], int, int]:
@@ -259,12 +278,29 @@ class Pipeline:
             digests += produced_digests
         return alerts, digests, bad_events, empty_events
 
-    def correlate(self, batch: Batch, start: int, items: list[tuple[dict, str]],
+    def maintain(self, batch: Batch, rules: BatchRules, alerts: list[dict],
+                 digests: list[bytes], out: Outcome) -> tuple[list[dict], list[bytes], str]:
+        """The maintenance step (farm/maintenance/): the windows active at the batch's sent_at
+        drop or suppress the alerts they take, before any dedup decision. Returns the alerts
+        left, their digests, and the id their decisions are memoised under: the batch's own,
+        or, when windows took alerts, one that also names what they did, so a redelivery whose
+        windows did something else (the file or Redis changed meanwhile) decides afresh rather
+        than replaying decisions made for other positions."""
+        windows = self.maintenance.active_at(batch.sent_at) if alerts else ()
+        if not windows:
+            return alerts, digests, batch.id
+        screened = screen(windows, alerts, digests, rules.hasher.digest)
+        if not screened.effects:
+            return alerts, digests, batch.id
+        out.maintenance = screened.effects
+        return screened.alerts, screened.digests, f"{batch.id}~{screened.signature}"
+
+    def correlate(self, batch: Batch, memo_id: str, start: int, items: list[tuple[dict, str]],
                   out: Outcome) -> Correlated | None:
         """The correlation step (farm/correlation/stage.py): incidents of one chunk."""
         if not self.correlation.enabled or not items:
             return None
-        return self.correlation.run(batch, start, items, out.correlation)
+        return self.correlation.run(batch, start, items, out.correlation, memo_id)
 
     def encode(self, batch: Batch, items: list[tuple[dict, str]], out: Outcome,
                lost: dict[str, int], incidents: Correlated | None = None) -> None:

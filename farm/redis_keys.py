@@ -17,7 +17,10 @@
 - `<p>:decided:<batch id>`             string: one decision letter (n/p/f) per alert of the
   batch, at the alert's position in the batch, written by the dedup script chunk by chunk
   (SETRANGE), TTL a day, deleted when the batch is acked. A redelivered batch replays these
-  decisions by position, however `[workers] batch_max` cuts it this time.
+  decisions by position, however `[workers] batch_max` cuts it this time. When maintenance
+  windows took some of the batch's alerts, this key, `timeline:` and `incidents:` are named
+  `<batch id>~<16 hex digits>` instead, the digits naming what the windows did (position,
+  window, action): a redelivery whose windows did something else decides afresh.
 - `<p>:timeline:<batch id>`            hash: position in the batch -> the firing timeline the
   dedup script computed for that alert (JSON), written with the decisions and dropped with them
   on ack, so a redelivered batch replays the same timeline even after later versions of its
@@ -44,6 +47,13 @@
 - `<p>:rl:<tenant>:<provider>`         string: the ingest gateways' rate-limit bucket (GCRA) of
   one tenant and provider, its theoretical arrival time in microseconds of Redis time, with a
   TTL of the time until the bucket is full again. One Lua call per check.
+- `<p>:maintenance`                    hash: maintenance window name -> the window as JSON (the
+  keys of a `[[window]]` table, times as ISO 8601 UTC). Written only by `farm maintenance
+  add|end`, in the same transaction that increments `<p>:maintenance:version`; `end` sets the
+  window's end to now (it stays, so a redelivered batch is judged as before) and windows ended
+  over a week ago are removed. Workers read both in one transaction when the version changed.
+- `<p>:maintenance:version`            integer, incremented by every `farm maintenance add|end`.
+  Each worker GETs it at most once a second, to notice new or ended windows cheaply.
 - `<p>:notify`, `<p>:notify:inflight:<node>`, `<p>:notify:overflowed`   outbound notifications
   (farm/notify/outbox.py): workers LPUSH in the ack script; the node's sender takes them.
 - `<p>:stats:<counter>`                integer counters (see STAT_NAMES), incremented by the
@@ -59,6 +69,8 @@ STAT_NAMES = (
     "alerts_indexed",
     "alerts_duplicate",
     "alerts_dead",
+    # Alerts a maintenance window dropped: never deduplicated or stored (farm/maintenance/).
+    "alerts_maintenance",
     # Events read as holding no alert (a webhook with an empty `alerts`, an empty Keep list):
     # each counts once in alerts_received, so that every event is accounted for.
     "events_empty",
@@ -68,8 +80,10 @@ STAT_NAMES = (
 )
 
 # What every unit of alerts_received ends as, exactly one each (docs/architecture.md):
-# alerts_received = alerts_indexed + alerts_duplicate + alerts_dead + events_empty.
-SETTLED = ("alerts_indexed", "alerts_duplicate", "alerts_dead", "events_empty")
+# alerts_received = alerts_indexed + alerts_duplicate + alerts_dead + alerts_maintenance
+#                   + events_empty.
+SETTLED = ("alerts_indexed", "alerts_duplicate", "alerts_dead", "alerts_maintenance",
+           "events_empty")
 
 
 class Keys:
@@ -78,6 +92,8 @@ class Keys:
     def __init__(self, prefix: str):
         self.prefix = prefix
         self.dlq = f"{prefix}:dlq"
+        self.maintenance = f"{prefix}:maintenance"
+        self.maintenance_version = f"{prefix}:maintenance:version"
 
     def queue(self, lane: str) -> str:
         return f"{self.prefix}:q:{lane}"

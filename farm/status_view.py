@@ -67,13 +67,12 @@ def render_status(doc: dict, console: Console | None = None) -> None:
     c = doc["counters"]
     gap = c["alerts_received"] - sum(c.get(name, 0) for name in SETTLED)
     drained = not (queues["critical"] or queues["normal"] or doc["inflight"])
+    terms = " + ".join(name.split("_", 1)[1] for name in SETTLED)  # indexed + ... + empty
     if gap == 0:
-        console.print("  received = indexed + duplicate + dead + empty: [green]every alert "
-                      "accounted for[/]")
+        console.print(f"  received = {terms}: [green]every alert accounted for[/]")
     else:
         note = "" if drained else " (work is still queued or in flight)"
-        console.print(f"  received - (indexed + duplicate + dead + empty) = [red]{gap:,}[/]"
-                      f"{note}")
+        console.print(f"  received - ({terms}) = [red]{gap:,}[/]{note}")
 
 
 def _yes(flag: bool) -> str:

@@ -156,6 +156,8 @@ class Worker:
         for event in INCIDENT_EVENTS:
             if getattr(correlation, event):
                 self.metrics.incidents.labels(event).inc(getattr(correlation, event))
+        for (window, action), n in outcome.maintenance.items():
+            self.metrics.maintenance.labels(window, action).inc(n)
         if outcome.counts.get("alerts_dead"):
             self.metrics.alerts.labels(outcome.provider, "dead").inc(outcome.counts["alerts_dead"])
 

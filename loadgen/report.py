@@ -88,6 +88,8 @@ def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
             "dead_lettered": verdict.dead,
             "dead_reasons": dict(verdict.dead_reasons),
             "missing": verdict.missing_versions,
+            "missing_dropped_by_windows": verdict.dropped_by_windows,
+            "maintenance_dropped": verdict.maintenance,
             "missing_event_ids": verdict.missing,
             "surplus": verdict.surplus_rows,
             "surplus_event_ids": verdict.surplus,
@@ -194,7 +196,13 @@ def _add_expectations(table: Table, verify: dict) -> None:
 
 def _add_findings(table: Table, verify: dict) -> None:
     """Where the farm and the prediction differ, the counters' check, latency and verdict."""
-    table.add_row("missing", _listed(verify["missing"], verify["missing_event_ids"]))
+    if verify["maintenance_dropped"]:
+        table.add_row("maintenance", f"{verify['maintenance_dropped']:,} dropped by maintenance "
+                                     f"windows (farm counter)")
+    missing = _listed(verify["missing"], verify["missing_event_ids"])
+    if verify["missing_dropped_by_windows"]:
+        missing += "  (no more copies than the windows dropped; not a loss)"
+    table.add_row("missing", missing)
     if verify["surplus"]:
         table.add_row("stored twice", _listed(verify["surplus"], verify["surplus_event_ids"])
                       + "  (decided out of order; not a loss)")
@@ -214,8 +222,8 @@ def _add_findings(table: Table, verify: dict) -> None:
                       "[red]" + escape("\n".join(verify["counter_problems"])) + "[/red]")
     else:
         sent_checked = verify["farm_received_expected"] is not None
-        table.add_row("farm counters", "received = indexed + duplicate + dead"
-                      + (", received = what was sent" if sent_checked else ""))
+        table.add_row("farm counters", "received = indexed + duplicate + dead + maintenance + "
+                      "empty" + (", received = what was sent" if sent_checked else ""))
     lat = verify["latency_seconds"]
     if lat["p50"] is not None:
         table.add_row("latency", f"p50 {lat['p50'] * 1000:,.0f} ms, p95 "

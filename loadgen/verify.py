@@ -15,9 +15,13 @@ not fixed (two workers may decide neighbouring batches in either order), so the 
   with their reasons;
 - the farm's own counters add up: over the run, alerts_received grew by what the run sent
   (Redis target; a dead-lettered event counts as one, and so does an event that yields no
-  alert, as the farm counts them), and indexed + duplicate + dead + empty grew as much as
-  received. A farm bug that drops a copy nobody stores
-  (a repeat) leaves no row to miss, only this gap;
+  alert, as the farm counts them), and indexed + duplicate + dead + maintenance + empty grew as
+  much as received. A farm bug that drops a copy nobody stores (a repeat) leaves no row to miss,
+  only this gap;
+- maintenance windows drop alerts on purpose, and which ones only the farm knows (their
+  conditions are the farm's, not the generator's): versions with no stored copy are put down to
+  the windows when the farm's alerts_maintenance grew by at least their copies, and are loss
+  otherwise;
 - over HTTP, a request sent without an answer (timeout, lost connection) has an unknown
   outcome: its alerts are counted apart, and a version whose stored copy may be in it is not
   called missing.
@@ -75,6 +79,8 @@ class Verdict:
     unknown: int = 0                # HTTP: alerts of requests sent without an answer
     unchecked_versions: int = 0     # HTTP: no stored copy seen, but one may be in those
     farm_received: int | None = None    # Redis: what the farm's alerts_received should grow by
+    maintenance: int = 0            # the farm's alerts_maintenance growth: dropped by windows
+    missing_copies: int = 0         # copies of the missing versions that reached the farm
     books: list = field(default_factory=list)   # the farm's counters that do not add up
     latencies: array = field(default_factory=lambda: array("d"))
 
@@ -83,8 +89,15 @@ class Verdict:
         return self.expected_new + self.expected_partial
 
     @property
+    def dropped_by_windows(self) -> bool:
+        """Every missing version may have been dropped by a maintenance window: the farm
+        counted at least as many window drops as those versions had copies."""
+        return self.missing_versions > 0 and self.missing_copies <= self.maintenance
+
+    @property
     def loss(self) -> bool:
-        return self.missing_versions > 0 or self.unverifiable > 0 or bool(self.books)
+        unexplained = self.missing_versions > 0 and not self.dropped_by_windows
+        return unexplained or self.unverifiable > 0 or bool(self.books)
 
     @property
     def ok(self) -> bool:
@@ -235,6 +248,7 @@ class Tally:
             v.unchecked_versions += 1   # its stored copy may be the unanswered one
         elif stored == 0:
             v.missing_versions += 1
+            v.missing_copies += alive
             if len(v.missing) < LISTED:
                 v.missing.append(ids)
         elif stored > 1:
@@ -601,12 +615,14 @@ def check_counters(verdict: Verdict, deltas: dict[str, int]) -> None:
         verdict.books.append(
             f"alerts_received grew by {received:,}, but this run's batches hold "
             f"{verdict.farm_received:,} alerts (a dead-lettered or empty event counting as one)")
+    verdict.maintenance = deltas.get("alerts_maintenance", 0)
     settled = sum(deltas.get(name, 0) for name in SETTLED)
     if settled < received:
         verdict.books.append(
-            f"alerts_received grew by {received:,}, but indexed + duplicate + dead + empty only "
-            f"by {settled:,}: {received - settled:,} alerts neither stored, dropped as "
-            f"duplicates, dead-lettered nor counted as empty events")
+            f"alerts_received grew by {received:,}, but indexed + duplicate + dead + "
+            f"maintenance + empty only by {settled:,}: {received - settled:,} alerts neither "
+            f"stored, dropped as duplicates, dead-lettered, dropped by a maintenance window nor "
+            f"counted as empty events")
 
 
 def _starts_with(prefix: str):

@@ -29,7 +29,8 @@ from farm.wire import PROVIDERS, encode_batch
 from tests.support.pipelines import PREFIX, dead_letters, history_rows, make_pipeline
 
 KEYS = Keys(PREFIX)
-SETTLED = ("alerts_indexed", "alerts_duplicate", "alerts_dead", "events_empty")
+SETTLED = ("alerts_indexed", "alerts_duplicate", "alerts_dead", "alerts_maintenance",
+           "events_empty")
 SAMPLES = Path(__file__).parent / "providers"
 _batch_ids = itertools.count()
 

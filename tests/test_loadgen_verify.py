@@ -164,12 +164,32 @@ def test_farm_counters_that_do_not_add_up_are_loss_though_no_row_is_missing():
     uncounted = checked(deltas(received=2, indexed=1))
     assert uncounted.loss and not uncounted.missing_versions
     assert uncounted.books == ["alerts_received grew by 2, but indexed + duplicate + dead + "
-                               "empty only by 1: 1 alerts neither stored, dropped as "
-                               "duplicates, dead-lettered nor counted as empty events"]
+                               "maintenance + empty only by 1: 1 alerts neither stored, "
+                               "dropped as duplicates, dead-lettered, dropped by a maintenance "
+                               "window nor counted as empty events"]
     # ...or never counted it as received at all.
     unseen = checked(deltas(received=1, indexed=1))
     assert unseen.loss and len(unseen.books) == 1
     assert unseen.books[0].startswith("alerts_received grew by 1, but this run's batches hold 2")
+
+
+def test_versions_the_farm_says_its_windows_dropped_are_not_loss_and_others_are():
+    # Alert 1 stored; alert 2 sent twice (one version) and never stored.
+    log = make_log([[({"e": 0}, [key(1, 0)])], [({"e": 1}, [key(2, 0)]), ({"e": 1}, [key(2, 0)])]])
+
+    def checked(counters: dict) -> verify.Verdict:
+        verdict = verify.match_batches([log], [], rows(eid(0, 0)), RUN)
+        verify.check_counters(verdict, counters)
+        return verdict
+
+    dropped = checked({**deltas(received=3, indexed=1), "alerts_maintenance": 2})
+    assert dropped.missing_versions == 1 and dropped.missing_copies == 2
+    assert dropped.dropped_by_windows and not dropped.books and not dropped.loss and dropped.ok
+    # One copy dropped by a window, the other counted as a duplicate of nothing stored: loss.
+    short = checked({**deltas(received=3, indexed=1, duplicate=1), "alerts_maintenance": 1})
+    assert short.missing_versions == 1 and not short.dropped_by_windows and short.loss
+    # Without windows a missing version is loss, as always.
+    assert checked(deltas(received=3, indexed=1, duplicate=2)).loss
 
 
 def test_an_unanswered_request_is_unknown_and_only_its_own_versions_go_unchecked():
@@ -253,8 +273,8 @@ def test_verify_catches_a_repeat_copy_the_farm_never_counted(tmp_path, redis, re
         reader.close()
     assert verdict.missing_versions == 0 and not verdict.unexpected and not verdict.dead
     assert verdict.loss and len(verdict.books) == 1
-    assert ("1 alerts neither stored, dropped as duplicates, dead-lettered nor counted as empty "
-            "events") in verdict.books[0]
+    assert ("1 alerts neither stored, dropped as duplicates, dead-lettered, dropped by a "
+            "maintenance window nor counted as empty events") in verdict.books[0]
 
 
 def test_known_fingerprints_are_counted_only_when_the_epoch_is_pinned(redis, redis_url):

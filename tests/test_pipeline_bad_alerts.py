@@ -42,7 +42,8 @@ def test_an_event_no_store_can_encode_is_dead_lettered_before_any_decision(redis
     assert len(dedup_keys(redis)) == 2  # nothing was decided, so nothing stored, for the others
     assert [row[6] for row in history_rows(run.last)] == ["ok", "ok too"]
     assert run.last.counts == {"alerts_received": 5, "alerts_indexed": 2,
-                               "alerts_duplicate": 0, "alerts_dead": 3, "events_empty": 0,
+                               "alerts_duplicate": 0, "alerts_dead": 3,
+                               "alerts_maintenance": 0, "events_empty": 0,
                                "batches_received": 1}
 
 

@@ -2,6 +2,7 @@
 
     setting.py   how a key is declared (a field of its section's frozen dataclass)
     core.py      [farm] [redis] [workers] [store] [supervisor]
+    maintenance.py  [maintenance]
     rules.py     [dedup] [enrichment]
     correlation.py  [correlation]
     ingest.py    [ingest], and the parsers the gateway shares with its keys

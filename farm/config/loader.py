@@ -22,6 +22,7 @@ from farm.config.core import (
 )
 from farm.config.correlation import CorrelationSettings
 from farm.config.ingest import IngestSettings
+from farm.config.maintenance import MaintenanceSettings
 from farm.config.notify import NotifySettings
 from farm.config.rules import DedupSettings, EnrichmentSettings
 from farm.config.setting import SECTIONS, SETTINGS, Setting
@@ -44,6 +45,7 @@ class Config:
     workers: WorkersSettings
     store: StoreSettings
     supervisor: SupervisorSettings
+    maintenance: MaintenanceSettings
     dedup: DedupSettings
     enrichment: EnrichmentSettings
     correlation: CorrelationSettings

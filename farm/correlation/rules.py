@@ -2,25 +2,23 @@
 (docs/keep-compatibility.md#correlation).
 
 `load_file(path)` returns the compiled rules and one line per problem (file, rule, key, what is
-wrong); `RuleFile` keeps the rules in force and reloads them when the file changes. Nothing here
+wrong); `RuleFile` keeps the rules in force and reloads them when the file changes
+(farm/rules/reload.py). Nothing here
 runs per alert.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from farm.rules.condition import ConditionError, compile_condition
+from farm.rules.files import read_toml, rule_label
+from farm.rules.reload import ReloadingFile
+from farm.rules.ruleset import config_relative
 from farm.units import parse_duration
-
-log = logging.getLogger("farm.correlation")
 
 RULE_KEYS = ("name", "description", "disabled", "tenants", "condition", "grouping_criteria",
              "timeframe", "threshold", "create_on", "resolve_on", "incident_name_template",
@@ -175,15 +173,9 @@ def compile_rule(table: dict) -> tuple[CorrelationRule, bool]:
 
 def load_file(path: Path) -> tuple[list[CorrelationRule], list[str]]:
     """Compile one rule file. Returns (enabled rules, problems)."""
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        return [], [f"{path}: correlation rule file does not exist"]
-    except OSError as exc:
-        return [], [f"{path}: cannot be read: {exc}"]
-    except tomllib.TOMLDecodeError as exc:
-        return [], [f"{path}: not valid TOML: {exc}"]
+    data, problems = read_toml(path)
+    if problems:
+        return [], problems
     problems = [f"{path}: unknown table {key!r}; a correlation rule file holds [[rule]] tables"
                 for key in data if key != "rule"]
     tables = data.get("rule", [])
@@ -192,9 +184,7 @@ def load_file(path: Path) -> tuple[list[CorrelationRule], list[str]]:
     rules: list[CorrelationRule] = []
     seen: set[str] = set()
     for number, table in enumerate(tables, 1):
-        label = f"{path}: [[rule]] #{number}"
-        if isinstance(table, dict) and isinstance(table.get("name"), str):
-            label += f" ({table['name']!r})"
+        label = rule_label(path, "rule", number, table)
         try:
             if not isinstance(table, dict):
                 raise RuleProblem("must be a table")
@@ -212,10 +202,7 @@ def load_file(path: Path) -> tuple[list[CorrelationRule], list[str]]:
 def rule_path(cfg) -> Path | None:
     """The configured rule file (relative to the config file's folder), or None."""
     name = cfg.correlation.rules.strip()
-    if not name:
-        return None
-    base = Path(cfg.source).resolve().parent if getattr(cfg, "source", None) else Path.cwd()
-    return Path(name) if Path(name).is_absolute() else (base / name).resolve()
+    return config_relative(cfg, name) if name else None
 
 
 def validate(cfg) -> list[str]:
@@ -224,50 +211,14 @@ def validate(cfg) -> list[str]:
     return load_file(path)[1] if path is not None else []
 
 
-class RuleFile:
-    """The rules in force, reloaded when the file's modification time or size changes (checked
-    at most every `reload_seconds`). A changed file with problems is logged, once per change,
-    and the rules in force stay."""
+class RuleFile(ReloadingFile[CorrelationRule]):
+    """The correlation rules in force, reloaded when the file changes (checked at most every
+    `[correlation] reload_seconds`); see farm/rules/reload.py."""
 
     def __init__(self, cfg):
-        self.path = rule_path(cfg)
-        self.every = cfg.correlation.reload_seconds
-        self.rules: list[CorrelationRule] = []
-        self._stamp: tuple | None = None
-        self._checked = 0.0
-        if self.path is not None:
-            self._stamp = self._current_stamp()
-            rules, problems = load_file(self.path)
-            if problems:
-                from farm.rules.ruleset import RuleError
+        super().__init__(rule_path(cfg), load_file, cfg.correlation.reload_seconds,
+                         "correlation")
 
-                raise RuleError([f"correlation: {p}" for p in problems])
-            self.rules = rules
-
-    def _current_stamp(self) -> tuple | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    def current(self) -> list[CorrelationRule]:
-        """The rules in force, reloading first if the file changed."""
-        if self.path is None:
-            return self.rules
-        now = time.monotonic()
-        if now - self._checked < self.every:
-            return self.rules
-        self._checked = now
-        stamp = self._current_stamp()
-        if stamp == self._stamp:
-            return self.rules
-        self._stamp = stamp
-        rules, problems = load_file(self.path)
-        if problems:
-            for problem in problems:
-                log.error("correlation rules not reloaded: %s", problem)
-        else:
-            self.rules = rules
-            log.info("correlation rules reloaded from %s: %d rules", self.path, len(rules))
-        return self.rules
+    @property
+    def rules(self) -> list[CorrelationRule]:
+        return self.items

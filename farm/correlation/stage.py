@@ -63,14 +63,17 @@ class Correlation:
         return rules, self._specs
 
     def run(self, batch, start: int, items: list[tuple[dict, str]],
-            counts: CorrelationCounts) -> Correlated:
+            counts: CorrelationCounts, memo_id: str | None = None) -> Correlated:
         """Decide the incidents of one chunk (alerts at positions start.. of the batch); sets
-        each alert's `incident` (comma-joined ids) in place. Raises redis errors."""
+        each alert's `incident` (comma-joined ids) in place. The decisions are memoised under
+        `memo_id` (default the batch id; the pipeline's, when maintenance windows took alerts).
+        Alerts a maintenance window put in status `maintenance` are held back, as Keep does.
+        Raises redis errors."""
         rules, specs = self._rules()
         script_items: list[list] = []
         used: dict[str, list] = {}
         for offset, (alert, decision) in enumerate(items):
-            if decision == FULL:
+            if decision == FULL or alert.get("status") == "maintenance":
                 continue
             found = matches(rules, alert, batch.tenant) if rules else []
             for match in found:
@@ -80,7 +83,7 @@ class Correlation:
             script_items.append(alert_item(start + offset, alert, found))
         if not script_items:
             return Correlated()
-        decided = self.decider.decide(batch.id, batch.tenant, batch.sent_at, start,
+        decided = self.decider.decide(memo_id or batch.id, batch.tenant, batch.sent_at, start,
                                       start + len(items), script_items, used)
         counts.opened += decided.opened
         counts.updated += decided.updated

@@ -1,7 +1,7 @@
 """Keep-style rules from configuration: fingerprint and deduplication rules, enrichment.
 
     validate(cfg) -> list[str]   every problem with the configured rules (correlation rules
-                                 too), one line each
+                                 and maintenance windows too), one line each
                                  (the supervisor calls it before it spawns workers)
     load(cfg) -> Rules           the compiled rules (the pipeline calls it once, at worker
                                  start); raises RuleError
@@ -33,10 +33,12 @@ def load(cfg: Config):
 def validate(cfg: Config) -> list[str]:
     """Every problem with the configured dedup rules and rule files; empty when all is well."""
     from farm.correlation.rules import validate as validate_correlation
+    from farm.maintenance.sources import validate as validate_maintenance
     from farm.rules.ruleset import RuleError
 
     try:
         load(cfg)
+        problems = []
     except RuleError as exc:
-        return list(exc.problems) + validate_correlation(cfg)
-    return validate_correlation(cfg)
+        problems = list(exc.problems)
+    return problems + validate_correlation(cfg) + validate_maintenance(cfg)

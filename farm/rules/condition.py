@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from farm.alert import SEVERITY_ORDER
 from farm.rules import SEARCH_CHARS
 
 Fn = Callable[[dict], object]
@@ -211,10 +212,30 @@ _METHODS = {
 _FUNCTIONS = {"size": _size, "string": _to_string, "int": _to_int, "double": _to_double}
 
 
+_COMPARISONS = frozenset(("==", "!=", "<", "<=", ">", ">="))
+
+
+def _severity_orders(toks: list[tuple[str, object, int]]) -> list[tuple[str, object, int]]:
+    """`severity <op> "<severity>"` compares orders (critical 5 > high 4 > warning 3 > info 2 >
+    low 1), as Keep's filters do: the literal becomes its order. Only the alert's own top-level
+    `severity` field is meant, never `labels.severity`."""
+    out = list(toks)
+    for i in range(len(out) - 2):
+        (kind, name, _), (op_kind, op, _), (lit_kind, value, pos) = out[i:i + 3]
+        after_dot = i > 0 and out[i - 1][:2] == ("op", ".")
+        if (kind == "id" and name == "severity" and not after_dot and op_kind == "op"
+                and op in _COMPARISONS and lit_kind == "lit" and isinstance(value, str)
+                and value.lower() in SEVERITY_ORDER):
+            out[i + 2] = ("lit", SEVERITY_ORDER[value.lower()], pos)
+    return out
+
+
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, severity_order: bool = False):
         self.text = text
         self.toks = _tokens(text)
+        if severity_order:
+            self.toks = _severity_orders(self.toks)
         self.i = 0
 
     def peek(self) -> tuple[str, object, int]:
@@ -516,10 +537,12 @@ def _logical(left: Fn, right: Fn, absorbing: bool) -> Fn:
     return apply
 
 
-def compile_condition(text: str) -> Callable[[dict], bool]:
+def compile_condition(text: str, severity_order: bool = False) -> Callable[[dict], bool]:
     """A predicate over an event dict; raises ConditionError if `text` is not in the subset.
-    The predicate never raises: an evaluation error means False."""
-    fn = _Parser(text).parse()
+    The predicate never raises: an evaluation error means False. With `severity_order`,
+    `severity <op> "high"` compares with the order 4 (the caller hands in documents whose
+    severity is its order, as maintenance windows do)."""
+    fn = _Parser(text, severity_order).parse()
 
     def holds(doc: dict) -> bool:
         try:

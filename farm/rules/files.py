@@ -163,18 +163,33 @@ def read_csv(path: Path) -> list[dict]:
     return rows
 
 
+def read_toml(path: Path) -> tuple[dict, list[str]]:
+    """A rule file's tables, or ({}, [the one line saying why it cannot be read])."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh), []
+    except FileNotFoundError:
+        return {}, [f"{path}: rule file does not exist"]
+    except OSError as exc:
+        return {}, [f"{path}: cannot be read: {exc}"]
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return {}, [f"{path}: not valid TOML: {exc}"]
+
+
+def rule_label(path: Path, kind: str, number: int, table: object) -> str:
+    """How a problem names its rule: file, table kind and number, and the rule's name."""
+    label = f"{path}: [[{kind}]] #{number}"
+    if isinstance(table, dict) and isinstance(table.get("name"), str):
+        label += f" ({table['name']!r})"
+    return label
+
+
 def load_file(path: Path) -> tuple[list[ExtractionRule], list[MappingRule], list[str]]:
     """Compile one rule file. Returns (extraction rules, mapping rules, problems); disabled
     rules are left out."""
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        return [], [], [f"{path}: rule file does not exist"]
-    except OSError as exc:
-        return [], [], [f"{path}: cannot be read: {exc}"]
-    except tomllib.TOMLDecodeError as exc:
-        return [], [], [f"{path}: not valid TOML: {exc}"]
+    data, problems = read_toml(path)
+    if problems:
+        return [], [], problems
     problems = [f"{path}: unknown table {key!r}; a rule file holds [[extraction]] and "
                 f"[[mapping]] tables" for key in data if key not in FILE_KEYS]
     extraction: list[ExtractionRule] = []
@@ -185,9 +200,7 @@ def load_file(path: Path) -> tuple[list[ExtractionRule], list[MappingRule], list
             problems.append(f"{path}: {kind} must be an array of tables ([[{kind}]])")
             continue
         for number, table in enumerate(tables, 1):
-            label = f"{path}: [[{kind}]] #{number}"
-            if isinstance(table, dict) and isinstance(table.get("name"), str):
-                label += f" ({table['name']!r})"
+            label = rule_label(path, kind, number, table)
             try:
                 if not isinstance(table, dict):
                     raise RuleProblem("must be a table")

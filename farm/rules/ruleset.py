@@ -49,11 +49,18 @@ class BatchRules:
         return bool(self.post or self.mapping)
 
 
+def config_relative(cfg: Config, name: str) -> Path:
+    """A file named in the config: relative to the config file's folder (or the working
+    directory when there is no config file)."""
+    if Path(name).is_absolute():
+        return Path(name)
+    base = Path(cfg.source).resolve().parent if getattr(cfg, "source", None) else Path.cwd()
+    return (base / name).resolve()
+
+
 def rule_paths(cfg: Config) -> list[Path]:
     """The configured rule files; relative paths are relative to the config file's folder."""
-    base = Path(cfg.source).resolve().parent if getattr(cfg, "source", None) else Path.cwd()
-    return [(base / name).resolve() if not Path(name).is_absolute() else Path(name)
-            for name in cfg.enrichment.files]
+    return [config_relative(cfg, name) for name in cfg.enrichment.files]
 
 
 def _ordered(rules: list) -> tuple:

@@ -1,0 +1,24 @@
+"""The [maintenance] section: the file of maintenance windows. The windows themselves are read
+and checked by farm/maintenance/ (the supervisor at start, every worker at start and whenever
+the file changes); windows added with `farm maintenance add` live in Redis."""
+
+from __future__ import annotations
+
+from farm.config.setting import key, section
+
+
+def _window_file(value: str) -> str | None:
+    if value and not value.strip().endswith(".toml"):
+        return f"{value!r} must name a .toml file of [[window]] tables"
+    return None
+
+
+@section("maintenance")
+class MaintenanceSettings:
+    rules: str = key("",
+            "Maintenance windows file (TOML with [[window]] tables; see "
+            "configs/maintenance/example.toml). Relative to the folder of this config file; "
+            "empty means only the windows added with `farm maintenance add`. Workers re-read it "
+            "within a second or so of a change; a file with problems stops start-up, and a "
+            "change with problems is reported while the windows in force stay.",
+            check=_window_file)

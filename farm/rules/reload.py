@@ -1,0 +1,78 @@
+"""A rule file a worker keeps current while it runs: compiled at start, re-read when it changes.
+
+Correlation rules and maintenance windows use it: `load(path)` returns (items, one line per
+problem), as every rule file loader in farm does. Nothing here runs per alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from farm.rules.ruleset import RuleError
+
+log = logging.getLogger("farm.rules")
+T = TypeVar("T")
+
+
+class ReloadingFile(Generic[T]):
+    """The items compiled from one rule file (none when `path` is None), reloaded when the
+    file's modification time, size or inode changes (an editor that saves by renaming a new file
+    over the old one changes the inode), looked at most every `every` seconds. A file with
+    problems raises RuleError at start; a changed file with problems is logged, once per change,
+    and the items in force stay. `what` names the file's kind in those lines."""
+
+    def __init__(self, path: Path | None, load: Callable[[Path], tuple[list[T], list[str]]],
+                 every: float, what: str):
+        self.path = path
+        self.load = load
+        self.every = every
+        self.what = what
+        self.items: list[T] = []
+        self._stamp: tuple | None = None
+        self._checked = time.monotonic()
+        if path is not None:
+            self._stamp = self.stamp()  # before reading: a write during the read shows next time
+            items, problems = load(path)
+            if problems:
+                raise RuleError([f"{what}: {p}" for p in problems])
+            self.items = items
+
+    def stamp(self) -> tuple | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def current(self) -> list[T]:
+        """The items in force, reloading first if the file changed (looked at most every
+        `every` seconds)."""
+        if self.path is None:
+            return self.items
+        now = time.monotonic()
+        if now - self._checked >= self.every:
+            self._checked = now
+            self.reload_if_changed()
+        return self.items
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the file if it changed; True when new items are in force."""
+        if self.path is None:
+            return False
+        stamp = self.stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        items, problems = self.load(self.path)
+        if problems:
+            for problem in problems:
+                log.error("%s not reloaded (the ones in force stay): %s", self.what, problem)
+            return False
+        self.items = items
+        log.info("%s reloaded from %s: %d", self.what, self.path, len(items))
+        return True
