@@ -1,4 +1,7 @@
-"""`farm`: start, stop and inspect a farm. Every error is one line that says what to do."""
+"""`farm`: start, stop and inspect a farm. Every error is one line that says what to do.
+
+Each command imports what only it needs when it runs, so that `farm status` or `farm search`
+does not load the supervisor, the HTTP stack or the engine client first."""
 
 from __future__ import annotations
 
@@ -12,27 +15,10 @@ import urllib.request
 
 import click
 
-from farm import config as config_mod
-from farm.config import Config
-from farm.redis_server import redis_url_of
-
-
-def load_config(path: str | None, overrides: dict | None = None):
-    try:
-        return config_mod.load(path, overrides=overrides)
-    except config_mod.ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"farm: config: {problem}", err=True)
-        sys.exit(2)
-
-
-def fail(message: str, code: int = 1):
-    click.echo(f"farm: {message}", err=True)
-    sys.exit(code)
-
-
-config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                             envvar="FARM_CONFIG", help="TOML config file (env FARM_CONFIG).")
+from farm.cli_support import config_option, connect_redis, fail, load_config
+from farm.config import Config, ConfigError
+from farm.correlation.commands import incidents
+from farm.maintenance.commands import maintenance
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,7 +51,7 @@ def start(workers, no_ingest, config_path):
         try:
             for warning in check(cfg):
                 click.echo(f"farm: warning: {warning}", err=True)
-        except config_mod.ConfigError as exc:
+        except ConfigError as exc:
             for problem in exc.problems:
                 click.echo(f"farm: config: {problem}", err=True)
             sys.exit(2)
@@ -234,7 +220,7 @@ def dlq_list(limit, as_json, config_path):
     from farm.deadletters import list_letters
 
     cfg = load_config(config_path)
-    letters = list_letters(_redis(cfg), cfg, limit)
+    letters = list_letters(connect_redis(cfg), cfg, limit)
     if as_json:
         click.echo(json.dumps(letters, indent=2, default=str))
         return
@@ -257,101 +243,13 @@ def dlq_replay(limit, config_path):
     from farm.deadletters import replay
 
     cfg = load_config(config_path)
-    replayed, skipped = replay(_redis(cfg), cfg, limit)
+    replayed, skipped = replay(connect_redis(cfg), cfg, limit)
     click.echo(f"replayed {replayed} dead letters" + (f"; {skipped} could not be replayed and "
                                                        f"stay in the list" if skipped else ""))
 
 
-@main.group()
-def maintenance():
-    """Maintenance windows: alerts they take are dropped or kept as suppressed."""
-
-
-@maintenance.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the windows as JSON.")
-@config_option
-def maintenance_list(as_json, config_path):
-    """Every window, from the maintenance file and from Redis, and whether it is active now."""
-    from farm.maintenance.report import render_windows, window_rows
-
-    cfg = load_config(config_path)
-    rows, problems = window_rows(cfg, _redis(cfg), time.time())
-    for problem in problems:
-        click.echo(f"farm: maintenance: {problem}", err=True)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    render_windows(rows)
-
-
-@maintenance.command("add")
-@click.option("--name", required=True, help="A name no window uses yet.")
-@click.option("--condition", required=True,
-              help='CEL over the alert, like \'service == "db" && severity < "critical"\'; '
-                   '"*" for every alert.')
-@click.option("--start", help="ISO 8601 time (default now; UTC when it has no offset).")
-@click.option("--end", help="ISO 8601 time the window ends (default: when `farm maintenance "
-              "end NAME` ends it).")
-@click.option("--duration", help="How long it lasts from --start (or each --cron opening): 2h.")
-@click.option("--cron", help='Recurring: five-field cron in UTC, like "0 2 * * sat"; needs '
-              '--duration; --start/--end then bound the recurrence.')
-@click.option("--suppress", is_flag=True, help="Keep the alerts with status suppressed "
-              "(default: drop them).")
-@click.option("--recover-previous-status", is_flag=True, help="With --suppress: status "
-              "maintenance, the original kept in previous_status.")
-@click.option("--ignore-status", multiple=True, help="Leave alerts in this status alone "
-              "(repeatable).")
-@click.option("--description", help="Free text shown by `farm maintenance list`.")
-@config_option
-def maintenance_add(name, condition, start, end, duration, cron, suppress,
-                    recover_previous_status, ignore_status, description, config_path):
-    """Add a window; every worker on every host applies it within about a second."""
-    from farm.maintenance.report import add_from_cli
-    from farm.maintenance.sources import MaintenanceError
-
-    cfg = load_config(config_path)
-    table = {"name": name, "condition": condition, "start": start, "end": end,
-             "duration": duration, "cron": cron, "suppress": suppress,
-             "recover_previous_status": recover_previous_status,
-             "ignore_statuses": list(ignore_status), "description": description}
-    try:
-        click.echo(add_from_cli(cfg, _redis(cfg), table, time.time()))
-    except MaintenanceError as exc:
-        fail(f"maintenance: {exc}", 2)
-
-
-@maintenance.command("end")
-@click.argument("name")
-@config_option
-def maintenance_end(name, config_path):
-    """End window NAME now (alerts sent from now on are no longer taken)."""
-    from farm.maintenance.report import end_from_cli
-    from farm.maintenance.sources import MaintenanceError
-
-    cfg = load_config(config_path)
-    try:
-        click.echo(end_from_cli(cfg, _redis(cfg), name, time.time()))
-    except MaintenanceError as exc:
-        fail(f"maintenance: {exc}", 2)
-
-
-def _redis(cfg: Config):
-    from farm.redisconn import RedisUnavailable, connect
-
-    try:
-        return connect(redis_url_of(cfg))
-    except RedisUnavailable as exc:
-        fail(str(exc) if cfg.redis.url else f"the farm's own Redis is not running ({exc}); "
-             f"start the farm first")
-
-
-def _add_incidents() -> None:
-    from farm.correlation.commands import incidents
-
-    main.add_command(incidents)
-
-
-_add_incidents()
+main.add_command(incidents)
+main.add_command(maintenance)
 
 if __name__ == "__main__":
     main()

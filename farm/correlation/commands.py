@@ -10,24 +10,14 @@ import uuid
 import click
 import msgpack
 
+from farm.cli_support import config_option, connect_redis, fail, load_config
 from farm.correlation.stage import RESOLVE_INCIDENT
 from farm.redis_keys import Keys
-
-
-def _cli():
-    from farm import cli  # the CLI's helpers; imported late, farm.cli imports this module
-
-    return cli
 
 
 @click.group()
 def incidents():
     """Incidents made by correlation rules ([correlation] rules)."""
-
-
-def _config_option(fn):
-    return click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                        envvar="FARM_CONFIG", help="TOML config file (env FARM_CONFIG).")(fn)
 
 
 @incidents.command("list")
@@ -38,18 +28,17 @@ def _config_option(fn):
               help="Also incidents not visible yet (under their threshold, or candidates).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-@_config_option
+@config_option
 def incidents_list(query, status, tenant, everything, limit, as_json, config_path):
     """Incidents, most recently seen first; words in QUERY must be in the name."""
     from farm.correlation.queries import list_incidents
     from farm.search import SearchError
 
-    cli = _cli()
-    cfg = cli.load_config(config_path)
+    cfg = load_config(config_path)
     try:
         found = list_incidents(cfg, status, tenant, everything, " ".join(query), limit)
     except SearchError as exc:
-        cli.fail(str(exc))
+        fail(str(exc))
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -65,20 +54,19 @@ def incidents_list(query, status, tenant, everything, limit, as_json, config_pat
 @incidents.command("show")
 @click.argument("incident_id")
 @click.option("--json", "as_json", is_flag=True)
-@_config_option
+@config_option
 def incidents_show(incident_id, as_json, config_path):
     """One incident and the fingerprints linked to it."""
     from farm.correlation.queries import get_incident
     from farm.search import SearchError
 
-    cli = _cli()
-    cfg = cli.load_config(config_path)
+    cfg = load_config(config_path)
     try:
         doc, links = get_incident(cfg, incident_id)
     except SearchError as exc:
-        cli.fail(str(exc))
+        fail(str(exc))
     if doc is None:
-        cli.fail(f"no incident {incident_id} in the store (`farm incidents list --all` lists "
+        fail(f"no incident {incident_id} in the store (`farm incidents list --all` lists "
                  f"them)")
     if as_json:
         click.echo(json.dumps({**doc, "alerts": links}, indent=2))
@@ -96,18 +84,17 @@ def incidents_show(incident_id, as_json, config_path):
 @click.argument("incident_id")
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for a worker to carry it out.")
-@_config_option
+@config_option
 def incidents_resolve(incident_id, timeout, config_path):
     """Resolve an incident by hand: a worker marks it resolved in Redis and the indexer
     stores the new state, like any other change."""
 
-    cli = _cli()
-    cfg = cli.load_config(config_path)
-    redis = cli._redis(cfg)
+    cfg = load_config(config_path)
+    redis = connect_redis(cfg)
     keys = Keys(cfg.redis.prefix)
     tenant = redis.hget(keys.incident(incident_id), "tenant")
     if tenant is None:
-        cli.fail(f"no incident {incident_id} in Redis (a wrong id, or untouched for longer than "
+        fail(f"no incident {incident_id} in Redis (a wrong id, or untouched for longer than "
                  f"[correlation] ttl_seconds)")
     batch = {"v": 1, "id": uuid.uuid4().hex, "tenant": tenant.decode(), "provider": "keep",
              "sent_at": time.time(), "events": [],
@@ -120,5 +107,5 @@ def incidents_resolve(incident_id, timeout, config_path):
             click.echo(f"incident {incident_id} resolved")
             return
         time.sleep(0.2)
-    cli.fail(f"asked the farm to resolve {incident_id}, but no worker did within {timeout:g}s "
+    fail(f"asked the farm to resolve {incident_id}, but no worker did within {timeout:g}s "
              f"(is the farm running? `farm status`); it stays queued and happens when one does")
