@@ -4,13 +4,7 @@ and whenever the file changes)."""
 
 from __future__ import annotations
 
-from farm.config.setting import key, section
-
-
-def _rule_file(value: str) -> str | None:
-    if value and not value.strip().endswith(".toml"):
-        return f"{value!r} must name a .toml file of [[rule]] tables"
-    return None
+from farm.config.setting import key, section, toml_file_of
 
 
 @section("correlation")
@@ -20,7 +14,7 @@ class CorrelationSettings:
             "configs/correlation/example.toml) that groups alerts into incidents. Relative to "
             "the folder of this config file; empty means no correlation. Workers reload it "
             "within reload_seconds of a change; a file with problems is reported and the rules "
-            "in force stay.", check=_rule_file)
+            "in force stay.", check=toml_file_of("rule"))
     reload_seconds: int = key(5,
             "How often workers look whether the rule file changed.",
             minimum=1, maximum=3600)

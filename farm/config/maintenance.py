@@ -4,13 +4,7 @@ the file changes); windows added with `farm maintenance add` live in Redis."""
 
 from __future__ import annotations
 
-from farm.config.setting import key, section
-
-
-def _window_file(value: str) -> str | None:
-    if value and not value.strip().endswith(".toml"):
-        return f"{value!r} must name a .toml file of [[window]] tables"
-    return None
+from farm.config.setting import key, section, toml_file_of
 
 
 @section("maintenance")
@@ -21,4 +15,4 @@ class MaintenanceSettings:
             "empty means only the windows added with `farm maintenance add`. Workers re-read it "
             "within a second or so of a change; a file with problems stops start-up, and a "
             "change with problems is reported while the windows in force stay.",
-            check=_window_file)
+            check=toml_file_of("window"))

@@ -109,5 +109,16 @@ def parsed_by(parse: Callable[[Any], object]) -> Check:
     return check
 
 
+def toml_file_of(tables: str) -> Check:
+    """A key's check: empty, or the name of a .toml file (of `[[tables]]`)."""
+
+    def check(value: str) -> str | None:
+        if value and not value.strip().endswith(".toml"):
+            return f"{value!r} must name a .toml file of [[{tables}]] tables"
+        return None
+
+    return check
+
+
 request_rate = parsed_by(parse_request_rate)
 size = parsed_by(parse_bytes)

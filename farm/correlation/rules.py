@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm.rules.condition import ConditionError, compile_condition
-from farm.rules.files import read_toml, rule_label
+from farm.rules.files import RuleProblem, named, read_toml, rule_label, typed
 from farm.rules.reload import ReloadingFile
 from farm.rules.ruleset import config_relative
 from farm.units import parse_duration
@@ -30,8 +30,6 @@ DEFAULT_TIMEFRAME = 600
 _VAR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
-class RuleProblem(ValueError):
-    """One problem with one rule; the message names the key and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -82,15 +80,6 @@ def name_parts(template: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _typed(table: dict, key: str, kind: type | tuple, default: object, what: str) -> object:
-    value = table.get(key, default)
-    if value is default:
-        return value
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RuleProblem(f"{key} must be {what}, got {value!r}")
-    return value
-
-
 def _timeframe(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
@@ -120,7 +109,7 @@ def _subrules(condition: object) -> tuple[Callable[[dict], bool], ...]:
 
 
 def _grouping(table: dict) -> tuple[tuple[str, ...], ...]:
-    criteria = _typed(table, "grouping_criteria", list, [], "a list of dotted alert paths")
+    criteria = typed(table, "grouping_criteria", list, [], "a list of dotted alert paths")
     if not all(isinstance(c, str) and c.strip() for c in criteria):
         raise RuleProblem("grouping_criteria must be a list of dotted alert paths, like "
                           "[\"labels.host\", \"service\"]")
@@ -129,33 +118,28 @@ def _grouping(table: dict) -> tuple[tuple[str, ...], ...]:
 
 def compile_rule(table: dict) -> tuple[CorrelationRule, bool]:
     """One [[rule]] table -> (rule, disabled). Raises RuleProblem."""
-    unknown = [k for k in table if k not in RULE_KEYS]
-    if unknown:
-        raise RuleProblem(f"unknown key {unknown[0]!r}; allowed: {', '.join(RULE_KEYS)}")
-    name = table.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise RuleProblem("name is required (a non-empty string)")
-    _typed(table, "description", str, None, "a string")
-    disabled = _typed(table, "disabled", bool, False, "true or false")
-    tenants = _typed(table, "tenants", list, None, "a list of tenant names")
+    name = named(table, RULE_KEYS)
+    typed(table, "description", str, None, "a string")
+    disabled = typed(table, "disabled", bool, False, "true or false")
+    tenants = typed(table, "tenants", list, None, "a list of tenant names")
     if tenants is not None:
         if not tenants or not all(isinstance(t, str) and t for t in tenants):
             raise RuleProblem("tenants must be a non-empty list of tenant names "
                               "(leave it out to mean every tenant)")
         tenants = frozenset(tenants)
-    threshold = _typed(table, "threshold", int, 1, "a whole number")
+    threshold = typed(table, "threshold", int, 1, "a whole number")
     if threshold < 1:
         raise RuleProblem("threshold must be at least 1")
-    create_on = _typed(table, "create_on", str, "any", "\"any\" or \"all\"")
+    create_on = typed(table, "create_on", str, "any", "\"any\" or \"all\"")
     if create_on not in ("any", "all"):
         raise RuleProblem(f"create_on must be \"any\" or \"all\", got {create_on!r}")
-    resolve_on = _typed(table, "resolve_on", str, "never", "a string")
+    resolve_on = typed(table, "resolve_on", str, "never", "a string")
     if resolve_on not in RESOLVE_ON:
         raise RuleProblem(f"resolve_on must be one of all, first, last, never (or Keep's "
                           f"all_resolved, first_resolved, last_resolved), got {resolve_on!r}")
-    template = _typed(table, "incident_name_template", str, "", "a string")
-    multi = _typed(table, "multi_level", bool, False, "true or false")
-    prop = _typed(table, "multi_level_property_name", str, "", "a field name")
+    template = typed(table, "incident_name_template", str, "", "a string")
+    multi = typed(table, "multi_level", bool, False, "true or false")
+    prop = typed(table, "multi_level_property_name", str, "", "a field name")
     grouping = _grouping(table)
     if multi and (not grouping or not prop):
         raise RuleProblem("a multi_level rule needs grouping_criteria (its first path must hold "
@@ -165,8 +149,8 @@ def compile_rule(table: dict) -> tuple[CorrelationRule, bool]:
         timeframe=_timeframe(table.get("timeframe", DEFAULT_TIMEFRAME)), threshold=threshold,
         create_on_all=create_on == "all", resolve_on=RESOLVE_ON[resolve_on],
         name_parts=name_parts(template) if template else (),
-        prefix=_typed(table, "incident_prefix", str, "", "a string"),
-        require_approve=_typed(table, "require_approve", bool, False, "true or false"),
+        prefix=typed(table, "incident_prefix", str, "", "a string"),
+        require_approve=typed(table, "require_approve", bool, False, "true or false"),
         multi_level=multi, multi_level_property=prop, tenants=tenants)
     return rule, disabled
 

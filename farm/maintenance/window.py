@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime
 from farm.alert import SEVERITY_ORDER, STATUSES, iso_ms
 from farm.maintenance.cron import Cron, CronError
 from farm.rules.condition import ConditionError, compile_condition
-from farm.rules.files import RuleProblem
+from farm.rules.files import RuleProblem, named
 from farm.units import parse_duration
 
 WINDOW_KEYS = ("name", "description", "enabled", "start", "end", "duration", "cron",
@@ -183,12 +183,7 @@ def parse_window(table: dict, origin: str) -> Window:
     """One window table -> Window. Raises RuleProblem with one line naming the key."""
     if not isinstance(table, dict):
         raise RuleProblem("must be a table")
-    unknown = [k for k in table if k not in WINDOW_KEYS]
-    if unknown:
-        raise RuleProblem(f"unknown key {unknown[0]!r}; allowed: {', '.join(WINDOW_KEYS)}")
-    name = table.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise RuleProblem("name is required (a non-empty string)")
+    named(table, WINDOW_KEYS)
     condition = table.get("condition")
     if not isinstance(condition, str) or not condition.strip():
         raise RuleProblem('condition is required: CEL like \'service == "db"\', or "*" for '

@@ -29,7 +29,20 @@ class RuleProblem(ValueError):
     """One problem with one rule; the message names the key and what is allowed."""
 
 
-def _typed(table: dict, key: str, kind: type | tuple, default: object, what: str) -> object:
+def named(table: dict, allowed: tuple[str, ...]) -> str:
+    """The name of a rule table whose keys are all in `allowed`. Raises RuleProblem."""
+    unknown = [k for k in table if k not in allowed]
+    if unknown:
+        raise RuleProblem(f"unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+    name = table.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise RuleProblem("name is required (a non-empty string)")
+    return name
+
+
+def typed(table: dict, key: str, kind: type | tuple, default: object, what: str) -> object:
+    """table[key] if it is a `kind` (`what` says so in words), or default when absent.
+    Raises RuleProblem."""
     value = table.get(key, default)
     if value is default:
         return value
@@ -40,16 +53,11 @@ def _typed(table: dict, key: str, kind: type | tuple, default: object, what: str
 
 def _common(table: dict, allowed: tuple[str, ...]) -> tuple[str, int, bool,
                                                             frozenset[str] | None]:
-    unknown = [k for k in table if k not in allowed]
-    if unknown:
-        raise RuleProblem(f"unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
-    name = table.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise RuleProblem("name is required (a non-empty string)")
-    _typed(table, "description", str, None, "a string")
-    priority = _typed(table, "priority", int, 0, "a whole number")
-    disabled = _typed(table, "disabled", bool, False, "true or false")
-    tenants = _typed(table, "tenants", list, None, "a list of tenant names")
+    name = named(table, allowed)
+    typed(table, "description", str, None, "a string")
+    priority = typed(table, "priority", int, 0, "a whole number")
+    disabled = typed(table, "disabled", bool, False, "true or false")
+    tenants = typed(table, "tenants", list, None, "a list of tenant names")
     if tenants is not None:
         if not tenants or not all(isinstance(t, str) and t for t in tenants):
             raise RuleProblem("tenants must be a non-empty list of tenant names "
@@ -84,14 +92,14 @@ def extraction_rule(table: dict) -> tuple[ExtractionRule, bool]:
     if not regex.groupindex:
         raise RuleProblem(f"regex {pattern!r} has no named group (?P<field>...), so it can "
                           f"never set a field")
-    condition = _typed(table, "condition", str, None, "a CEL expression (a string)")
+    condition = typed(table, "condition", str, None, "a CEL expression (a string)")
     check = None
     if condition is not None and condition.strip() not in ("", "*"):
         try:
             check = compile_condition(condition)
         except ConditionError as exc:
             raise RuleProblem(f"condition {condition!r}: {exc}") from None
-    pre = _typed(table, "pre", bool, False, "true or false")
+    pre = typed(table, "pre", bool, False, "true or false")
     rule = ExtractionRule(name=name, priority=priority, pre=pre, attribute=template,
                           regex=regex, condition=check, tenants=tenants)
     return rule, disabled
@@ -127,9 +135,9 @@ def mapping_rule(table: dict, folder: Path) -> tuple[MappingRule, bool]:
         rows = [{str(k): v for k, v in r.items()} for r in rows]
     if not rows:
         raise RuleProblem("the mapping table has no rows")
-    multi = _typed(table, "multi_level", bool, False, "true or false")
-    new_property = _typed(table, "new_property_name", str, "", "a field name")
-    prefix = _typed(table, "prefix_to_remove", str, "", "a string")
+    multi = typed(table, "multi_level", bool, False, "true or false")
+    new_property = typed(table, "new_property_name", str, "", "a field name")
+    prefix = typed(table, "prefix_to_remove", str, "", "a string")
     columns = set().union(*(r.keys() for r in rows))
     missing = [a.strip() for g in matchers for a in g if a.strip() not in columns]
     if missing:
