@@ -199,12 +199,14 @@ def batches(pop: Population, alerts: int, per_batch: int, changed_every: int) ->
 
 def run_once(pipeline: Pipeline, client, raws: list[bytes]) -> tuple[float, float, dict]:
     client.flushdb()
-    decided = {"n": 0, "p": 0, "f": 0}
+    decided = {"n": 0, "p": 0, "f": 0, "matches": 0, "opened": 0}
     wall, cpu = time.perf_counter(), time.process_time()
     for raw in raws:
         outcome = pipeline.process(raw)
         for letter, n in outcome.decisions.items():
             decided[letter] += n
+        decided["matches"] += sum(outcome.correlation.matched.values())
+        decided["opened"] += outcome.correlation.opened
     return time.perf_counter() - wall, time.process_time() - cpu, decided
 
 
@@ -263,6 +265,10 @@ def main() -> None:
                   f"{statistics.median(cpus):>9,.0f} alerts/s (cpu)  runs: "
                   f"{', '.join(f'{w:,.0f}' for w in walls)}  mix n/p/f: "
                   f"{mix['n']}/{mix['p']}/{mix['f']}  wire: {mb:.0f} MB")
+            if pipeline.correlation.enabled:
+                print(f"{'':<11} correlation: {mix['matches'] / max(mix['n'] + mix['p'], 1):.2f} "
+                      f"rule matches per alert that is not a full duplicate, "
+                      f"{mix['opened']} incidents opened")
             if args.profile:
                 profiler = cProfile.Profile()
                 profiler.enable()
