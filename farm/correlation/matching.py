@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from farm.correlation.rules import CorrelationRule
+from farm.rules.condition import field_equalities
 
 NONE_GROUP = "none"
 
@@ -65,7 +68,71 @@ def matched_subrules(rule: CorrelationRule, doc: dict) -> int:
     return mask
 
 
-def matches(rules: list[CorrelationRule], alert: dict, tenant: str) -> list[list]:
+class _Subrule:
+    """A sub-rule with the `field == "x"` terms it cannot hold without (`terms`), and its
+    condition, or None when the terms are the whole condition."""
+
+    __slots__ = ("terms", "holds")
+
+    def __init__(self, holds: Callable[[dict], bool]):
+        terms, whole = field_equalities(getattr(holds, "source", ""))
+        self.terms = tuple(terms)
+        self.holds = None if whole else holds
+
+
+class RuleIndex:
+    """The rules in force, indexed by the fields they compare with a string: most rules read
+    `field == "x" && ...`, and such a rule cannot match an alert whose field holds anything
+    else. An alert reads each compared field once, is evaluated only against the rules its own
+    values can match (plus the rules with no such comparison), and a sub-rule made of nothing
+    but such comparisons is decided from those values without evaluating its condition. A rule
+    is indexed when every one of its sub-rules has such a term (its first one is the key)."""
+
+    def __init__(self, rules: list[CorrelationRule]):
+        self.rules = rules
+        self.subrules = [tuple(_Subrule(holds) for holds in rule.subrules) for rule in rules]
+        self.unindexed: list[int] = []
+        self.by_value: dict[tuple[str, ...], dict[str, list[int]]] = {}
+        self.paths = sorted({path for subs in self.subrules for sub in subs
+                             for path, _ in sub.terms})
+        for position, subs in enumerate(self.subrules):
+            if not all(sub.terms for sub in subs):
+                self.unindexed.append(position)
+                continue
+            for path, literal in {sub.terms[0] for sub in subs}:
+                self.by_value.setdefault(path, {}).setdefault(literal, []).append(position)
+
+    def fields(self, doc: dict) -> dict[tuple[str, ...], object]:
+        """The value of every compared field in `doc` (None when missing)."""
+        return {path: _walk(doc, path) for path in self.paths}
+
+    def candidates(self, values: dict[tuple[str, ...], object]) -> list[int]:
+        """The positions of the rules an alert with these field values may match, in order."""
+        hits: set[int] | None = None
+        for path, by_literal in self.by_value.items():
+            value = values[path]
+            found = by_literal.get(value) if isinstance(value, str) else None
+            if found:
+                hits = set(found) if hits is None else hits.union(found)
+        if hits is None:
+            return self.unindexed
+        return sorted(hits.union(self.unindexed))
+
+    def mask(self, position: int, doc: dict, values: dict[tuple[str, ...], object]) -> int:
+        """`matched_subrules` of rule `position`, skipping the sub-rules the values rule out."""
+        mask = 0
+        every = self.rules[position].create_on_all
+        for i, sub in enumerate(self.subrules[position]):
+            if any(values[path] != literal for path, literal in sub.terms):
+                continue
+            if sub.holds is None or sub.holds(doc):
+                mask |= 1 << i
+                if not every:
+                    break
+        return mask
+
+
+def matches(index: RuleIndex, alert: dict, tenant: str) -> list[list]:
     """[rule name, group key, sub-rule bits, name values] for every (rule, group key) the alert
     joins. Rules see the alert with `source` as its first element, as Keep evaluates them."""
     found: list[list] = []
@@ -74,10 +141,12 @@ def matches(rules: list[CorrelationRule], alert: dict, tenant: str) -> list[list
     if isinstance(source, list):
         doc = dict(alert)
         doc["source"] = source[0] if source else None
-    for rule in rules:
+    fields = index.fields(doc)
+    for position in index.candidates(fields):
+        rule = index.rules[position]
         if rule.tenants is not None and tenant not in rule.tenants:
             continue
-        mask = matched_subrules(rule, doc)
+        mask = index.mask(position, doc, fields)
         if not mask:
             continue
         values = name_values(rule, alert)

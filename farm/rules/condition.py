@@ -537,6 +537,85 @@ def _logical(left: Fn, right: Fn, absorbing: bool) -> Fn:
     return apply
 
 
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def _depth_steps(toks: list[tuple[str, object, int]]) -> list[int]:
+    """The nesting depth before each token."""
+    depth, out = 0, []
+    for kind, value, _ in toks:
+        out.append(depth)
+        if kind == "op" and value in _OPEN:
+            depth += 1
+        elif kind == "op" and value in _CLOSE:
+            depth -= 1
+    return out
+
+
+def _field_equality(term: list[tuple[str, object, int]]) -> tuple[tuple[str, ...], str] | None:
+    """(path, string) when the term is exactly `a.b.c == "x"` or `"x" == a.b.c`."""
+    if len(term) >= 3 and term[0][0] == "lit":
+        term = term[2:] + term[1:2] + term[:1]  # "x" == path  ->  path == "x"
+    if len(term) < 3 or term[-2] != ("op", "==", term[-2][2]) or term[-1][0] != "lit":
+        return None
+    literal, path = term[-1][1], term[:-2]
+    if not isinstance(literal, str) or len(path) % 2 == 0:
+        return None
+    names = path[0::2]
+    if any(kind != "id" for kind, _, _ in names):
+        return None
+    if any(tok[:2] != ("op", ".") for tok in path[1::2]):
+        return None
+    return tuple(name for _, name, _ in names), literal
+
+
+def _wrapped(toks: list[tuple[str, object, int]]) -> bool:
+    """True when the tokens are one parenthesised expression, `( ... )`."""
+    return (len(toks) >= 2 and toks[0][:2] == ("op", "(") and toks[-1][:2] == ("op", ")")
+            and 0 not in _depth_steps(toks)[1:])
+
+
+def _required(toks: list[tuple[str, object, int]]
+              ) -> tuple[list[tuple[tuple[str, ...], str]], bool]:
+    while _wrapped(toks):
+        toks = toks[1:-1]
+    terms: list[list[tuple[str, object, int]]] = [[]]
+    for tok, depth in zip(toks, _depth_steps(toks), strict=True):
+        if depth == 0 and tok[0] == "op" and tok[1] in ("||", "?", ":"):
+            return [], False
+        if depth == 0 and tok[:2] == ("op", "&&"):
+            terms.append([])
+        else:
+            terms[-1].append(tok)
+    found, whole = [], True
+    for term in terms:
+        equality = _field_equality(term)
+        if equality is not None:
+            found.append(equality)
+        elif _wrapped(term):
+            inner, inner_whole = _required(term)
+            found += inner
+            whole = whole and inner_whole
+        else:
+            whole = False
+    return found, whole
+
+
+def field_equalities(text: str) -> tuple[list[tuple[tuple[str, ...], str]], bool]:
+    """The (field path, string) pairs a condition cannot hold without: its `&&` terms (at the
+    top, or inside a parenthesised term) of the form `a.b == "x"`; and whether the condition is
+    nothing but those terms. Such a term holds only when the field is that very string (CEL
+    equality has no conversions, and `&&` is true only when every term is), so a caller may skip
+    the condition for documents whose field is anything else, and decide a condition made of
+    nothing but such terms by reading the fields. ([], False) when there is no such term or
+    the condition does not parse."""
+    try:
+        found, whole = _required(_tokens(text)[:-1])
+    except ConditionError:
+        return [], False
+    return found, whole and bool(found)
+
+
 def compile_condition(text: str, severity_order: bool = False) -> Callable[[dict], bool]:
     """A predicate over an event dict; raises ConditionError if `text` is not in the subset.
     The predicate never raises: an evaluation error means False. With `severity_order`,
