@@ -6,29 +6,25 @@ local req = cjson.decode(ARGV[1])
 local P, T, NOW, ISO, TTL = req.p, req.t, req.now, req.iso, req.ttl
 local memo = KEYS[1]
 local SEVERITY = {'low', 'info', 'warning', 'high', 'critical'}
-local NUMERIC = {'count', 'firing_sum', 'unresolved', 'nonfiring', 'severity', 'visible',
-                 'candidate', 'mask', 'touched', 'number', 'version', 'nsub', 'threshold',
-                 'all', 'approve', 'multi'}
 
-local cache, dirty, dirty_order, members, writes = {}, {}, {}, {}, {}
+-- Per call: incidents read (id -> state, false when absent), newest incident per group key
+-- (gkey -> id, false when none), members read, member writes not yet saved.
+local cache, groups, dirty, dirty_order, members, writes = {}, {}, {}, {}, {}, {}
 local opened, updated, resolved = 0, 0, 0
 
 local function ikey(id) return P .. ':incident:' .. id end
 local function mkey(id) return P .. ':incmembers:' .. id end
 local function fkey(fp) return P .. ':incfp:' .. T .. ':' .. fp end
 
+-- An incident's state is one JSON string in the `state` field of its hash (one read and one
+-- write per call, whatever its size). `touched` sits beside it because cjson keeps only 14
+-- digits of a number, and a time needs more; `count` is for people reading Redis.
 local function load(id)
   local inc = cache[id]
   if inc ~= nil then return inc end
-  local flat = redis.call('HGETALL', ikey(id))
-  if #flat == 0 then cache[id] = false; return false end
-  inc = {}
-  for i = 1, #flat, 2 do inc[flat[i]] = flat[i + 1] end
-  for _, f in ipairs(NUMERIC) do inc[f] = tonumber(inc[f]) end
-  inc.vals = cjson.decode(inc.vals)
-  inc.sources = cjson.decode(inc.sources)
-  inc.services = cjson.decode(inc.services)
-  inc.parts = cjson.decode(inc.parts)
+  local got = redis.call('HMGET', ikey(id), 'state', 'touched')
+  inc = got[1] and cjson.decode(got[1]) or false
+  if inc then inc.touched = tonumber(got[2]) end
   cache[id] = inc
   return inc
 end
@@ -147,12 +143,10 @@ local function create(rule, spec, group, it)
   return inc
 end
 
+-- Returns true if the alert's fingerprint is a new member (the caller adds the incident to
+-- the fingerprint's set).
 local function attach(inc, it, match)
   local new = set_member(inc, it)
-  if new then
-    redis.call('SADD', fkey(it[2]), inc.id)
-    redis.call('EXPIRE', fkey(it[2]), TTL)
-  end
   local lr = it[6]
   if inc.start == '' or lr < inc.start then inc.start = lr end
   if lr > inc.last_seen then inc.last_seen = lr end
@@ -177,7 +171,11 @@ end
 
 local function newest(rule, group)
   local gkey = P .. ':incgroup:' .. T .. ':' .. rule .. ':' .. group
-  local id = redis.call('GET', gkey)
+  local id = groups[gkey]
+  if id == nil then
+    id = redis.call('GET', gkey) or false
+    groups[gkey] = id
+  end
   return gkey, id and load(id) or false
 end
 
@@ -186,10 +184,15 @@ local function expired(inc, spec)
 end
 
 -- One alert: each rule match joins or opens an incident, then its other active incidents
--- learn its new status (Keep's resolve check for a stored alert).
+-- learn its new status (Keep's resolve check for a stored alert). The fingerprint's set is read
+-- once, before the matches (the incidents they add are `seen`, so the loop over the others
+-- would skip them anyway), and the incidents it newly joined are added in one write after
+-- them, leaving out any its own status resolved meanwhile (their resolve removed them).
 local function decide(it)
-  local ids, links, seen = {}, {}, {}
+  local ids, links, seen, joined = {}, {}, {}, {}
   local fp = it[2]
+  local fk = fkey(fp)
+  local before = redis.call('SMEMBERS', fk)
   for _, match in ipairs(it[10]) do
     local rule, group = match[1], match[2]
     local spec = req.rules[rule]
@@ -200,20 +203,30 @@ local function decide(it)
         inc = create(rule, spec, group, it)
         if inc.past == '' then inc.past = past end
         redis.call('SET', gkey, inc.id, 'EX', TTL)
+        groups[gkey] = inc.id
       else
         inc = false
       end
     end
     if inc then
-      if attach(inc, it, match) then links[#links + 1] = inc.id end
+      if attach(inc, it, match) then
+        links[#links + 1] = inc.id
+        joined[#joined + 1] = inc
+      end
       if not seen[inc.id] then seen[inc.id] = true; ids[#ids + 1] = inc.id end
     end
   end
-  for _, id in ipairs(redis.call('SMEMBERS', fkey(fp))) do
+  local add = {}
+  for _, inc in ipairs(joined) do
+    if inc.status ~= 'resolved' then add[#add + 1] = inc.id end
+  end
+  if #add > 0 then redis.call('SADD', fk, unpack(add)) end
+  if #links > 0 then redis.call('EXPIRE', fk, TTL) end
+  for _, id in ipairs(before) do
     if not seen[id] then
       local inc = load(id)
       if not inc then
-        redis.call('SREM', fkey(fp), id)
+        redis.call('SREM', fk, id)
       elseif inc.status == 'firing' then
         set_member(inc, it)
         check_resolve(inc)
@@ -238,13 +251,11 @@ end
 
 local function save(inc)
   inc.version = inc.version + 1
-  local flat = {}
-  for k, v in pairs(inc) do
-    if type(v) == 'table' then v = cjson.encode(v) end
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
-  end
-  redis.call('HSET', ikey(inc.id), unpack(flat))
+  local touched = inc.touched
+  inc.touched = nil
+  redis.call('HSET', ikey(inc.id), 'count', inc.count, 'touched', touched,
+             'state', cjson.encode(inc))
+  inc.touched = touched
   local w = writes[inc.id]
   if w then
     for from = 1, #w, 2000 do
