@@ -36,10 +36,9 @@
   (status, name parts and values, severity, counts, first/last fingerprint, visibility,
   sub-rules matched, start/last seen, same_incident_in_the_past_id, version...), `touched` = when
   an alert last joined or updated it (full precision; it decides the timeframe), `count` = its
-  alerts_count, for people reading Redis. TTL `[correlation] ttl_seconds`. Written by the
-  correlation and resolve scripts.
-- `<p>:incmembers:<incident id>`        hash: member fingerprint -> JSON [latest status,
-  unresolvedCounter, lastReceived], for resolve_on and visibility. Same writers and TTL.
+  alerts_count, for people reading Redis, and `m:<fingerprint>` per member = JSON [latest
+  status, unresolvedCounter, lastReceived], for resolve_on and visibility. TTL `[correlation]
+  ttl_seconds`. Written by the correlation and resolve scripts.
 - `<p>:incfp:<tenant>:<fingerprint>`    set: the unresolved incidents the fingerprint belongs
   to (a new version of it updates them even when it matches no rule). Same writers and TTL.
 - `<p>:incnumber:<tenant>`              integer: the last incident running number (for

@@ -8,17 +8,22 @@ local memo = KEYS[1]
 local SEVERITY = {'low', 'info', 'warning', 'high', 'critical'}
 
 -- Per call: incidents read (id -> state, false when absent), newest incident per group key
--- (gkey -> id, false when none), members read, member writes not yet saved.
-local cache, groups, dirty, dirty_order, members, writes = {}, {}, {}, {}, {}, {}
+-- (gkey -> id, false when none), members read, member writes not yet saved, incidents opened
+-- by this call (they have no member in Redis to read).
+local cache, groups, dirty, dirty_order, members, writes, fresh = {}, {}, {}, {}, {}, {}, {}
 local opened, updated, resolved = 0, 0, 0
+-- The tenant's last incident running number: read at the first incident this call opens,
+-- counted here, written back once by save_number (the call is atomic, so this is INCR's result).
+local number_key, last_number = P .. ':incnumber:' .. T, nil
 
 local function ikey(id) return P .. ':incident:' .. id end
-local function mkey(id) return P .. ':incmembers:' .. id end
+local MEMBER = 'm:'  -- a member's field in its incident's hash: 'm:' .. fingerprint
 local function fkey(fp) return P .. ':incfp:' .. T .. ':' .. fp end
 
 -- An incident's state is one JSON string in the `state` field of its hash (one read and one
 -- write per call, whatever its size). `touched` sits beside it because cjson keeps only 14
--- digits of a number, and a time needs more; `count` is for people reading Redis.
+-- digits of a number, and a time needs more; `count` is for people reading Redis. Its members
+-- are fields of the same hash, so one HSET and one EXPIRE save the incident and its members.
 local function load(id)
   local inc = cache[id]
   if inc ~= nil then return inc end
@@ -41,7 +46,7 @@ local function member(inc, fp)
   if not m then m = {}; members[inc.id] = m end
   local got = m[fp]
   if got == nil then
-    local raw = redis.call('HGET', mkey(inc.id), fp)
+    local raw = not fresh[inc.id] and redis.call('HGET', ikey(inc.id), MEMBER .. fp)
     got = raw and cjson.decode(raw) or false
     m[fp] = got
   end
@@ -86,8 +91,11 @@ end
 local function resolve(inc)
   inc.status = 'resolved'
   inc['end'] = ISO
-  local fps = redis.call('HKEYS', mkey(inc.id))
-  for _, fp in ipairs(fps) do redis.call('SREM', fkey(fp), inc.id) end
+  for _, field in ipairs(redis.call('HKEYS', ikey(inc.id))) do
+    if string.sub(field, 1, 2) == MEMBER then
+      redis.call('SREM', fkey(string.sub(field, 3)), inc.id)
+    end
+  end
   local w = writes[inc.id] or {}
   for i = 1, #w, 2 do redis.call('SREM', fkey(w[i]), inc.id) end
   resolved = resolved + 1
@@ -122,6 +130,15 @@ local function render(inc)
   inc.name = name
 end
 
+local function next_number()
+  last_number = (last_number or tonumber(redis.call('GET', number_key) or '0')) + 1
+  return last_number
+end
+
+local function save_number()
+  if last_number then redis.call('SET', number_key, last_number) end
+end
+
 local function create(rule, spec, group, it)
   local h = redis.sha1hex(T .. '\0' .. rule .. '\0' .. group .. '\0' .. it[3])
   local id = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-' .. string.sub(h, 13, 16)
@@ -134,10 +151,11 @@ local function create(rule, spec, group, it)
     severity = 0, count = 0, firing_sum = 0, unresolved = 0, nonfiring = 0, first_fp = '',
     last_fp = '', last_lr = '', visible = 0, candidate = spec[6], mask = 0, start = '',
     last_seen = '', touched = NOW, created = ISO, past = '', ['end'] = '', version = 0,
-    number = redis.call('INCR', P .. ':incnumber:' .. T), vals = vals, sources = {},
+    number = next_number(), vals = vals, sources = {},
     services = {}, parts = spec[7], prefix = spec[8], multi = spec[9], resolve_on = spec[5],
     nsub = spec[4], threshold = spec[2], all = spec[3], approve = spec[6]}
   cache[id] = inc
+  fresh[id] = true
   opened = opened + 1
   touch(inc)
   return inc
@@ -253,16 +271,18 @@ local function save(inc)
   inc.version = inc.version + 1
   local touched = inc.touched
   inc.touched = nil
-  redis.call('HSET', ikey(inc.id), 'count', inc.count, 'touched', touched,
-             'state', cjson.encode(inc))
+  local flat = {'count', inc.count, 'touched', touched, 'state', cjson.encode(inc)}
   inc.touched = touched
-  local w = writes[inc.id]
-  if w then
-    for from = 1, #w, 2000 do
-      redis.call('HSET', mkey(inc.id), unpack(w, from, math.min(from + 1999, #w)))
+  local w = writes[inc.id] or {}
+  writes[inc.id] = nil
+  for i = 1, #w, 2 do
+    flat[#flat + 1] = MEMBER .. w[i]
+    flat[#flat + 1] = w[i + 1]
+    if #flat >= 2000 then
+      redis.call('HSET', ikey(inc.id), unpack(flat))
+      flat = {}
     end
-    writes[inc.id] = nil
   end
+  if #flat > 0 then redis.call('HSET', ikey(inc.id), unpack(flat)) end
   redis.call('EXPIRE', ikey(inc.id), TTL)
-  redis.call('EXPIRE', mkey(inc.id), TTL)
 end
