@@ -10,12 +10,14 @@ passes are mostly full duplicates with a share of changed versions (partial), as
 tools re-send firing alerts. Batches are encoded before the clock starts; Redis is flushed
 before every run, so every run makes the same decisions. Enrichment uses
 configs/enrichment/example.toml unless --rules says otherwise (--rules none: no rules);
-correlation rules only with --correlation FILE (bench/correlation-20.toml holds 20), maintenance
-windows only with --maintenance FILE (batch sent_at runs from 2025-03-04T08:20:00Z, one second
-per batch).
+correlation rules only with --correlation FILE (bench/correlation-realistic.toml: 20 rules a
+team would write, 0-1 matches per alert; bench/correlation-20.toml: 20 heavy ones, 3-5 matches
+per alert), maintenance windows only with --maintenance FILE (batch sent_at runs from
+2025-03-04T08:20:00Z, one second per batch).
 
 Prints, per provider, alerts/s by wall clock (what one worker core does, Redis round trips
-included; Redis runs in its own process) and by the process's CPU time, and the decision mix.
+included; Redis runs in its own process) and by the process's CPU time, the decision mix, and
+with correlation rules the rule matches per alert that is not a full duplicate.
 """
 
 from __future__ import annotations
