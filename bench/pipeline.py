@@ -224,7 +224,8 @@ def main() -> None:
     parser.add_argument("--rules", default=str(EXAMPLE_RULES),
                         help="enrichment rule file, or 'none'")
     parser.add_argument("--correlation", default="none",
-                        help="correlation rule file (e.g. bench/correlation-20.toml), or 'none'")
+                        help="correlation rule file (bench/correlation-realistic.toml, "
+                             "bench/correlation-20.toml), or 'none'")
     parser.add_argument("--maintenance", default="none",
                         help="maintenance windows file ([maintenance] rules), or 'none'")
     parser.add_argument("--redis-url", default="", help="default: a private redis-server")
