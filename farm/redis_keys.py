@@ -32,12 +32,13 @@
   day, deleted when the batch is acked; a redelivered batch replays it.
 - `<p>:incgroup:<tenant>:<rule>:<group key>`  string: the id of the newest incident of that
   rule and group key, TTL `[correlation] ttl_seconds`. Written by the correlation script.
-- `<p>:incident:<incident id>`          hash: an incident's state (status, name parts and
-  values, severity, counts, first/last fingerprint, visibility, sub-rules matched, start/last
-  seen, same_incident_in_the_past_id, version...), TTL `[correlation] ttl_seconds`. Written by
-  the correlation and resolve scripts.
-- `<p>:incmembers:<incident id>`        hash: member fingerprint -> JSON [latest status,
-  unresolvedCounter, lastReceived], for resolve_on and visibility. Same writers and TTL.
+- `<p>:incident:<incident id>`          hash: `state` = an incident's state as one JSON object
+  (status, name parts and values, severity, counts, first/last fingerprint, visibility,
+  sub-rules matched, start/last seen, same_incident_in_the_past_id, version...), `touched` = when
+  an alert last joined or updated it (full precision; it decides the timeframe), `count` = its
+  alerts_count, for people reading Redis, and `m:<fingerprint>` per member = JSON [latest
+  status, unresolvedCounter, lastReceived], for resolve_on and visibility. TTL `[correlation]
+  ttl_seconds`. Written by the correlation and resolve scripts.
 - `<p>:incfp:<tenant>:<fingerprint>`    set: the unresolved incidents the fingerprint belongs
   to (a new version of it updates them even when it matches no rule). Same writers and TTL.
 - `<p>:incnumber:<tenant>`              integer: the last incident running number (for

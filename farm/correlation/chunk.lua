@@ -30,6 +30,7 @@ for _, id in ipairs(dirty_order) do
   memo_writes[#memo_writes + 1] = snaps[id]
   if inc.version > 1 and inc.status == 'firing' then updated = updated + 1 end
 end
+save_number()
 if req['end'] > upto then
   memo_writes[#memo_writes + 1] = 'upto'
   memo_writes[#memo_writes + 1] = req['end']

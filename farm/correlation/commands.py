@@ -9,6 +9,7 @@ import uuid
 
 import click
 import msgpack
+import orjson
 
 from farm.cli_support import config_option, connect_redis, fail, load_config
 from farm.correlation.stage import RESOLVE_INCIDENT
@@ -80,6 +81,12 @@ def incidents_show(incident_id, as_json, config_path):
         click.echo(f"  {link['fingerprint']}  linked by {link['eventId']} at {link['linkedAt']}")
 
 
+def _incident_state(redis, keys: Keys, incident_id: str) -> dict | None:
+    """The incident's state as the correlation script keeps it (farm/redis_keys.py), or None."""
+    raw = redis.hget(keys.incident(incident_id), "state")
+    return orjson.loads(raw) if raw else None
+
+
 @incidents.command("resolve")
 @click.argument("incident_id")
 @click.option("--timeout", type=float, default=30.0, show_default=True,
@@ -92,18 +99,19 @@ def incidents_resolve(incident_id, timeout, config_path):
     cfg = load_config(config_path)
     redis = connect_redis(cfg)
     keys = Keys(cfg.redis.prefix)
-    tenant = redis.hget(keys.incident(incident_id), "tenant")
-    if tenant is None:
+    state = _incident_state(redis, keys, incident_id)
+    if state is None:
         fail(f"no incident {incident_id} in Redis (a wrong id, or untouched for longer than "
                  f"[correlation] ttl_seconds)")
-    batch = {"v": 1, "id": uuid.uuid4().hex, "tenant": tenant.decode(), "provider": "keep",
+    batch = {"v": 1, "id": uuid.uuid4().hex, "tenant": state["tenant"], "provider": "keep",
              "sent_at": time.time(), "events": [],
              "control": {RESOLVE_INCIDENT: incident_id}}
     redis.lpush(keys.queue("critical"), msgpack.packb(batch))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         memo = redis.exists(keys.incidents_memo(batch["id"]))
-        if not memo and redis.hget(keys.incident(incident_id), "status") == b"resolved":
+        if not memo and (_incident_state(redis, keys, incident_id) or {}).get("status") \
+                == "resolved":
             click.echo(f"incident {incident_id} resolved")
             return
         time.sleep(0.2)

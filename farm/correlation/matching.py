@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from farm.correlation.rules import CorrelationRule
+from farm.rules.condition import STRING_TESTS, field_terms
 
 NONE_GROUP = "none"
 
@@ -65,19 +68,104 @@ def matched_subrules(rule: CorrelationRule, doc: dict) -> int:
     return mask
 
 
-def matches(rules: list[CorrelationRule], alert: dict, tenant: str) -> list[list]:
+class _Subrule:
+    """A sub-rule with the field tests it cannot hold without (`terms`: path, "==" or a string
+    method, string), and its condition, or None when the tests are the whole condition."""
+
+    __slots__ = ("terms", "holds")
+
+    def __init__(self, holds: Callable[[dict], bool]):
+        terms, whole = field_terms(getattr(holds, "source", ""))
+        self.terms = tuple((path, None if test == "==" else STRING_TESTS[test], literal)
+                           for path, test, literal in terms)
+        self.holds = None if whole else holds
+
+    def keys(self) -> list[tuple[tuple[str, ...], str]]:
+        """The (path, string) of its `==` terms."""
+        return [(path, literal) for path, test, literal in self.terms if test is None]
+
+
+class RuleIndex:
+    """The rules in force, indexed by the fields they compare with a string: most rules read
+    `field == "x" && ...`, and such a rule cannot match an alert whose field holds anything
+    else. An alert reads each tested field once, is evaluated only against the rules its own
+    values can match (plus the rules without such a comparison), and a sub-rule made of nothing
+    but field tests is decided from those values without evaluating its condition. A rule is
+    indexed when every one of its sub-rules has an `==` term (its first one is the key)."""
+
+    def __init__(self, rules: list[CorrelationRule]):
+        self.rules = rules
+        self.subrules = [tuple(_Subrule(holds) for holds in rule.subrules) for rule in rules]
+        self.unindexed: list[int] = []
+        self.by_value: dict[tuple[str, ...], dict[str, list[int]]] = {}
+        self.paths = sorted({term[0] for subs in self.subrules for sub in subs
+                             for term in sub.terms})
+        for position, subs in enumerate(self.subrules):
+            if not all(sub.keys() for sub in subs):
+                self.unindexed.append(position)
+                continue
+            for path, literal in {sub.keys()[0] for sub in subs}:
+                self.by_value.setdefault(path, {}).setdefault(literal, []).append(position)
+        self.reads_source = any("source" in getattr(holds, "source", "")
+                                for rule in rules for holds in rule.subrules)
+
+    def fields(self, doc: dict) -> dict[tuple[str, ...], object]:
+        """The value of every tested field in `doc` (None when missing)."""
+        return {path: doc.get(path[0]) if len(path) == 1 else _walk(doc, path)
+                for path in self.paths}
+
+    def candidates(self, values: dict[tuple[str, ...], object]) -> list[int]:
+        """The positions of the rules an alert with these field values may match, in order."""
+        hits: set[int] | None = None
+        for path, by_literal in self.by_value.items():
+            value = values[path]
+            found = by_literal.get(value) if isinstance(value, str) else None
+            if found:
+                hits = set(found) if hits is None else hits.union(found)
+        if hits is None:
+            return self.unindexed
+        return sorted(hits.union(self.unindexed))
+
+    def mask(self, position: int, doc: dict, values: dict[tuple[str, ...], object]) -> int:
+        """`matched_subrules` of rule `position`, skipping the sub-rules the values rule out."""
+        mask = 0
+        every = self.rules[position].create_on_all
+        for i, sub in enumerate(self.subrules[position]):
+            if not _passes(sub.terms, values):
+                continue
+            if sub.holds is None or sub.holds(doc):
+                mask |= 1 << i
+                if not every:
+                    break
+        return mask
+
+
+def _passes(terms: tuple, values: dict[tuple[str, ...], object]) -> bool:
+    for path, test, literal in terms:
+        value = values[path]
+        if test is None:
+            if value != literal:
+                return False
+        elif not isinstance(value, str) or not test(value, literal):
+            return False
+    return True
+
+
+def matches(index: RuleIndex, alert: dict, tenant: str) -> list[list]:
     """[rule name, group key, sub-rule bits, name values] for every (rule, group key) the alert
     joins. Rules see the alert with `source` as its first element, as Keep evaluates them."""
     found: list[list] = []
     doc = alert
     source = alert.get("source")
-    if isinstance(source, list):
+    if isinstance(source, list) and index.reads_source:
         doc = dict(alert)
         doc["source"] = source[0] if source else None
-    for rule in rules:
+    fields = index.fields(doc)
+    for position in index.candidates(fields):
+        rule = index.rules[position]
         if rule.tenants is not None and tenant not in rule.tenants:
             continue
-        mask = matched_subrules(rule, doc)
+        mask = index.mask(position, doc, fields)
         if not mask:
             continue
         values = name_values(rule, alert)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from farm.alert import iso_ms
 from farm.correlation.decide import Decider, alert_item
-from farm.correlation.matching import matches
+from farm.correlation.matching import RuleIndex, matches
 from farm.correlation.rules import CorrelationRule, RuleFile
 from farm.dedup import FULL
 
@@ -49,18 +49,20 @@ class Correlation:
         self.rule_file = RuleFile(cfg)
         self.decider = Decider(redis, keys, cfg.correlation.ttl_seconds)
         self._specs: dict[str, list] = {}
+        self._index = RuleIndex([])
         self._specs_of: list[CorrelationRule] | None = None
 
     @property
     def enabled(self) -> bool:
         return self.rule_file.path is not None
 
-    def _rules(self) -> tuple[list[CorrelationRule], dict[str, list]]:
+    def _rules(self) -> tuple[RuleIndex, dict[str, list]]:
         rules = self.rule_file.current()
         if rules is not self._specs_of:
             self._specs = {rule.name: rule.spec() for rule in rules}
+            self._index = RuleIndex(rules)
             self._specs_of = rules
-        return rules, self._specs
+        return self._index, self._specs
 
     def run(self, batch, start: int, items: list[tuple[dict, str]],
             counts: CorrelationCounts, memo_id: str | None = None) -> Correlated:
@@ -69,13 +71,13 @@ class Correlation:
         `memo_id` (default the batch id; the pipeline's, when maintenance windows took alerts).
         Alerts a maintenance window put in status `maintenance` are held back, as Keep does.
         Raises redis errors."""
-        rules, specs = self._rules()
+        index, specs = self._rules()
         script_items: list[list] = []
         used: dict[str, list] = {}
         for offset, (alert, decision) in enumerate(items):
             if decision == FULL or alert.get("status") == "maintenance":
                 continue
-            found = matches(rules, alert, batch.tenant) if rules else []
+            found = matches(index, alert, batch.tenant) if index.rules else []
             for match in found:
                 name = match[0]
                 used[name] = specs[name]

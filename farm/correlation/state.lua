@@ -6,29 +6,30 @@ local req = cjson.decode(ARGV[1])
 local P, T, NOW, ISO, TTL = req.p, req.t, req.now, req.iso, req.ttl
 local memo = KEYS[1]
 local SEVERITY = {'low', 'info', 'warning', 'high', 'critical'}
-local NUMERIC = {'count', 'firing_sum', 'unresolved', 'nonfiring', 'severity', 'visible',
-                 'candidate', 'mask', 'touched', 'number', 'version', 'nsub', 'threshold',
-                 'all', 'approve', 'multi'}
 
-local cache, dirty, dirty_order, members, writes = {}, {}, {}, {}, {}
+-- Per call: incidents read (id -> state, false when absent), newest incident per group key
+-- (gkey -> id, false when none), members read, member writes not yet saved, incidents opened
+-- by this call (they have no member in Redis to read).
+local cache, groups, dirty, dirty_order, members, writes, fresh = {}, {}, {}, {}, {}, {}, {}
 local opened, updated, resolved = 0, 0, 0
+-- The tenant's last incident running number: read at the first incident this call opens,
+-- counted here, written back once by save_number (the call is atomic, so this is INCR's result).
+local number_key, last_number = P .. ':incnumber:' .. T, nil
 
 local function ikey(id) return P .. ':incident:' .. id end
-local function mkey(id) return P .. ':incmembers:' .. id end
+local MEMBER = 'm:'  -- a member's field in its incident's hash: 'm:' .. fingerprint
 local function fkey(fp) return P .. ':incfp:' .. T .. ':' .. fp end
 
+-- An incident's state is one JSON string in the `state` field of its hash (one read and one
+-- write per call, whatever its size). `touched` sits beside it because cjson keeps only 14
+-- digits of a number, and a time needs more; `count` is for people reading Redis. Its members
+-- are fields of the same hash, so one HSET and one EXPIRE save the incident and its members.
 local function load(id)
   local inc = cache[id]
   if inc ~= nil then return inc end
-  local flat = redis.call('HGETALL', ikey(id))
-  if #flat == 0 then cache[id] = false; return false end
-  inc = {}
-  for i = 1, #flat, 2 do inc[flat[i]] = flat[i + 1] end
-  for _, f in ipairs(NUMERIC) do inc[f] = tonumber(inc[f]) end
-  inc.vals = cjson.decode(inc.vals)
-  inc.sources = cjson.decode(inc.sources)
-  inc.services = cjson.decode(inc.services)
-  inc.parts = cjson.decode(inc.parts)
+  local got = redis.call('HMGET', ikey(id), 'state', 'touched')
+  inc = got[1] and cjson.decode(got[1]) or false
+  if inc then inc.touched = tonumber(got[2]) end
   cache[id] = inc
   return inc
 end
@@ -45,7 +46,7 @@ local function member(inc, fp)
   if not m then m = {}; members[inc.id] = m end
   local got = m[fp]
   if got == nil then
-    local raw = redis.call('HGET', mkey(inc.id), fp)
+    local raw = not fresh[inc.id] and redis.call('HGET', ikey(inc.id), MEMBER .. fp)
     got = raw and cjson.decode(raw) or false
     m[fp] = got
   end
@@ -90,8 +91,11 @@ end
 local function resolve(inc)
   inc.status = 'resolved'
   inc['end'] = ISO
-  local fps = redis.call('HKEYS', mkey(inc.id))
-  for _, fp in ipairs(fps) do redis.call('SREM', fkey(fp), inc.id) end
+  for _, field in ipairs(redis.call('HKEYS', ikey(inc.id))) do
+    if string.sub(field, 1, 2) == MEMBER then
+      redis.call('SREM', fkey(string.sub(field, 3)), inc.id)
+    end
+  end
   local w = writes[inc.id] or {}
   for i = 1, #w, 2 do redis.call('SREM', fkey(w[i]), inc.id) end
   resolved = resolved + 1
@@ -126,6 +130,15 @@ local function render(inc)
   inc.name = name
 end
 
+local function next_number()
+  last_number = (last_number or tonumber(redis.call('GET', number_key) or '0')) + 1
+  return last_number
+end
+
+local function save_number()
+  if last_number then redis.call('SET', number_key, last_number) end
+end
+
 local function create(rule, spec, group, it)
   local h = redis.sha1hex(T .. '\0' .. rule .. '\0' .. group .. '\0' .. it[3])
   local id = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-' .. string.sub(h, 13, 16)
@@ -138,21 +151,20 @@ local function create(rule, spec, group, it)
     severity = 0, count = 0, firing_sum = 0, unresolved = 0, nonfiring = 0, first_fp = '',
     last_fp = '', last_lr = '', visible = 0, candidate = spec[6], mask = 0, start = '',
     last_seen = '', touched = NOW, created = ISO, past = '', ['end'] = '', version = 0,
-    number = redis.call('INCR', P .. ':incnumber:' .. T), vals = vals, sources = {},
+    number = next_number(), vals = vals, sources = {},
     services = {}, parts = spec[7], prefix = spec[8], multi = spec[9], resolve_on = spec[5],
     nsub = spec[4], threshold = spec[2], all = spec[3], approve = spec[6]}
   cache[id] = inc
+  fresh[id] = true
   opened = opened + 1
   touch(inc)
   return inc
 end
 
+-- Returns true if the alert's fingerprint is a new member (the caller adds the incident to
+-- the fingerprint's set).
 local function attach(inc, it, match)
   local new = set_member(inc, it)
-  if new then
-    redis.call('SADD', fkey(it[2]), inc.id)
-    redis.call('EXPIRE', fkey(it[2]), TTL)
-  end
   local lr = it[6]
   if inc.start == '' or lr < inc.start then inc.start = lr end
   if lr > inc.last_seen then inc.last_seen = lr end
@@ -177,7 +189,11 @@ end
 
 local function newest(rule, group)
   local gkey = P .. ':incgroup:' .. T .. ':' .. rule .. ':' .. group
-  local id = redis.call('GET', gkey)
+  local id = groups[gkey]
+  if id == nil then
+    id = redis.call('GET', gkey) or false
+    groups[gkey] = id
+  end
   return gkey, id and load(id) or false
 end
 
@@ -186,10 +202,15 @@ local function expired(inc, spec)
 end
 
 -- One alert: each rule match joins or opens an incident, then its other active incidents
--- learn its new status (Keep's resolve check for a stored alert).
+-- learn its new status (Keep's resolve check for a stored alert). The fingerprint's set is read
+-- once, before the matches (the incidents they add are `seen`, so the loop over the others
+-- would skip them anyway), and the incidents it newly joined are added in one write after
+-- them, leaving out any its own status resolved meanwhile (their resolve removed them).
 local function decide(it)
-  local ids, links, seen = {}, {}, {}
+  local ids, links, seen, joined = {}, {}, {}, {}
   local fp = it[2]
+  local fk = fkey(fp)
+  local before = redis.call('SMEMBERS', fk)
   for _, match in ipairs(it[10]) do
     local rule, group = match[1], match[2]
     local spec = req.rules[rule]
@@ -200,20 +221,30 @@ local function decide(it)
         inc = create(rule, spec, group, it)
         if inc.past == '' then inc.past = past end
         redis.call('SET', gkey, inc.id, 'EX', TTL)
+        groups[gkey] = inc.id
       else
         inc = false
       end
     end
     if inc then
-      if attach(inc, it, match) then links[#links + 1] = inc.id end
+      if attach(inc, it, match) then
+        links[#links + 1] = inc.id
+        joined[#joined + 1] = inc
+      end
       if not seen[inc.id] then seen[inc.id] = true; ids[#ids + 1] = inc.id end
     end
   end
-  for _, id in ipairs(redis.call('SMEMBERS', fkey(fp))) do
+  local add = {}
+  for _, inc in ipairs(joined) do
+    if inc.status ~= 'resolved' then add[#add + 1] = inc.id end
+  end
+  if #add > 0 then redis.call('SADD', fk, unpack(add)) end
+  if #links > 0 then redis.call('EXPIRE', fk, TTL) end
+  for _, id in ipairs(before) do
     if not seen[id] then
       local inc = load(id)
       if not inc then
-        redis.call('SREM', fkey(fp), id)
+        redis.call('SREM', fk, id)
       elseif inc.status == 'firing' then
         set_member(inc, it)
         check_resolve(inc)
@@ -238,20 +269,20 @@ end
 
 local function save(inc)
   inc.version = inc.version + 1
-  local flat = {}
-  for k, v in pairs(inc) do
-    if type(v) == 'table' then v = cjson.encode(v) end
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
-  end
-  redis.call('HSET', ikey(inc.id), unpack(flat))
-  local w = writes[inc.id]
-  if w then
-    for from = 1, #w, 2000 do
-      redis.call('HSET', mkey(inc.id), unpack(w, from, math.min(from + 1999, #w)))
+  local touched = inc.touched
+  inc.touched = nil
+  local flat = {'count', inc.count, 'touched', touched, 'state', cjson.encode(inc)}
+  inc.touched = touched
+  local w = writes[inc.id] or {}
+  writes[inc.id] = nil
+  for i = 1, #w, 2 do
+    flat[#flat + 1] = MEMBER .. w[i]
+    flat[#flat + 1] = w[i + 1]
+    if #flat >= 2000 then
+      redis.call('HSET', ikey(inc.id), unpack(flat))
+      flat = {}
     end
-    writes[inc.id] = nil
   end
+  if #flat > 0 then redis.call('HSET', ikey(inc.id), unpack(flat)) end
   redis.call('EXPIRE', ikey(inc.id), TTL)
-  redis.call('EXPIRE', mkey(inc.id), TTL)
 end

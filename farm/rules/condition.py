@@ -537,6 +537,104 @@ def _logical(left: Fn, right: Fn, absorbing: bool) -> Fn:
     return apply
 
 
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def _depth_steps(toks: list[tuple[str, object, int]]) -> list[int]:
+    """The nesting depth before each token."""
+    depth, out = 0, []
+    for kind, value, _ in toks:
+        out.append(depth)
+        if kind == "op" and value in _OPEN:
+            depth += 1
+        elif kind == "op" and value in _CLOSE:
+            depth -= 1
+    return out
+
+
+# String methods a term may test a field with, besides ==, as the conditions evaluate them.
+STRING_TESTS: dict[str, Callable[[str, str], bool]] = {
+    "contains": lambda value, literal: literal in value,
+    "startsWith": str.startswith,
+    "endsWith": str.endswith,
+}
+FieldTerm = tuple[tuple[str, ...], str, str]
+
+
+def _path(toks: list[tuple[str, object, int]]) -> tuple[str, ...] | None:
+    """The field path of tokens that are exactly `a.b.c`."""
+    if len(toks) % 2 == 0 or any(kind != "id" for kind, _, _ in toks[0::2]):
+        return None
+    if any(tok[:2] != ("op", ".") for tok in toks[1::2]):
+        return None
+    return tuple(name for _, name, _ in toks[0::2])
+
+
+def _field_term(term: list[tuple[str, object, int]]) -> FieldTerm | None:
+    """(path, test, string) when the term is exactly `a.b == "x"`, `"x" == a.b` or
+    `a.b.contains("x")` (or startsWith, endsWith)."""
+    if len(term) >= 3 and term[0][0] == "lit":
+        term = term[2:] + term[1:2] + term[:1]  # "x" == path  ->  path == "x"
+    if len(term) >= 3 and term[-2][:2] == ("op", "==") and isinstance(term[-1][1], str) \
+            and term[-1][0] == "lit":
+        path = _path(term[:-2])
+        return None if path is None else (path, "==", term[-1][1])
+    if len(term) >= 6 and [t[:2] for t in term[-5:-3]] == [("op", "."), ("id", term[-4][1])] \
+            and term[-4][1] in STRING_TESTS and term[-3][:2] == ("op", "(") \
+            and term[-2][0] == "lit" and isinstance(term[-2][1], str) \
+            and term[-1][:2] == ("op", ")"):
+        path = _path(term[:-5])
+        return None if path is None else (path, term[-4][1], term[-2][1])
+    return None
+
+
+def _wrapped(toks: list[tuple[str, object, int]]) -> bool:
+    """True when the tokens are one parenthesised expression, `( ... )`."""
+    return (len(toks) >= 2 and toks[0][:2] == ("op", "(") and toks[-1][:2] == ("op", ")")
+            and 0 not in _depth_steps(toks)[1:])
+
+
+def _required(toks: list[tuple[str, object, int]]) -> tuple[list[FieldTerm], bool]:
+    while _wrapped(toks):
+        toks = toks[1:-1]
+    terms: list[list[tuple[str, object, int]]] = [[]]
+    for tok, depth in zip(toks, _depth_steps(toks), strict=True):
+        if depth == 0 and tok[0] == "op" and tok[1] in ("||", "?", ":"):
+            return [], False
+        if depth == 0 and tok[:2] == ("op", "&&"):
+            terms.append([])
+        else:
+            terms[-1].append(tok)
+    found, whole = [], True
+    for term in terms:
+        tested = _field_term(term)
+        if tested is not None:
+            found.append(tested)
+        elif _wrapped(term):
+            inner, inner_whole = _required(term)
+            found += inner
+            whole = whole and inner_whole
+        else:
+            whole = False
+    return found, whole
+
+
+def field_terms(text: str) -> tuple[list[FieldTerm], bool]:
+    """The field tests a condition cannot hold without: its `&&` terms (at the top, or inside a
+    parenthesised term) of the form `a.b == "x"` or `a.b.startsWith("x")` (contains, endsWith),
+    as (path, "==" or the method's name, string); and whether the condition is nothing but such
+    terms. Such a term holds only when the field is a string that passes the test (CEL equality
+    has no conversions, the methods need a string, and `&&` is true only when every term is),
+    so a caller may skip the condition for documents whose field fails a test, and decide a
+    condition made of nothing but such terms by running the tests (STRING_TESTS). ([], False)
+    when there is no such term or the condition does not parse."""
+    try:
+        found, whole = _required(_tokens(text)[:-1])
+    except ConditionError:
+        return [], False
+    return found, whole and bool(found)
+
+
 def compile_condition(text: str, severity_order: bool = False) -> Callable[[dict], bool]:
     """A predicate over an event dict; raises ConditionError if `text` is not in the subset.
     The predicate never raises: an evaluation error means False. With `severity_order`,
