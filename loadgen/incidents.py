@@ -14,9 +14,10 @@ and wave in which some of its alerts fired, exactly one incident must exist:
 
 When a host's fires of one wave are spread over longer than the rule's timeframe, an incident
 may expire between two of them and the wave's alerts then split into several incidents, at
-points that depend on how batches fall. The check is then of what holds however they split:
-the wave's incidents link disjoint sets of its fired alerts that together are all of them,
-and each has its own count, status and visibility right. A wave in which a storm alert was
+points that depend on how batches fall; a resolve matching the rule may then also join the
+newest of them, as a resolved member. The check is then of what holds however they split:
+each alert that fired is linked by its fire to exactly one of the wave's incidents, and each
+incident's count, status and visibility agree with its own links. A wave in which a storm alert was
 dead-lettered cannot be predicted: the check is skipped and says so.
 """
 
@@ -113,7 +114,8 @@ class _Found:
 
     incident: StoredIncident
     host: int
-    alerts: set = field(default_factory=set)
+    alerts: set = field(default_factory=set)       # every alert it links
+    by_fire: set = field(default_factory=set)      # the alerts linked by their fire
     waves: set = field(default_factory=set)
     problems: list = field(default_factory=list)
 
@@ -218,6 +220,8 @@ def _read_link(seen: _Found, fp: str, event_id: str, ledger: StormLedger,
                              f"{storm.fingerprint(tag, host, alert)} of host {host}")
         return
     seen.alerts.add(alert)
+    if key & 1 == 0:
+        seen.by_fire.add(alert)
     seen.waves.add((key & VERSION_MASK) // 2)
 
 
@@ -285,16 +289,19 @@ def _judge(f: _Found, want: _Wave, members: set, rule: StormRule, tag: str,
 
 def _judge_split(got: list[_Found], want: _Wave, rule: StormRule, tag: str,
                  out: IncidentCheck, wave: int) -> None:
-    """A wave that may have split: disjoint members that together are what fired."""
+    """A wave that may have split: every fired alert linked by its fire to exactly one of its
+    incidents, each incident consistent with its own links."""
     union: set = set()
     for f in got:
-        if union & f.alerts:
-            f.problems.append("it shares alerts with another incident of its wave")
-        union |= f.alerts
+        if union & f.by_fire:
+            f.problems.append("it links by their fire alerts another incident of its wave "
+                              "links by theirs")
+        union |= f.by_fire
         _judge(f, want, f.alerts, rule, tag, None, out, wave)
     if union != want.fired:
         first = got[0].incident
         missing = [storm.fingerprint(tag, got[0].host, a) for a in sorted(want.fired - union)]
         out.add("mismatched", {"id": first.id, "host": first.group_key, "wave": wave,
                                "problems": [f"the wave's incidents do not link all its fired "
-                                            f"alerts: {len(missing)} missing {missing[:5]}"]})
+                                            f"alerts by their fire: {len(missing)} missing "
+                                            f"{missing[:5]}"]})

@@ -149,3 +149,37 @@ def test_verify_catches_a_deleted_and_an_altered_incident(tmp_path, redis, redis
     assert "status firing, expected resolved" in check.mismatched[0]["problems"]
     # The next wave of the deleted incident's host is not blamed for pointing at it.
     assert check.mismatched_count == 1 and check.surplus_count == 0
+
+
+def test_incidents_that_differ_exit_with_their_own_code_below_loss():
+    from loadgen.cli import DEAD, INCIDENTS, LOSS, _exit_code
+    from loadgen.incidents import IncidentCheck
+
+    wrong = verify.Verdict(incidents=IncidentCheck(mismatched_count=1))
+    assert _exit_code(runner.Outcome(), wrong, short=True) == INCIDENTS
+    wrong.dead = 3
+    assert _exit_code(runner.Outcome(), wrong, short=False) == INCIDENTS
+    wrong.missing_versions = 1
+    assert _exit_code(runner.Outcome(), wrong, short=False) == LOSS
+    skipped = verify.Verdict(dead=2, incidents=IncidentCheck(checked=False))
+    assert _exit_code(runner.Outcome(), skipped, short=False) == DEAD
+
+
+def test_a_timeframe_shorter_than_the_fire_phase_is_checked_by_what_holds_however_it_splits(
+        tmp_path, redis, redis_url):
+    rules = tmp_path / "storm.toml"
+    rules.write_text(STORM_RULES.read_text().replace('timeframe = "1h"', "timeframe = 1"))
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url,
+                          extra=f'[correlation]\nrules = "{rules}"\n')
+    with FarmProcess(config, workers=2):
+        # One wave of 8 s: each host's fires are spread over 2.8 s, its incident may expire.
+        done = run_cli("--config", str(config), "--rate", "1MB/s", "--duration", "8s",
+                       "--profile", "incident-storm", "--storm-hosts", "4", "--storm-alerts",
+                       "8", "--storm-waves", "1", "--mix", "prometheus:70,keep:30", "--seed",
+                       "12", "--verify", "--json", "--quiet", "--min-achieved", "0",
+                       timeout=180)
+    assert done.returncode == 0, done.stderr + done.stdout[:3000]
+    incidents = json.loads(done.stdout)["verify"]["incidents"]
+    assert incidents["checked"] and not incidents["exact"] and incidents["ok"], incidents
+    assert "longer than the rule's timeframe (1 s)" in incidents["note"]
+    assert incidents["expected"] == 4 <= incidents["stored"] == incidents["stored_resolved"]
