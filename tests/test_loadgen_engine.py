@@ -50,7 +50,7 @@ def test_an_incident_storm_balances_its_incidents_in_the_engine(tmp_path, redis_
     prefix = f"t{uuid.uuid4().hex[:10]}"
     rules = Path(__file__).resolve().parent.parent / "configs" / "correlation" / "storm.toml"
     config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url,
-                          extra=engine_store(engine_url, prefix)
+                          extra=engine_store_table(engine_url, prefix)
                           + f'\n[correlation]\nrules = "{rules}"\n')
     with FarmProcess(config, workers=2):
         result = subprocess.run(

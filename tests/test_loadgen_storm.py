@@ -17,8 +17,8 @@ from loadgen.incidents import storm_rule_of
 from loadgen.population import INDEX_SHIFT, MEMBER_SHIFT
 from loadgen.producer import prepare
 from loadgen.stores import SqliteReader
-from tests.farmproc import FarmProcess, write_config
-from tests.test_loadgen_options import plan, run_cli
+from tests.support.farms import FarmProcess, write_config
+from tests.support.loadgen_runs import plan, run_cli
 
 STORM_RULES = Path(__file__).resolve().parent.parent / "configs" / "correlation" / "storm.toml"
 EPOCH = 1_767_225_600.0
