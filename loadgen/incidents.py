@@ -18,7 +18,8 @@ points that depend on how batches fall; a resolve matching the rule may then als
 newest of them, as a resolved member. The check is then of what holds however they split:
 each alert that fired is linked by its fire to exactly one of the wave's incidents, and each
 incident's count, status and visibility agree with its own links. A wave in which a storm alert was
-dead-lettered cannot be predicted: the check is skipped and says so.
+dead-lettered, or a run in which maintenance windows dropped alerts (loadgen/verify.py), cannot
+be predicted: the check is skipped and says so.
 """
 
 from __future__ import annotations
@@ -93,6 +94,13 @@ class IncidentCheck:
     def ok(self) -> bool:
         return not (self.missing_count or self.surplus_count or self.mismatched_count)
 
+    def skip(self, note: str) -> None:
+        """The check cannot be made after all: no findings, and why."""
+        self.checked, self.note = False, note
+        for kind in ("missing", "surplus", "mismatched"):
+            setattr(self, kind, [])
+            setattr(self, f"{kind}_count", 0)
+
     def add(self, kind: str, item: dict) -> None:
         setattr(self, f"{kind}_count", getattr(self, f"{kind}_count") + 1)
         listed = getattr(self, kind)
@@ -146,9 +154,8 @@ def check_incidents(ledger: StormLedger, spec: storm.StormSpec, planned: float, 
     out.stored_resolved = sum(f.incident.status == "resolved" for f in found)
     out.stored_visible = sum(f.incident.is_visible for f in found)
     if dead:
-        out.checked = False
-        out.note = (f"{dead:,} storm alerts were dead-lettered, so the incidents they would "
-                    f"have changed cannot be predicted: not checked")
+        out.skip(f"{dead:,} storm alerts were dead-lettered, so the incidents they would have "
+                 f"changed cannot be predicted: not checked")
         return out
     spread = storm.fire_phase_seconds(planned, spec)
     out.exact = spread < rule.timeframe

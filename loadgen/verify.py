@@ -629,6 +629,10 @@ def account(plan, outcome, fetch_status, before: dict, redis, reader: StoreReade
                                     "alert came from, so incidents are not checked")
     deltas = counter_deltas(before, after)
     check_counters(verdict, deltas)
+    if verdict.incidents is not None and verdict.incidents.checked and verdict.maintenance:
+        verdict.incidents.skip(f"maintenance windows dropped {verdict.maintenance:,} alerts "
+                               f"during the run, so which storm alerts reached correlation "
+                               f"cannot be predicted: incidents not checked")
     return verdict, deltas, drained
 
 

@@ -159,7 +159,7 @@ def test_incidents_that_differ_exit_with_their_own_code_below_loss():
     assert _exit_code(runner.Outcome(), wrong, short=True) == INCIDENTS
     wrong.dead = 3
     assert _exit_code(runner.Outcome(), wrong, short=False) == INCIDENTS
-    wrong.missing_versions = 1
+    wrong.books = ["alerts_received grew by 2, but ..."]
     assert _exit_code(runner.Outcome(), wrong, short=False) == LOSS
     skipped = verify.Verdict(dead=2, incidents=IncidentCheck(checked=False))
     assert _exit_code(runner.Outcome(), skipped, short=False) == DEAD
