@@ -7,7 +7,8 @@ Exit codes: 0 everything accounted for; 1 loss (an alert neither stored, duplica
 dead-lettered, a stored row the run never sent, or farm counters that do not add up); 2 a usage
 or set-up problem; 3 the farm did not drain, so nothing could be verified; 4 no loss, but some
 alerts were dead-lettered, refused, or sent without an answer; 5 no loss, but the run achieved
-less than --min-achieved percent of the asked rate; 130 interrupted. Every error is one line.
+less than --min-achieved percent of the asked rate; 6 no loss, but the incident storm's
+incidents are not the ones its rule must produce; 130 interrupted. Every error is one line.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from farm.redis_server import redis_url_of
 from farm.redisconn import RedisUnavailable, connect
 from farm.units import format_bytes, parse_duration
 from loadgen import latency, report, runner, verify
+from loadgen.incidents import StormRule, storm_rule_of
 from loadgen.options import DEFAULTS, Plan, PlanOptions, make_plan
 from loadgen.profiles import PROFILES
 from loadgen.stores import StoreError, StoreReader, reader_for
 
-OK, LOSS, USAGE, NOT_DRAINED, DEAD, SHORT, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+OK, LOSS, USAGE, NOT_DRAINED, DEAD, SHORT, INCIDENTS, INTERRUPTED = 0, 1, 2, 3, 4, 5, 6, 130
 
 
 class Failure(Exception):
@@ -82,6 +84,13 @@ class Failure(Exception):
               help="Median payload size (log-normal, long tail).")
 @click.option("--size-max", default=DEFAULTS.size_max, show_default=True,
               help="Largest payload.")
+@click.option("--storm-hosts", default=DEFAULTS.storm_hosts, show_default=True, type=int,
+              help="--profile incident-storm: hosts whose alerts fire and resolve in waves.")
+@click.option("--storm-alerts", default=DEFAULTS.storm_alerts, show_default=True, type=int,
+              help="--profile incident-storm: alerts per host.")
+@click.option("--storm-waves", default=DEFAULTS.storm_waves, show_default=True, type=int,
+              help="--profile incident-storm: waves over the run (each fires every alert, "
+                   "then resolves it).")
 @click.option("--producers", default=DEFAULTS.producers, show_default=True, type=int,
               help="Producer processes (one core each).")
 @click.option("--batch-events", default=DEFAULTS.batch_events, show_default=True, type=int,
@@ -120,7 +129,7 @@ def execute(opts: dict) -> int:
     # Redis carries the batches to the farm, and under --verify its dead letters.
     client = (_connect(redis_url, opts["redis_url"], cfg)
               if http_url is None or plan.verify else None)
-    baseline = _baseline(cfg) if plan.verify else None
+    baseline = _baseline(cfg, plan) if plan.verify else None
     err = Console(stderr=True)
     progress = None if opts["quiet"] else RichProgress(err)
     try:
@@ -147,6 +156,7 @@ class _Baseline:
     status: dict
     reader: StoreReader
     histogram: dict | None
+    storm_rule: StormRule | None = None     # --profile incident-storm
 
 
 @dataclass(frozen=True)
@@ -200,9 +210,15 @@ def _connect(redis_url: str, given_url: str | None, cfg: Config) -> Redis:
                       f"(`farm start`), or give --redis / --config") from None
 
 
-def _baseline(cfg: Config) -> _Baseline:
-    """What --verify needs before the run: a running farm that can read its Redis, and its
-    store."""
+def _baseline(cfg: Config, plan: Plan) -> _Baseline:
+    """What --verify needs before the run: a running farm that can read its Redis, its store,
+    and under --profile incident-storm its storm rule."""
+    storm_rule = None
+    if plan.storm is not None:
+        try:
+            storm_rule = storm_rule_of(cfg)
+        except ValueError as exc:
+            raise Failure(str(exc)) from None
     status = fetch_status(cfg)
     if status is None:
         raise Failure(f"--verify needs a running farm, and none answers at "
@@ -216,7 +232,7 @@ def _baseline(cfg: Config) -> _Baseline:
     except StoreError as exc:
         raise Failure(str(exc)) from None
     histogram = None if reader.commit_times else latency.scrape(cfg.supervisor.http)
-    return _Baseline(status, reader, histogram)
+    return _Baseline(status, reader, histogram, storm_rule)
 
 
 def _refuse_replayed_seed(plan: Plan) -> Callable[[float], None]:
@@ -240,7 +256,8 @@ def _account(plan: Plan, outcome: runner.Outcome, cfg: Config, client: Redis,
     try:
         verdict, counters, drain_seconds = verify.account(
             plan, outcome, lambda: fetch_status(cfg), baseline.status, client, baseline.reader,
-            cfg.redis.prefix, drain_timeout, shown.update if shown else None)
+            cfg.redis.prefix, drain_timeout, shown.update if shown else None,
+            baseline.storm_rule)
     except (verify.VerifyError, StoreError, RedisError) as exc:
         raise Failure(f"--verify: {exc}", NOT_DRAINED) from None
     finally:
@@ -264,12 +281,14 @@ def _print_report(doc: dict, as_json: bool) -> None:
 
 
 def _exit_code(outcome: runner.Outcome, verdict: verify.Verdict | None, short: bool) -> int:
-    """The most serious finding's code: interrupted, loss, alerts not stored for a known
-    reason, or short of the asked rate."""
+    """The most serious finding's code: interrupted, loss, wrong incidents, alerts not stored
+    for a known reason, or short of the asked rate."""
     if outcome.interrupted:
         return INTERRUPTED
     if verdict is not None and (verdict.loss or verdict.unexpected):
         return LOSS
+    if verdict is not None and verdict.incidents is not None and not verdict.incidents.ok:
+        return INCIDENTS
     if verdict is not None and (verdict.dead or verdict.refused or verdict.unknown):
         return DEAD
     return SHORT if short else OK

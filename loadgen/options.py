@@ -12,6 +12,7 @@ from typing import Any
 
 from farm.units import Rate, parse_amount, parse_bytes, parse_duration, parse_rate
 from farm.wire import PROVIDERS
+from loadgen import storm as storm_mod
 from loadgen.population import PopulationSpec
 from loadgen.producer_spec import HttpSpec, ProducerSpec
 from loadgen.profiles import PROFILES, Profile
@@ -115,6 +116,9 @@ class PlanOptions:
     concurrency: int = 32
     max_backlog: str = "1GB"
     verify: bool = False
+    storm_hosts: int = storm_mod.StormSpec.hosts      # --profile incident-storm
+    storm_alerts: int = storm_mod.StormSpec.alerts
+    storm_waves: int = storm_mod.StormSpec.waves
     # Where to send: the farm's Redis and key prefix, or the gateway's base URL and API key.
     redis_url: str | None = None
     prefix: str = "farm"
@@ -152,6 +156,7 @@ class Plan:
     producers: list[ProducerSpec]
     verify: bool
     target: str                # 'redis' or the HTTP base URL
+    storm: storm_mod.StormSpec | None = None    # --profile incident-storm
 
 
 def make_plan(options: PlanOptions) -> Plan:
@@ -168,6 +173,11 @@ def make_plan(options: PlanOptions) -> Plan:
     if options.verify:
         _check_verifiable(options, volume, profile)
     mix = parse_mix(options.mix)
+    storm = None
+    if profile.name == "incident-storm":
+        storm = storm_mod.StormSpec(options.storm_hosts, options.storm_alerts,
+                                    options.storm_waves)
+        storm_mod.check(storm, volume.planned)
     seed = secrets.randbelow(2**31) if options.seed is None else options.seed
     run_id = secrets.token_hex(8)
     epoch = parse_epoch(options.epoch) if options.epoch is not None else None
@@ -177,12 +187,12 @@ def make_plan(options: PlanOptions) -> Plan:
     # One stream spec serves every producer: each runs at its share of the rate.
     stream = StreamSpec(seed=seed, repeat=repeat, flap=flap, epoch=epoch, unit=volume.unit,
                         rate=volume.nominal / options.producers, profile=profile,
-                        planned=volume.planned)
+                        planned=volume.planned, storm=storm)
     return Plan(run_id=run_id, seed=seed, epoch=epoch or 0.0, epoch_pinned=epoch is not None,
                 rate=volume.rate, unit=volume.unit, profile=profile, duration=volume.seconds,
                 total=volume.amount, planned=volume.planned, mix=mix,
                 producers=_producer_specs(options, run_id, population, stream, volume),
-                verify=options.verify, target=options.http_url or "redis")
+                verify=options.verify, target=options.http_url or "redis", storm=storm)
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,11 @@ def build_group(spec: PopulationSpec, provider: str, producer: int, index: int,
     rng = random.Random(f"{spec.seed}:{producer}:{provider}:{index}")
     ident = Identity((salt_of(spec.seed, producer) << INDEX_BITS) | index)
     blueprint = GROUPS[provider](rng, ident, shape or spec.shape)
+    return group_of(spec, rng, blueprint, index)
+
+
+def group_of(spec: PopulationSpec, rng: random.Random, blueprint, index: int) -> Group:
+    """A blueprint's run-time group: its payload size drawn from `rng`, encoded per status."""
     target = min(spec.size_max,
                  int(rng.lognormvariate(math.log(spec.size_median * SIZE_MEDIAN_SCALE),
                                              SIZE_SIGMA)))

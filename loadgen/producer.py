@@ -37,7 +37,9 @@ def prepare(spec: ProducerSpec) -> Stream:
     population = build_population(spec.population, spec.producer, spec.producers)
     storm = (build_storm_group(spec.population, spec.producers)
              if spec.stream.profile.name == "storm" else None)
-    return Stream(spec.stream, population, spec.population.mix, spec.producer, storm)
+    stream = Stream(spec.stream, population, spec.population.mix, spec.producer, storm)
+    stream.arm_incident_storm(spec.population, spec.producer, spec.producers)  # epoch pinned
+    return stream
 
 
 def main(spec: ProducerSpec, stats, go, stop, conn) -> None:
@@ -65,6 +67,9 @@ def main(spec: ProducerSpec, stats, go, stop, conn) -> None:
             start = stats[Stat.START]
             if stream.spec.epoch is None:
                 stream.spec = replace(stream.spec, epoch=round(start, 3))
+            stream.arm_incident_storm(spec.population, spec.producer, spec.producers)
+            if log is not None and stream.incidents is not None:
+                log.storm_tag = stream.incidents.tag
             runner.run(start, stop)
         result.kinds = dict(stream.kinds)
         result.shifted = runner.pacer.shifted
@@ -105,6 +110,8 @@ class RedisProducer:
         (`<prefix>:dedup:<tenant>:<fingerprint>`): an earlier run with the same seed."""
         keys = Keys(self.spec.prefix)
         groups = [g for groups in self.stream.order.values() for g in groups]
+        if self.stream.incidents is not None:
+            groups += self.stream.incidents.groups.values()
         known = 0
         for at in range(0, len(groups), 1000):
             pipe = self.redis.pipeline(transaction=False)

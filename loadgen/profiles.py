@@ -45,5 +45,8 @@ PROFILES = {
     "diurnal": Profile("diurnal", _diurnal, 1.0,
                        "a day's curve compressed into the run: 0.4x at the start and end, "
                        "1.6x in the middle; the mean is the asked rate"),
+    "incident-storm": Profile("incident-storm", _steady, 1.0,
+                              "the asked rate, of which hosts x alerts fire and resolve in "
+                              "waves for correlation rules (configs/correlation/storm.toml)"),
     "max": Profile("max", None, 1.0, "as fast as the producers can generate and push"),
 }

@@ -31,6 +31,7 @@ class SendLog:
     keys: array = field(default_factory=lambda: array("Q"))          # per alert
     batch_ids: list[str] | None = None     # HTTP only: the gateway's batch of each request
     fingerprints: dict | None = None       # HTTP only: group index -> its alerts' fingerprints
+    storm_tag: str | None = None           # --profile incident-storm: the run's storm tag
 
     def add_batch(self, sent_at: float, provider: str, event_alerts, digests, keys,
                   batch_id: str | None = None) -> None:

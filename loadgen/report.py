@@ -105,8 +105,23 @@ def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
             "latency_seconds": {k: (round(v, 4) if v is not None else None)
                                 for k, v in latency.items()},
             "latency_note": note,
+            "incidents": _incidents(verdict.incidents),
         }
     return doc
+
+
+def _incidents(check) -> dict | None:
+    """The incident storm's check (None without --profile incident-storm)."""
+    if check is None:
+        return None
+    return {"ok": check.ok, "checked": check.checked, "exact": check.exact,
+            "note": check.note or None,
+            "expected": check.expected, "expected_resolved": check.expected_resolved,
+            "expected_visible": check.expected_visible, "stored": check.stored,
+            "stored_resolved": check.stored_resolved, "stored_visible": check.stored_visible,
+            "missing": check.missing_count, "missing_incidents": check.missing,
+            "surplus": check.surplus_count, "surplus_incidents": check.surplus,
+            "mismatched": check.mismatched_count, "mismatched_incidents": check.mismatched}
 
 
 def render(doc: dict, console: Console) -> None:
@@ -230,8 +245,38 @@ def _add_findings(table: Table, verify: dict) -> None:
                                  f"{lat['p95'] * 1000:,.0f} ms, p99 "
                                  f"{lat['p99'] * 1000:,.0f} ms  (sent_at -> commit)")
     table.add_row("drain", f"{verify['drain_seconds']:.1f} s after the last push")
+    if verify.get("incidents") is not None:
+        _add_incidents(table, verify["incidents"])
     table.add_row("verdict", "[green]no loss[/green]" if not verify["loss"] else
                   "[red]LOSS[/red]")
+
+
+def _add_incidents(table: Table, inc: dict) -> None:
+    """The incident storm: predicted against stored, and what differs."""
+    table.add_row("incidents", f"{inc['stored']:,} stored ({inc['stored_resolved']:,} resolved, "
+                               f"{inc['stored_visible']:,} visible) / {inc['expected']:,} "
+                               f"expected ({inc['expected_resolved']:,} resolved, "
+                               f"{inc['expected_visible']:,} visible)")
+    if inc["note"]:
+        table.add_row("", escape(inc["note"]))
+    for kind, what in (("missing", "missing_incidents"), ("surplus", "surplus_incidents"),
+                       ("mismatched", "mismatched_incidents")):
+        if inc[kind]:
+            shown = "; ".join(_incident_line(item) for item in inc[what][:5])
+            more = f" (+{inc[kind] - 5:,} more)" if inc[kind] > 5 else ""
+            table.add_row(f"[red]incidents {kind}[/red]",
+                          f"[red]{inc[kind]:,}: {escape(shown)}{more}[/red]")
+    if inc["checked"]:
+        table.add_row("incident verdict", "[green]as the rule must make them[/green]"
+                      if inc["ok"] else "[red]INCIDENTS DIFFER (exit code 6)[/red]")
+
+
+def _incident_line(item: dict) -> str:
+    if "problems" in item:
+        return f"{item['id']} ({item['host']}, wave {item['wave']}): {', '.join(item['problems'])}"
+    if "reason" in item:
+        return f"{item['id']} ({item['group_key']}): {item['reason']}"
+    return f"{item['host']} wave {item['wave']}: {len(item['fingerprints'])} alerts fired"
 
 
 def shortfall(doc: dict) -> str:

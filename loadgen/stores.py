@@ -31,12 +31,28 @@ class StoredRow(NamedTuple):
     doc: dict | None = None        # the stored document, when asked for
 
 
+class StoredIncident(NamedTuple):
+    """An incident as the store holds it, with its alert links [(fingerprint, eventId)]."""
+
+    id: str
+    group_key: str
+    status: str
+    alerts_count: int
+    is_visible: bool
+    past_id: str            # same_incident_in_the_past_id, "" when none
+    links: list
+
+
 class StoreReader(Protocol):
     def history(self, prefix: str | None = None, batch_ids: Iterable[str] = (),
                 docs: bool = False) -> Iterator[StoredRow]:
         """Every history document whose eventId starts with `prefix` (one run's batches share
         it), or whose batch is one of `batch_ids`, each at most once; with `docs`, each with
         its document."""
+
+    def incidents(self, tenant: str, rule: str, group_prefix: str) -> list[StoredIncident]:
+        """Every incident of `rule` for `tenant` whose group key starts with `group_prefix`,
+        with its links."""
 
     def close(self) -> None: ...
 
@@ -64,6 +80,7 @@ class EngineReader:
         self._error = EngineError
         self.engine = Engine(cfg.store)
         self.pattern = f"{cfg.store.index_prefix}-alerts-2*"
+        self.index_prefix = cfg.store.index_prefix
         try:
             self.engine.request("GET", "/_cluster/health")
         except EngineError as exc:
@@ -100,6 +117,45 @@ class EngineReader:
                 source = hit["_source"]
                 yield StoredRow(hit["_id"], source.get("fingerprint", ""), None,
                                 source if docs else None)
+            if len(hits) < self.PAGE:
+                return
+            after = hits[-1]["sort"]
+
+    def incidents(self, tenant: str, rule: str, group_prefix: str) -> list[StoredIncident]:
+        prefix = self.index_prefix
+        try:
+            self.engine.request("POST", f"/{prefix}-incidents,{prefix}-incident-alerts/_refresh"
+                                        f"?ignore_unavailable=true")
+        except self._error as exc:
+            raise StoreError(str(exc)) from None
+        found = {}
+        query = {"bool": {"filter": [{"term": {"tenant": tenant}}, {"term": {"rule": rule}},
+                                     {"prefix": {"rule_fingerprint": group_prefix}}]}}
+        for doc in self._all(f"{prefix}-incidents", query, "id"):
+            found[doc["id"]] = StoredIncident(
+                doc["id"], doc["rule_fingerprint"], doc["status"], doc["alerts_count"],
+                bool(doc["is_visible"]), doc.get("same_incident_in_the_past_id") or "", [])
+        ids = sorted(found)
+        for at in range(0, len(ids), 1000):
+            query = {"terms": {"incident_id": ids[at:at + 1000]}}
+            for link in self._all(f"{prefix}-incident-alerts", query, "eventId"):
+                found[link["incident_id"]].links.append((link["fingerprint"], link["eventId"]))
+        return list(found.values())
+
+    def _all(self, index: str, query: dict, key: str) -> Iterator[dict]:
+        """Every document of `index` matching `query`, in pages sorted by `key`."""
+        after = None
+        while True:
+            body = {"size": self.PAGE, "query": query, "sort": [{key: "asc"}, {"_id": "asc"}]}
+            if after is not None:
+                body["search_after"] = after
+            try:
+                _, answer = self.engine.request(
+                    "POST", f"/{index}/_search?ignore_unavailable=true", body=body)
+            except self._error as exc:
+                raise StoreError(f"reading the engine failed: {exc}") from None
+            hits = answer["hits"]["hits"]
+            yield from (hit["_source"] for hit in hits)
             if len(hits) < self.PAGE:
                 return
             after = hits[-1]["sort"]
@@ -176,6 +232,29 @@ class SqliteReader:
             else:
                 low = row[0] + 1
         return low
+
+    def incidents(self, tenant: str, rule: str, group_prefix: str) -> list[StoredIncident]:
+        try:
+            found = {row[0]: StoredIncident(row[0], row[1], row[2], row[3], bool(row[4]),
+                                            row[5] or "", [])
+                     for row in self.db.execute(
+                         "SELECT id, group_key, status, alerts_count, is_visible, "
+                         "same_incident_in_the_past_id FROM incidents WHERE tenant = ? AND "
+                         "rule = ? AND group_key >= ? AND group_key < ?",
+                         (tenant, rule, group_prefix, group_prefix + "~"))}
+            for incident, fp, event_id in self.db.execute(
+                    "SELECT l.incident_id, l.fingerprint, l.eventId FROM incident_alerts l "
+                    "JOIN incidents i ON i.id = l.incident_id WHERE i.tenant = ? AND "
+                    "i.rule = ? AND i.group_key >= ? AND i.group_key < ?",
+                    (tenant, rule, group_prefix, group_prefix + "~")):
+                found[incident].links.append((fp, event_id))
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []   # a farm that never correlated anything
+            raise StoreError(f"reading the SQLite store's incidents failed: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading the SQLite store's incidents failed: {exc}") from None
+        return list(found.values())
 
     def close(self) -> None:
         self.db.close()

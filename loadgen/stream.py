@@ -31,6 +31,7 @@ import xxhash
 
 from loadgen.population import INDEX_SHIFT, MEMBER_SHIFT, Group, salt_of
 from loadgen.profiles import BURST, SLICE, Profile
+from loadgen.storm import StormSpec, StormTraffic
 from loadgen.templates import Version
 
 KINDS = ("first", "new", "flap", "repeat")
@@ -49,6 +50,7 @@ class StreamSpec:
     planned: float           # planned run length in seconds (run fraction = t / planned)
     guard: int = 2000
     window: int = 4096
+    storm: StormSpec | None = None     # --profile incident-storm
 
 
 class Stream:
@@ -81,6 +83,16 @@ class Stream:
         self.events_made = 0
         self.kinds = dict.fromkeys(KINDS, 0)
         self.kind = ""
+        self.incidents: StormTraffic | None = None
+
+    def arm_incident_storm(self, population, producer: int, producers: int) -> None:
+        """Build this producer's share of the incident storm, once the epoch is known (its
+        hosts and fingerprints derive from it); does nothing without one or when built."""
+        spec = self.spec
+        if spec.storm is None or spec.epoch is None or self.incidents is not None:
+            return
+        self.incidents = StormTraffic(spec.storm, population, spec.epoch, spec.planned,
+                                      producer, producers)
 
     def next(self) -> Group:
         """The group notified by the next send, its `current` payloads, `keys` and `size`
@@ -100,8 +112,9 @@ class Stream:
             else:
                 self.kind = "repeat"
         else:
-            group = self._pick()
-        self.kinds[self.kind] += 1
+            due = self.incidents.pop_due(self.t) if self.incidents is not None else None
+            group = self._pick() if due is None else self._storm_send(*due)
+        self.kinds[self.kind] = self.kinds.get(self.kind, 0) + 1
         group.last_send = self.i
         self.i += 1
         amount = group.size if self.bytes_unit else group.alerts
@@ -141,6 +154,19 @@ class Stream:
                 recent.append(group)
                 return group
         self.kind = "repeat"   # every candidate notified too recently for a new version
+        return group
+
+    def _storm_send(self, group: Group, fires: bool) -> Group:
+        """A storm alert fires (a new episode) or resolves (loadgen/storm.py)."""
+        now = max(self.spec.epoch + self.t, group.start + 0.002, group.resolved + 0.002)
+        if fires:
+            group.start = now
+            self._stamp(group, "firing", Version(now, 0.0, now, self._new_event_id()))
+            self.kind = "storm fire"
+        else:
+            group.resolved = now
+            self._stamp(group, "resolved", Version(group.start, now, now, self._new_event_id()))
+            self.kind = "storm resolve"
         return group
 
     def _new_event_id(self) -> int:

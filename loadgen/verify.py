@@ -44,6 +44,7 @@ from farm.redis_keys import SETTLED, Keys
 from loadgen.envelope import batch_id as make_batch_id
 from loadgen.fingerprints import fingerprints_of, keep_fingerprint_of_doc
 from loadgen.http_producer import REFUSED, UNKNOWN
+from loadgen.incidents import IncidentCheck, StormLedger, StormRule, check_incidents
 from loadgen.population import INDEX_SHIFT, MEMBER_SHIFT, STORM_INDEX
 from loadgen.record import SendLog
 from loadgen.stores import StoreReader
@@ -83,6 +84,7 @@ class Verdict:
     missing_copies: int = 0         # copies of the missing versions that reached the farm
     books: list = field(default_factory=list)   # the farm's counters that do not add up
     latencies: array = field(default_factory=lambda: array("d"))
+    incidents: IncidentCheck | None = None      # --profile incident-storm
 
     @property
     def expected_stored(self) -> int:
@@ -102,8 +104,10 @@ class Verdict:
     @property
     def ok(self) -> bool:
         """Every alert stored or dropped as a duplicate as predicted (surplus copies allowed),
-        none dead-lettered, refused or of unknown outcome, and the farm's counters add up."""
-        return not (self.loss or self.unexpected or self.dead or self.refused or self.unknown)
+        none dead-lettered, refused or of unknown outcome, the farm's counters add up, and
+        under --profile incident-storm the incidents are the predicted ones."""
+        return not (self.loss or self.unexpected or self.dead or self.refused or self.unknown
+                    or (self.incidents is not None and not self.incidents.ok))
 
 
 # -- waiting for the farm -------------------------------------------------------------------
@@ -281,16 +285,7 @@ class RunIndex:
 def match_batches(logs: list[SendLog], letters: list[DeadLetter], rows, run_id: str) -> Verdict:
     """Verdict for the Redis target: eventIds are known exactly (batch ids derive from the
     run, the producer and its batch number; n counts the alerts the batch yields)."""
-    ledger = _BatchLedger(logs, run_id)
-    # A store letter names its alert by the eventId the farm gave it, after the batch's dead
-    # events were taken out, so every other letter must be applied first. The list's order is
-    # no help: a batch's rejections are pushed before its normalize letters (the indexer's,
-    # ahead of the worker's ack) or after them (the worker's own, in the same ack).
-    for letter in sorted(letters, key=lambda letter: letter.stage == "store"):
-        ledger.mark_dead(letter)
-    for row in rows:
-        ledger.mark_stored(row)
-    return ledger.settle()
+    return _BatchLedger(logs, run_id).match(letters, rows)
 
 
 class _BatchLedger:
@@ -312,6 +307,25 @@ class _BatchLedger:
         # (empty), and a dead-lettered event as one whatever it would yield.
         self.received_shift = sum(log.event_alerts.count(0) for log in logs)
         self.matched_all = True
+
+    def match(self, letters: list[DeadLetter], rows) -> Verdict:
+        """Apply the dead letters, then the stored rows; the settled verdict."""
+        # A store letter names its alert by the eventId the farm gave it, after the batch's dead
+    # events were taken out, so every other letter must be applied first. The list's order is
+    # no help: a batch's rejections are pushed before its normalize letters (the indexer's,
+    # ahead of the worker's ack) or after them (the worker's own, in the same ack).
+        for letter in sorted(letters, key=lambda letter: letter.stage == "store"):
+            self.mark_dead(letter)
+        for row in rows:
+            self.mark_stored(row)
+        return self.settle()
+
+    def storm_ledger(self) -> StormLedger:
+        """What the incident check needs: the logs, the flags, eventId -> version key."""
+        def key_of(event_id: str) -> int | None:
+            where = _ordinal(event_id, self.run_id, self.indexes, self.renumbered)
+            return None if where is None else self.indexes[where[0]].log.keys[where[1]]
+        return StormLedger(self.logs, self.flags, key_of)
 
     def mark_dead(self, letter: DeadLetter) -> None:
         """Flag the alerts one of this run's dead letters stands for."""
@@ -581,9 +595,11 @@ def history_rows(reader: StoreReader, run_id: str | None, logs: list[SendLog]):
 
 
 def account(plan, outcome, fetch_status, before: dict, redis, reader: StoreReader,
-            prefix: str, drain_timeout: float, on_progress=None) -> tuple[Verdict, dict, float]:
+            prefix: str, drain_timeout: float, on_progress=None,
+            storm_rule: StormRule | None = None) -> tuple[Verdict, dict, float]:
     """The whole of --verify after a run: wait for the drain, read this run's dead letters and
-    stored rows, match them. Returns (verdict, the farm's counter deltas, drain seconds).
+    stored rows, match them; under --profile incident-storm (with the farm's `storm_rule`)
+    also its incidents. Returns (verdict, the farm's counter deltas, drain seconds).
     Raises VerifyError (and StoreError from the reader)."""
     by_redis = plan.target == "redis"
     started = time.monotonic()
@@ -599,11 +615,24 @@ def account(plan, outcome, fetch_status, before: dict, redis, reader: StoreReade
     letters = read_dead_letters(redis, prefix, outcome.start - 1, belongs)
     rows = history_rows(reader, plan.run_id if by_redis else None, outcome.logs)
     if by_redis:
-        verdict = match_batches(outcome.logs, letters, rows, plan.run_id)
+        ledger = _BatchLedger(outcome.logs, plan.run_id)
+        verdict = ledger.match(letters, rows)
     else:
         verdict = match_requests(outcome.logs, letters, rows)
+    if plan.storm is not None and storm_rule is not None:
+        if by_redis:
+            verdict.incidents = check_incidents(ledger.storm_ledger(), plan.storm, plan.planned,
+                                                storm_rule, reader, plan.producers[0].tenant)
+        else:
+            verdict.incidents = IncidentCheck(
+                checked=False, note="over HTTP the gateway does not say which request a stored "
+                                    "alert came from, so incidents are not checked")
     deltas = counter_deltas(before, after)
     check_counters(verdict, deltas)
+    if verdict.incidents is not None and verdict.incidents.checked and verdict.maintenance:
+        verdict.incidents.skip(f"maintenance windows dropped {verdict.maintenance:,} alerts "
+                               f"during the run, so which storm alerts reached correlation "
+                               f"cannot be predicted: incidents not checked")
     return verdict, deltas, drained
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,23 @@ def test_verify_reads_the_engine_and_reports_no_loss(tmp_path, redis_url, redis,
     assert verify["stored"] == verify["expected_stored"] > 0
     assert verify["latency_seconds"]["p50"] is not None
     assert "histogram" in verify["latency_note"]
+
+
+def test_an_incident_storm_balances_its_incidents_in_the_engine(tmp_path, redis_url, redis,
+                                                                 engine_url):
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    rules = Path(__file__).resolve().parent.parent / "configs" / "correlation" / "storm.toml"
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url,
+                          extra=engine_store_table(engine_url, prefix)
+                          + f'\n[correlation]\nrules = "{rules}"\n')
+    with FarmProcess(config, workers=2):
+        result = subprocess.run(
+            [sys.executable, "-m", "loadgen.cli", "--config", str(config), "--rate", "1MB/s",
+             "--duration", "6s", "--seed", "5", "--mix", "prometheus:70,keep:30", "--profile",
+             "incident-storm", "--storm-hosts", "6", "--storm-alerts", "5", "--storm-waves", "2",
+             "--verify", "--json", "--quiet", "--min-achieved", "0"],
+            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout[:3000]
+    incidents = json.loads(result.stdout)["verify"]["incidents"]
+    assert incidents["checked"] and incidents["ok"]
+    assert incidents["expected"] == incidents["stored"] == incidents["stored_resolved"] == 12
