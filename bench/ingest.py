@@ -15,6 +15,7 @@ wrk is Debian's package (`apt-get install wrk`).
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import re
 import shutil
@@ -134,7 +135,7 @@ def parse_wrk(text: str) -> dict:
     return found
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
@@ -148,17 +149,70 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     if args.target and not args.key:
         raise SystemExit("--target needs --key")
+    return args
 
-    folder = Path(tempfile.mkdtemp(prefix="farm-bench-ingest-"))
+
+def write_wrk_script(folder: Path, key: str) -> tuple[bytes, Path]:
+    """The request body and the wrk script that posts it with the key (HTTP Basic)."""
     body = orjson.dumps(alertmanager_webhook(1))
     (folder / "body.json").write_bytes(body)
-    key = args.key or new_key()
-    import base64
-
     basic = base64.b64encode(f"api_key:{key}".encode()).decode()
     script = folder / "post.lua"
     script.write_text(WRK_SCRIPT.format(body=folder / "body.json", basic=basic))
+    return body, script
 
+
+def one_run(args, url: str, script: Path, body: bytes, gateways: list) -> dict:
+    cpu_before = sum(sum(g.cpu_times()[:2]) for g in gateways)
+    out = subprocess.run(
+        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
+         "--latency", "-s", str(script), f"{url}/alerts/event/prometheus"],
+        capture_output=True, text=True, timeout=args.duration + 60, check=True).stdout
+    result = parse_wrk(out)
+    result["mbps"] = result["rps"] * len(body) / 1e6
+    # Gateway CPU per request: comparable between runs even on a busy machine.
+    cpu = sum(sum(g.cpu_times()[:2]) for g in gateways) - cpu_before
+    result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
+    return result
+
+
+def print_run(run: int, result: dict, client) -> None:
+    print(f"run {run}: {result['rps']:8.0f} req/s  {result['mbps']:6.1f} MB/s  "
+          f"p50 {result['p50'] * 1e3:6.1f} ms  p99 {result['p99'] * 1e3:6.1f} ms  "
+          f"gateway CPU {result['cpu_us']:.0f} us/request  non-202 {result['non2xx']}"
+          f"  {result['socket_errors']}")
+    if client is not None:
+        batches = client.llen("farm:q:normal") + client.llen("farm:q:critical")
+        print(f"        {batches} batches in Redis "
+              f"({result['requests'] / max(batches, 1):.1f} requests per batch)")
+        client.delete("farm:q:normal", "farm:q:critical")
+
+
+def print_medians(results: list[dict]) -> None:
+    med = {k: statistics.median(r[k] for r in results)
+           for k in ("rps", "mbps", "p50", "p99", "cpu_us")}
+    print(f"median of {len(results)}: {med['rps']:.0f} req/s, {med['mbps']:.1f} MB/s, "
+          f"p50 {med['p50'] * 1e3:.1f} ms, p99 {med['p99'] * 1e3:.1f} ms, "
+          f"gateway CPU {med['cpu_us']:.0f} us/request")
+
+
+def stop_all(procs: list, server) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if server is not None:
+        server.stop()
+
+
+def main() -> None:
+    args = parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="farm-bench-ingest-"))
+    key = args.key or new_key()
+    body, script = write_wrk_script(folder, key)
     server, procs, client = None, [], None
     try:
         if args.target:
@@ -170,44 +224,14 @@ def main() -> None:
             url, procs = start_gateways(folder, redis_url, args.processes, key)
         print(f"body {len(body)} bytes, 3 alerts; {args.processes} gateway processes; wrk "
               f"-t{args.threads} -c{args.connections} -d{args.duration}s; {os.cpu_count()} CPUs")
-        results = []
         gateways = [psutil.Process(p.pid) for p in procs]
+        results = []
         for run in range(1, args.runs + 1):
-            cpu_before = sum(sum(g.cpu_times()[:2]) for g in gateways)
-            out = subprocess.run(
-                ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
-                 "--latency", "-s", str(script), f"{url}/alerts/event/prometheus"],
-                capture_output=True, text=True, timeout=args.duration + 60, check=True).stdout
-            result = parse_wrk(out)
-            result["mbps"] = result["rps"] * len(body) / 1e6
-            # Gateway CPU per request: comparable between runs even on a busy machine.
-            cpu = sum(sum(g.cpu_times()[:2]) for g in gateways) - cpu_before
-            result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
-            results.append(result)
-            print(f"run {run}: {result['rps']:8.0f} req/s  {result['mbps']:6.1f} MB/s  "
-                  f"p50 {result['p50'] * 1e3:6.1f} ms  p99 {result['p99'] * 1e3:6.1f} ms  "
-                  f"gateway CPU {result['cpu_us']:.0f} us/request  non-202 {result['non2xx']}"
-                  f"  {result['socket_errors']}")
-            if client is not None:
-                batches = client.llen("farm:q:normal") + client.llen("farm:q:critical")
-                print(f"        {batches} batches in Redis "
-                      f"({result['requests'] / max(batches, 1):.1f} requests per batch)")
-                client.delete("farm:q:normal", "farm:q:critical")
-        med = {k: statistics.median(r[k] for r in results)
-               for k in ("rps", "mbps", "p50", "p99", "cpu_us")}
-        print(f"median of {len(results)}: {med['rps']:.0f} req/s, {med['mbps']:.1f} MB/s, "
-              f"p50 {med['p50'] * 1e3:.1f} ms, p99 {med['p99'] * 1e3:.1f} ms, "
-              f"gateway CPU {med['cpu_us']:.0f} us/request")
+            results.append(one_run(args, url, script, body, gateways))
+            print_run(run, results[-1], client)
+        print_medians(results)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if server is not None:
-            server.stop()
+        stop_all(procs, server)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import redis as redis_lib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,7 +213,7 @@ def run_once(pipeline: Pipeline, client, raws: list[bytes]) -> tuple[float, floa
     return time.perf_counter() - wall, time.process_time() - cpu, decided
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--providers", default=",".join(PROVIDERS))
     parser.add_argument("--alerts", type=int, default=200_000, help="alerts per run")
@@ -232,54 +233,66 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile one extra run")
     parser.add_argument("--cpu", type=int, default=None,
                         help="pin this process to one CPU, as farm pins a worker")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def bench_config(args: argparse.Namespace):
+    """The farm config the pipeline runs with: the rule files asked for, nothing else."""
+    def file_or_empty(name: str) -> str:
+        return "" if name == "none" else str(Path(name).resolve())
+
+    return config.load(None, env={}, overrides={
+        "enrichment": {"files": [] if args.rules == "none" else [args.rules]},
+        "correlation": {"rules": file_or_empty(args.correlation)},
+        "maintenance": {"rules": file_or_empty(args.maintenance)}})
+
+
+def bench_provider(args: argparse.Namespace, cfg, client, provider: str) -> None:
+    """Median rates of one provider's batches through a fresh pipeline, printed."""
+    pipeline = Pipeline(cfg, client, Keys("bench"))
+    raws, count = batches(Population(provider, args.population), args.alerts,
+                          args.batch_events, args.changed_every)
+    results = [run_once(pipeline, client, raws) for _ in range(args.runs)]
+    walls = [count / wall for wall, _, _ in results]
+    cpus = [count / cpu for _, cpu, _ in results]
+    mix = results[-1][2]
+    mb = sum(map(len, raws)) / 1e6
+    print(f"{provider:<11} {statistics.median(walls):>9,.0f} alerts/s (wall)  "
+          f"{statistics.median(cpus):>9,.0f} alerts/s (cpu)  runs: "
+          f"{', '.join(f'{w:,.0f}' for w in walls)}  mix n/p/f: "
+          f"{mix['n']}/{mix['p']}/{mix['f']}  wire: {mb:.0f} MB")
+    if pipeline.correlation.enabled:
+        print(f"{'':<11} correlation: {mix['matches'] / max(mix['n'] + mix['p'], 1):.2f} "
+              f"rule matches per alert that is not a full duplicate, "
+              f"{mix['opened']} incidents opened")
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run_once(pipeline, client, raws)
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+        print(text.getvalue())
+
+
+def main() -> None:
+    args = parse_args()
     if args.cpu is not None:
-        import psutil
-
         psutil.Process().cpu_affinity([args.cpu])
-
     server = None
     url = args.redis_url
     if not url:
         server = RedisServer(Path(tempfile.mkdtemp(prefix="farm-bench-")), appendonly=False)
         url = server.start()
     client = redis_lib.Redis.from_url(url)
-    overrides = {"enrichment": {"files": [] if args.rules == "none" else [args.rules]},
-                 "correlation": {"rules": "" if args.correlation == "none"
-                                 else str(Path(args.correlation).resolve())},
-                 "maintenance": {"rules": "" if args.maintenance == "none"
-                                 else str(Path(args.maintenance).resolve())}}
-    cfg = config.load(None, env={}, overrides=overrides)
+    cfg = bench_config(args)
     try:
         print(f"python {sys.version.split()[0]}, {args.alerts} alerts/run, batches of "
               f"{args.batch_events} events, rules: {args.rules}, store encoder: "
               f"{cfg.store.kind}, correlation: {args.correlation}, maintenance: "
               f"{args.maintenance}, median of {args.runs} runs")
         for provider in args.providers.split(","):
-            pipeline = Pipeline(cfg, client, Keys("bench"))
-            raws, count = batches(Population(provider, args.population), args.alerts,
-                                  args.batch_events, args.changed_every)
-            results = [run_once(pipeline, client, raws) for _ in range(args.runs)]
-            walls = [count / wall for wall, _, _ in results]
-            cpus = [count / cpu for _, cpu, _ in results]
-            mix = results[-1][2]
-            mb = sum(map(len, raws)) / 1e6
-            print(f"{provider:<11} {statistics.median(walls):>9,.0f} alerts/s (wall)  "
-                  f"{statistics.median(cpus):>9,.0f} alerts/s (cpu)  runs: "
-                  f"{', '.join(f'{w:,.0f}' for w in walls)}  mix n/p/f: "
-                  f"{mix['n']}/{mix['p']}/{mix['f']}  wire: {mb:.0f} MB")
-            if pipeline.correlation.enabled:
-                print(f"{'':<11} correlation: {mix['matches'] / max(mix['n'] + mix['p'], 1):.2f} "
-                      f"rule matches per alert that is not a full duplicate, "
-                      f"{mix['opened']} incidents opened")
-            if args.profile:
-                profiler = cProfile.Profile()
-                profiler.enable()
-                run_once(pipeline, client, raws)
-                profiler.disable()
-                text = io.StringIO()
-                pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
-                print(text.getvalue())
+            bench_provider(args, cfg, client, provider)
     finally:
         client.close()
         if server is not None:
