@@ -70,11 +70,15 @@ def one_run(root: Path, seconds: int, correlation: str | None, maintenance: str 
     try:
         wait_ready(url, farm)
         started = time.monotonic()
-        out = subprocess.run([python, "-m", "loadgen.cli", "--config", str(config),
+        # One load generator (this checkout's) drives both farms: the same load for each.
+        out = subprocess.run([str(HERE / ".venv" / "bin" / "python"), "-m", "loadgen.cli",
+                              "--config", str(config),
                               "--rate", "60MB/s", "--profile", "max", "--duration",
                               f"{seconds}s", "--seed", "7", "--verify", "--json", "--quiet",
-                              "--min-achieved", "0"], cwd=root, capture_output=True, text=True)
+                              "--min-achieved", "0"], cwd=HERE, capture_output=True, text=True)
         elapsed = time.monotonic() - started
+        if not out.stdout.strip():
+            raise SystemExit(f"farm-loadgen printed no report: {out.stderr.strip()[-500:]}")
         report = json.loads(out.stdout)
     finally:
         farm.send_signal(signal.SIGTERM)
