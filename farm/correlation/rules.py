@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from farm.rules.condition import ConditionError, compile_condition
-from farm.rules.files import RuleProblem, named, read_toml, rule_label, typed
+from farm.rules.files import RuleProblem, named, read_toml, rule_label, tenants_of, typed
 from farm.rules.reload import ReloadingFile
 from farm.rules.ruleset import config_relative
 from farm.units import parse_duration
@@ -121,12 +121,7 @@ def compile_rule(table: dict) -> tuple[CorrelationRule, bool]:
     name = named(table, RULE_KEYS)
     typed(table, "description", str, None, "a string")
     disabled = typed(table, "disabled", bool, False, "true or false")
-    tenants = typed(table, "tenants", list, None, "a list of tenant names")
-    if tenants is not None:
-        if not tenants or not all(isinstance(t, str) and t for t in tenants):
-            raise RuleProblem("tenants must be a non-empty list of tenant names "
-                              "(leave it out to mean every tenant)")
-        tenants = frozenset(tenants)
+    tenants = tenants_of(table)
     threshold = typed(table, "threshold", int, 1, "a whole number")
     if threshold < 1:
         raise RuleProblem("threshold must be at least 1")

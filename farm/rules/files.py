@@ -57,13 +57,18 @@ def _common(table: dict, allowed: tuple[str, ...]) -> tuple[str, int, bool,
     typed(table, "description", str, None, "a string")
     priority = typed(table, "priority", int, 0, "a whole number")
     disabled = typed(table, "disabled", bool, False, "true or false")
+    return name, priority, disabled, tenants_of(table)
+
+
+def tenants_of(table: dict) -> frozenset[str] | None:
+    """A rule's `tenants` (None: every tenant). Raises RuleProblem."""
     tenants = typed(table, "tenants", list, None, "a list of tenant names")
-    if tenants is not None:
-        if not tenants or not all(isinstance(t, str) and t for t in tenants):
-            raise RuleProblem("tenants must be a non-empty list of tenant names "
-                              "(leave it out to mean every tenant)")
-        tenants = frozenset(tenants)
-    return name, priority, disabled, tenants
+    if tenants is None:
+        return None
+    if not tenants or not all(isinstance(t, str) and t for t in tenants):
+        raise RuleProblem("tenants must be a non-empty list of tenant names "
+                          "(leave it out to mean every tenant)")
+    return frozenset(tenants)
 
 
 def extraction_rule(table: dict) -> tuple[ExtractionRule, bool]:
