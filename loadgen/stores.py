@@ -101,25 +101,10 @@ class EngineReader:
             yield from self._pages(query, docs)
 
     def _pages(self, query: dict, docs: bool) -> Iterator[StoredRow]:
-        after = None
-        while True:
-            body = {"size": self.PAGE, "query": query, "sort": [{"eventId": "asc"}],
-                    "_source": True if docs else ["fingerprint"]}
-            if after is not None:
-                body["search_after"] = after
-            try:
-                _, answer = self.engine.request(
-                    "POST", f"/{self.pattern}/_search?ignore_unavailable=true", body=body)
-            except self._error as exc:
-                raise StoreError(f"reading the engine failed: {exc}") from None
-            hits = answer["hits"]["hits"]
-            for hit in hits:
-                source = hit["_source"]
-                yield StoredRow(hit["_id"], source.get("fingerprint", ""), None,
-                                source if docs else None)
-            if len(hits) < self.PAGE:
-                return
-            after = hits[-1]["sort"]
+        source = True if docs else ["fingerprint"]
+        for hit in self._hits(self.pattern, query, [{"eventId": "asc"}], source):
+            doc = hit["_source"]
+            yield StoredRow(hit["_id"], doc.get("fingerprint", ""), None, doc if docs else None)
 
     def incidents(self, tenant: str, rule: str, group_prefix: str) -> list[StoredIncident]:
         prefix = self.index_prefix
@@ -144,9 +129,14 @@ class EngineReader:
 
     def _all(self, index: str, query: dict, key: str) -> Iterator[dict]:
         """Every document of `index` matching `query`, in pages sorted by `key`."""
+        for hit in self._hits(index, query, [{key: "asc"}, {"_id": "asc"}], True):
+            yield hit["_source"]
+
+    def _hits(self, index: str, query: dict, sort: list, source) -> Iterator[dict]:
+        """Every hit of a search, page by page (search_after on `sort`, which must be total)."""
         after = None
         while True:
-            body = {"size": self.PAGE, "query": query, "sort": [{key: "asc"}, {"_id": "asc"}]}
+            body = {"size": self.PAGE, "query": query, "sort": sort, "_source": source}
             if after is not None:
                 body["search_after"] = after
             try:
@@ -155,7 +145,7 @@ class EngineReader:
             except self._error as exc:
                 raise StoreError(f"reading the engine failed: {exc}") from None
             hits = answer["hits"]["hits"]
-            yield from (hit["_source"] for hit in hits)
+            yield from hits
             if len(hits) < self.PAGE:
                 return
             after = hits[-1]["sort"]

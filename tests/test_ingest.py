@@ -30,6 +30,7 @@ from tests.support.gateways import (
 )
 from tests.support.payloads import ALERTMANAGER, DATADOG, GRAFANA, KEEP_ALERTS, ZABBIX
 from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 # --- a gateway shared by the tests that need no special configuration ---------------------------
 
@@ -296,14 +297,6 @@ def test_a_rate_limit_is_enforced_across_two_gateway_processes(tmp_path, redis, 
 
 # --- backpressure ------------------------------------------------------------------------------
 
-def _wait_for(predicate, what: str, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_backpressure_turns_on_at_high_water_and_off_below_low_water(tmp_path, redis,
@@ -325,7 +318,7 @@ backlog_check_ms = 20
         url = f"{gw.url}/alerts/event"
         assert post(url, normal_alert).status_code == 202
         redis.lpush("farm:q:normal", *[b"backlog"] * 5)          # 6 batches: at high water
-        _wait_for(lambda: backlog(gw) == (6, True), "backpressure on")
+        wait_until(lambda: backlog(gw) == (6, True), "backpressure on")
         refused = post(url, normal_alert)
         assert refused.status_code == 429
         assert int(refused.headers["Retry-After"]) >= 1
@@ -334,7 +327,7 @@ backlog_check_ms = 20
         critical = [post(url, critical_alert) for _ in range(3)]
         assert [r.status_code for r in critical] == [202, 202, 202]
         assert redis.llen("farm:q:critical") == 3
-        _wait_for(lambda: post(url, critical_alert).status_code == 429, "critical lane full")
+        wait_until(lambda: post(url, critical_alert).status_code == 429, "critical lane full")
         # Every lane refuses now, so the body is not even read: a malformed one gets 429 too.
         malformed = post(url, content=b'{"name": ', headers={"Content-Type": "application/json"})
         assert malformed.status_code == 429
@@ -342,12 +335,12 @@ backlog_check_ms = 20
 
         redis.delete("farm:q:critical")
         redis.ltrim("farm:q:normal", 0, 3)                       # 4 batches: above low water
-        _wait_for(lambda: backlog(gw)[0] == 4, "backlog measured at 4")
+        wait_until(lambda: backlog(gw)[0] == 4, "backlog measured at 4")
         assert backlog(gw) == (4, True)
         assert post(url, normal_alert).status_code == 429
 
         redis.ltrim("farm:q:normal", 0, 1)                       # 2 batches: below low water
-        _wait_for(lambda: backlog(gw) == (2, False), "backpressure off")
+        wait_until(lambda: backlog(gw) == (2, False), "backpressure off")
         assert post(url, normal_alert).status_code == 202
 
 
@@ -382,7 +375,7 @@ max_inflight_bytes = "100KB"
         for declared, holds in ((True, len(held_body)), (False, first_part)):
             release = threading.Event()
             held = pool.submit(held_request, gw, release, declared)
-            _wait_for(lambda want=holds: gw.health()["inflight"]["bytes"] == want,
+            wait_until(lambda want=holds: gw.health()["inflight"]["bytes"] == want,
                       "the held body counted")
             refused = post(f"{gw.url}/alerts/event", content=padded(50_000), headers=json_type)
             fits = post(f"{gw.url}/alerts/event", content=padded(30_000), headers=json_type)
@@ -392,7 +385,7 @@ max_inflight_bytes = "100KB"
             assert "max_inflight_bytes" in refused.json()["detail"]
             assert fits.status_code == 202
             assert held.result().status_code == 202
-            _wait_for(lambda: gw.health()["inflight"] == {"requests": 0, "bytes": 0},
+            wait_until(lambda: gw.health()["inflight"] == {"requests": 0, "bytes": 0},
                       "every byte given back")
     names = sorted(e["name"] for _lane, b in stored_batches(redis).values() for e in b.events)
     assert names == ["held", "held", "other", "other"]
@@ -479,11 +472,11 @@ def test_sigkill_of_a_gateway_loses_nothing_that_got_202(tmp_path, redis, redis_
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             for n in range(16):
                 pool.submit(client, n)
-            _wait_for(lambda: len(accepted) >= 200, "traffic before the kill", timeout=60)
+            wait_until(lambda: len(accepted) >= 200, "traffic before the kill", timeout=60)
             os.kill(first.proc.pid, signal.SIGKILL)
             first.proc.wait()
             before = len(accepted)
-            _wait_for(lambda: len(accepted) >= before + 200, "traffic after the kill",
+            wait_until(lambda: len(accepted) >= before + 200, "traffic after the kill",
                       timeout=60)
             stop.set()
     finally:
@@ -513,7 +506,7 @@ def test_sigterm_drains_answers_requests_in_flight_and_exits_0(tmp_path, redis, 
                        for n in range(5)]
             # SIGTERM once all five reached the gateway: each waits there in its (1 s) batch or,
             # on a slow machine, was answered already.
-            _wait_for(lambda: reached(gw, futures) == 5, "5 requests in the gateway")
+            wait_until(lambda: reached(gw, futures) == 5, "5 requests in the gateway")
             gw.proc.send_signal(signal.SIGTERM)
             responses = [f.result() for f in futures]
         assert gw.proc.wait(30) == 0

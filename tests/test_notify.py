@@ -21,6 +21,7 @@ from farm.redis_keys import Keys
 from farm.wire import encode_batch
 from tests.support.farms import FarmProcess, write_config
 from tests.support.notify_receiver import Receiver
+from tests.support.waiting import wait_until
 
 KEYS = Keys("nt")
 NOTIFY = NotifyKeys("nt")
@@ -116,13 +117,6 @@ def stored_event_ids(tmp_path) -> set[str]:
         db.close()
 
 
-def wait_until(check, timeout: float = 120, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ from tests.support.faults import (
     wait_until_busy,
 )
 from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +45,6 @@ def family(farm: FarmProcess) -> list[psutil.Process]:
     return psutil.Process(farm.proc.pid).children(recursive=True)
 
 
-def wait_until(predicate, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def kill_supervisor_and_check_children_die(farm: FarmProcess) -> list[Path]:
