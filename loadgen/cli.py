@@ -298,7 +298,7 @@ def _observed(plan: Plan, outcome: runner.Outcome, sampler: timeline.Sampler,
         spike = timeline.spike_summary(plan.profile.multiplier, plan.planned, seconds, *lat,
                                        outcome.start)
     if path:
-        timeline.write(path, outcome.start, seconds, spike)
+        timeline.write(path, outcome.start, seconds, spike, lat[0])
     return spike
 
 

@@ -61,6 +61,7 @@ def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
         # Counted only where it matters: --verify with a pinned --epoch, into Redis.
         "known_fingerprints": (int(outcome.known) if plan.verify and plan.epoch_pinned
                                and plan.target == "redis" else None),
+        "spike": None,      # --profile spike: filled in by the CLI from its samples
     }
     if plan.target != "redis":
         doc["http"] = {"retried": outcome.retried, "refused": outcome.refused,

@@ -145,7 +145,13 @@ def spike_summary(spike: Spike, planned: float, timeline: list[dict],
             "p99_after_seconds": round(p99["after"], 4) if p99["after"] is not None else None}
 
 
-def write(path: str, start: float, timeline: list[dict], spike: dict | None) -> None:
-    """The --timeline file: one JSON object with the run's start and its per-second rows."""
+def write(path: str, start: float, timeline: list[dict], spike: dict | None,
+          latencies: array | None) -> None:
+    """The --timeline file: one JSON object with the run's start, its per-second rows, the
+    spike's summary, and the send->commit distribution as its 1st..100th percentiles."""
+    points = tuple(range(1, 101))
+    spread = percentiles(latencies or array("d"), points)
+    distribution = ([round(spread[f"p{p}"], 4) for p in points] if latencies else None)
     Path(path).write_text(json.dumps({"start": start, "interval_seconds": INTERVAL,
-                                      "spike": spike, "seconds": timeline}, indent=1))
+                                      "spike": spike, "seconds": timeline,
+                                      "latency_percentiles_seconds": distribution}, indent=1))
