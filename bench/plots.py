@@ -17,6 +17,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 COLOURS = {"this tree": "tab:blue", "baseline": "tab:orange"}
 DPI = 110
+SMOOTH = 5     # samples (about a second each) in a rate's moving mean: commits come in bursts
+
+
+def _running(rows: list[dict]) -> list[dict]:
+    """The rows from the first push on (the sampler starts while producers pre-generate)."""
+    return [r for r in rows if r["t"] >= 0]
+
+
+def _smoothed(values: list[float]) -> list[float]:
+    out = []
+    for i in range(len(values)):
+        window = values[max(0, i - SMOOTH + 1):i + 1]
+        out.append(sum(window) / len(window))
+    return out
 
 
 def _save(fig, path: Path) -> Path:
@@ -34,15 +48,16 @@ def throughput_over_time(timelines: dict[str, dict], note: str, path: Path) -> P
     """Alerts/s sent by farm-loadgen and committed by the farm, second by second, per tree."""
     fig, ax = plt.subplots(figsize=(8, 4))
     for label, doc in timelines.items():
-        rows = doc["seconds"]
+        rows = _running(doc["seconds"])
         t = [r["t"] for r in rows]
         colour = COLOURS.get(label)
-        ax.plot(t, [r["committed_alerts_per_second"] / 1000 for r in rows], color=colour,
-                label=f"{label}: committed")
-        ax.plot(t, [r["sent_alerts_per_second"] / 1000 for r in rows], color=colour,
-                linestyle=":", label=f"{label}: sent")
+        for key, what, style in (("committed_alerts_per_second", "committed", "-"),
+                                 ("sent_alerts_per_second", "sent", ":")):
+            ax.plot(t, _smoothed([r[key] / 1000 for r in rows]), color=colour,
+                    linestyle=style, label=f"{label}: {what}")
     ax.set(title="Realistic mix as fast as it goes: alerts per second over the run",
-           xlabel="seconds since the first push", ylabel="thousand alerts/s")
+           xlabel="seconds since the first push",
+           ylabel=f"thousand alerts/s ({SMOOTH} s moving mean)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _caption(fig, note)
@@ -56,10 +71,9 @@ def latency_cdf(distributions: dict[str, list[float]], rate: str, note: str,
     percent = list(range(1, 101))
     for label, seconds in distributions.items():
         ax.plot([s * 1000 for s in seconds], percent, color=COLOURS.get(label), label=label)
-    ax.axhline(99, color="grey", linewidth=0.8, linestyle="--")
-    ax.text(ax.get_xlim()[0], 99.5, "p99", fontsize=8, color="grey")
-    ax.set(title=f"Send -> commit latency at {rate} (share of stored alerts at or below)",
-           xlabel="send -> commit, ms", ylabel="percent of alerts", ylim=(0, 101))
+    ax.axhline(99, color="grey", linewidth=0.8, linestyle="--", label="99th percentile")
+    ax.set(title=f"Send→commit latency at {rate}: share of stored alerts at or below",
+           xlabel="send→commit, ms", ylabel="percent of stored alerts", ylim=(0, 101))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _caption(fig, note)
@@ -69,7 +83,7 @@ def latency_cdf(distributions: dict[str, list[float]], rate: str, note: str,
 def spike_backlog(doc: dict, rate: str, note: str, path: Path) -> Path:
     """The farm's backlog (batches queued or in flight, and the oldest one's age) through a
     spike, with the spike's window shaded."""
-    rows, spike = doc["seconds"], doc["spike"]
+    rows, spike = _running(doc["seconds"]), doc["spike"]
     t = [r["t"] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.axvspan(spike["start_seconds"], spike["end_seconds"], color="tab:red", alpha=0.12,
@@ -84,7 +98,7 @@ def spike_backlog(doc: dict, rate: str, note: str, path: Path) -> Path:
     age.set_ylabel("age of the oldest queued batch, s")
     lines = ax.get_legend_handles_labels()
     more = age.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper right")
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     _caption(fig, note)
     return _save(fig, path)
@@ -93,7 +107,7 @@ def spike_backlog(doc: dict, rate: str, note: str, path: Path) -> Path:
 def scaling(by_workers: dict[int, float], note: str, path: Path) -> Path:
     """End-to-end MB/s of the realistic mix against the number of worker processes."""
     workers = sorted(by_workers)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot(workers, [by_workers[w] for w in workers], marker="o", color="tab:blue",
             label="this tree, SQLite")
     ax.set(title="End to end against worker processes (realistic mix)",

@@ -11,8 +11,9 @@ Steps (each with its own time bound; one that fails or is skipped is reported, t
   realistic  farm-loadgen --profile max --verify into each tree's farm: MB/s end to end
   latency    farm-loadgen --rate 600GB/day --verify into each tree's farm: p50, p99
   engine     bench/engine.py of each tree against one OpenSearch node: % of a raw _bulk
+             (one round)
   ingest     bench/ingest.py of each tree (needs wrk): MB/s and gateway CPU per request
-  spike      farm-loadgen --profile spike --spike 10x:5s into each tree's farm (one round)
+  spike      farm-loadgen --profile spike --spike 10x:4s into each tree's farm (one round)
   scaling    this tree only: the realistic mix with 1, 2, 3 and 4 workers (one round)
 
 The baseline is a checkout of --baseline (any commit; bench/baseline.py makes it, with its
@@ -47,7 +48,10 @@ from farmrun import drive  # noqa: E402
 STEPS = ("pipeline", "e2e", "realistic", "latency", "engine", "ingest", "spike", "scaling")
 OURS, BASE = "this tree", "baseline"
 LATENCY_RATE = "600GB/day"
-SPIKE_RATE, SPIKE = "600GB/day", "10x:5s"
+SPIKE_RATE, SPIKE = "300GB/day", "10x:4s"
+# --profile max runs: verified, and a bounded backlog, so that the drain after the last push
+# (part of the end-to-end time) stays short.
+MAX_RUN = ["--verify", "--min-achieved", "0", "--max-backlog", "64MB"]
 
 
 class StepFailed(Exception):
@@ -121,14 +125,14 @@ def number(text: str) -> float:
 def step_pipeline(suite: Suite) -> None:
     line = r"^(\w+)\s+([\d,]+) alerts/s \(wall\)\s+([\d,]+) alerts/s \(cpu\)"
     for _, tree, root in suite.interleaved():
-        out = run_script(root, "pipeline.py", ["--alerts", "40000", "--runs", "1"], 300)
+        out = run_script(root, "pipeline.py", ["--alerts", "30000", "--runs", "1"], 300)
         for provider, _wall, cpu in re.findall(line, out, re.M):
             suite.record(f"pipeline {provider}", "alerts/CPU-s", "higher", tree, number(cpu))
 
 
 def step_e2e(suite: Suite) -> None:
     for _, tree, root in suite.interleaved():
-        out = run_script(root, "e2e.py", ["--workers", "2", "--seconds", "10", "--runs", "1",
+        out = run_script(root, "e2e.py", ["--workers", "2", "--seconds", "8", "--runs", "1",
                                           "--json"], 300)
         median = json.loads(out.strip().splitlines()[-1])["median"]
         suite.record("e2e every alert new", "MB/s", "higher", tree, median["mb_per_s"])
@@ -151,7 +155,7 @@ def loadgen_run(suite: Suite, tree: str, name: str, args: list[str], workers: in
 
 def step_realistic(suite: Suite) -> None:
     args = ["--rate", "60MB/s", "--profile", "max", "--duration", "10s", "--seed", "7",
-            "--verify", "--min-achieved", "0"]
+            *MAX_RUN]
     for _, tree, _root in suite.interleaved():
         report = loadgen_run(suite, tree, "realistic", args)
         suite.record("realistic mix, end to end", "MB/s", "higher", tree, report["mb_per_s"])
@@ -159,7 +163,7 @@ def step_realistic(suite: Suite) -> None:
 
 
 def step_latency(suite: Suite) -> None:
-    args = ["--rate", LATENCY_RATE, "--duration", "15s", "--seed", "21", "--verify",
+    args = ["--rate", LATENCY_RATE, "--duration", "10s", "--seed", "21", "--verify",
             "--min-achieved", "0"]
     for _, tree, _root in suite.interleaved():
         report = loadgen_run(suite, tree, "latency", args)
@@ -184,8 +188,9 @@ def step_engine(suite: Suite) -> None:
         except EngineError as exc:
             raise StepFailed(f"no search engine node: {str(exc).splitlines()[0]}") from None
     try:
-        for _, tree, root in suite.interleaved():
-            out = run_script(root, "engine.py", ["--url", url, "--alerts", "40000", "--runs",
+        # One round: each tree's run warms the JVM up first and takes minutes.
+        for tree, root in suite.trees.items():
+            out = run_script(root, "engine.py", ["--url", url, "--alerts", "20000", "--runs",
                                                  "1", "--farm-bulk", "8MB"], 600)
             share = found(r"farm@8MB (\d+)% of baseline", out, "engine.py").group(1)
             suite.record("engine, % of a raw _bulk", "%", "higher", tree, float(share))
@@ -205,7 +210,7 @@ def step_ingest(suite: Suite) -> None:
 
 
 def step_spike(suite: Suite) -> None:
-    args = ["--rate", SPIKE_RATE, "--duration", "40s", "--profile", "spike", "--spike", SPIKE,
+    args = ["--rate", SPIKE_RATE, "--duration", "24s", "--profile", "spike", "--spike", SPIKE,
             "--seed", "5", "--verify", "--min-achieved", "0"]
     for tree in suite.trees:
         spike = loadgen_run(suite, tree, "spike", args)
@@ -227,8 +232,8 @@ def step_spike(suite: Suite) -> None:
 
 
 def step_scaling(suite: Suite) -> None:
-    args = ["--rate", "60MB/s", "--profile", "max", "--duration", "8s", "--seed", "9",
-            "--verify", "--min-achieved", "0"]
+    args = ["--rate", "60MB/s", "--profile", "max", "--duration", "6s", "--seed", "9",
+            *MAX_RUN]
     for workers in (1, 2, 3, 4):
         report = loadgen_run(suite, OURS, f"workers{workers}", args, workers=workers)
         suite.record(f"realistic mix, {workers} worker(s)", "MB/s", "higher", OURS,
@@ -281,8 +286,9 @@ def results(suite: Suite, commit: str) -> dict:
                          "this_tree_median": f.median(OURS), "baseline_median": f.median(BASE),
                          "ratio": f.ratio()} for f in suite.figures.values()],
             "not_measured": suite.failed, "plot_data": suite.plot_data,
-            "plot_note": f"measured {today} on a shared 2-CPU machine under other work: "
-                         f"illustrative, not reference figures (bench/suite.py)"}
+            "plot_note": f"measured {today} on a shared {os.cpu_count()}-CPU machine, load "
+                         f"average {os.getloadavg()[0]:.0f}: illustrative, not reference "
+                         f"figures (bench/suite.py)"}
 
 
 def parse_args() -> argparse.Namespace:
