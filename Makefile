@@ -54,8 +54,17 @@ lint: install
 engine: install
 	$(BIN)/python -m tests.support.engine --port $(PORT)
 
+# The performance regression suite (about 15 minutes; not part of `make test`): pipeline per
+# provider, end to end (every alert new; the realistic mix), latency at 600 GB/day, the engine
+# against a raw _bulk (a JVM node; Java and Maven), the gateway (needs wrk: apt-get install -y
+# wrk), a 10x spike and 1-4 workers. Each figure beside a checkout of BASELINE measured in the
+# same run (made once under .cache/baseline/). Results and plots in bench/results/;
+# `make bench PLOTS=docs/img` redraws the plots of docs/performance.md.
+BASELINE ?= 354cd36
+ROUNDS   ?= 2
 bench: install
-	$(BIN)/python bench/e2e.py --workers 2 --seconds 20 --runs 3
+	$(BIN)/python bench/suite.py --baseline $(BASELINE) --rounds $(ROUNDS) \
+		$(if $(PLOTS),--plots $(PLOTS)) $(if $(STEPS),--only $(STEPS))
 
 clean:
 	rm -rf $(DEMO) farm-data build *.egg-info tests/engine/target

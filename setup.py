@@ -40,6 +40,8 @@ setup(
             "ruff>=0.5",
             "schemathesis>=4.0",
             "pyinstrument>=4.6",
+            # bench/: the plots of docs/performance.md
+            "matplotlib>=3.7",
         ],
     },
     entry_points={

@@ -31,7 +31,7 @@ from farm.config import Config
 from farm.redis_server import redis_url_of
 from farm.redisconn import RedisUnavailable, connect
 from farm.units import format_bytes, parse_duration
-from loadgen import latency, report, runner, verify
+from loadgen import latency, report, runner, timeline, verify
 from loadgen.incidents import StormRule, storm_rule_of
 from loadgen.options import DEFAULTS, Plan, PlanOptions, make_plan
 from loadgen.profiles import PROFILES
@@ -112,6 +112,11 @@ class Failure(Exception):
                    "(0: never).")
 @click.option("--verify", is_flag=True,
               help="Wait for the farm to drain, then account for every alert sent.")
+@click.option("--spike", help="With --profile spike: the spike's factor and length, like "
+              "10x:30s (it starts a quarter into the run; needs --duration).")
+@click.option("--timeline", "timeline_path", type=click.Path(dir_okay=False),
+              help="Write what happened each second (sent, committed, backlog, p99) to this "
+                   "JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(**opts):
@@ -132,18 +137,29 @@ def execute(opts: dict) -> int:
     baseline = _baseline(cfg, plan) if plan.verify else None
     err = Console(stderr=True)
     progress = None if opts["quiet"] else RichProgress(err)
+    sampler = None
+    if opts["timeline_path"] or plan.profile.name == "spike":
+        sampler = timeline.Sampler(lambda: fetch_status(cfg), client, cfg.redis.prefix,
+                                   progress)
+        sampler.start()
     try:
-        outcome = runner.run(plan, progress, _refuse_replayed_seed(plan))
+        outcome = runner.run(plan, sampler or progress, _refuse_replayed_seed(plan))
     except runner.RunError as exc:
         raise Failure(str(exc)) from None
     checked = None
-    if baseline is not None and outcome.interrupted:
-        baseline.reader.close()
-    elif baseline is not None:
-        checked = _account(plan, outcome, cfg, client, baseline, drain_timeout,
-                           RichDrain(err) if progress is not None else None)
+    try:
+        if baseline is not None and outcome.interrupted:
+            baseline.reader.close()
+        elif baseline is not None:
+            checked = _account(plan, outcome, cfg, client, baseline, drain_timeout,
+                               RichDrain(err) if progress is not None else None)
+    finally:
+        if sampler is not None:
+            sampler.stop()
     doc = report.document(plan, outcome, *(checked.report_parts() if checked else ()),
                           min_achieved=opts["min_achieved"] / 100)
+    if sampler is not None:
+        doc["spike"] = _observed(plan, outcome, sampler, checked, opts["timeline_path"])
     _print_report(doc, opts["as_json"])
     return _exit_code(outcome, checked.verdict if checked else None, doc["achieved"]["short"])
 
@@ -269,6 +285,21 @@ def _account(plan: Plan, outcome: runner.Outcome, cfg: Config, client: Redis,
         histogram_latency = latency.percentiles(baseline.histogram,
                                                 latency.scrape(cfg.supervisor.http))
     return _Accounted(verdict, counters, drain_seconds, histogram_latency)
+
+
+def _observed(plan: Plan, outcome: runner.Outcome, sampler: timeline.Sampler,
+              checked: _Accounted | None, path: str | None) -> dict | None:
+    """The spike's summary (None unless --profile spike), after writing --timeline FILE."""
+    lat = (checked.verdict.latencies, checked.verdict.latency_sent_at) if checked else (None,
+                                                                                       None)
+    seconds = timeline.rows(sampler.samples, outcome.start, *lat)
+    spike = None
+    if plan.profile.name == "spike":
+        spike = timeline.spike_summary(plan.profile.multiplier, plan.planned, seconds, *lat,
+                                       outcome.start)
+    if path:
+        timeline.write(path, outcome.start, seconds, spike, lat[0])
+    return spike
 
 
 def _print_report(doc: dict, as_json: bool) -> None:

@@ -15,7 +15,7 @@ from farm.wire import PROVIDERS
 from loadgen import storm as storm_mod
 from loadgen.population import PopulationSpec
 from loadgen.producer_spec import HttpSpec, ProducerSpec
-from loadgen.profiles import PROFILES, Profile
+from loadgen.profiles import PROFILES, Profile, parse_spike
 from loadgen.providers.group import Shape
 from loadgen.stream import StreamSpec
 
@@ -99,6 +99,7 @@ class PlanOptions:
     total: str | None = None
     mix: str = DEFAULT_MIX
     profile: str = "steady"
+    spike: str | None = None           # like 10x:30s: the spike profile's factor and length
     seed: int | None = None            # None: a random one
     epoch: str | None = None           # None: the run's start
     fingerprints: int = 10_000
@@ -164,6 +165,8 @@ def make_plan(options: PlanOptions) -> Plan:
     the first option that is wrong and what it allows."""
     profile = _profile(options.profile)
     volume = _volume(options, profile)
+    if options.spike is not None:
+        profile = _spike_profile(options, volume)
     _check_counts(options)
     repeat, flap = _duplicate_shares(options)
     shape = Shape(labels=parse_range(options.labels, "--labels"),
@@ -214,6 +217,16 @@ def _profile(name: str) -> Profile:
         raise ValueError(f"--profile: {name!r} is not a profile; choose one of "
                          f"{', '.join(PROFILES)}")
     return chosen
+
+
+def _spike_profile(options: PlanOptions, volume: _Volume) -> Profile:
+    """--spike: the spike profile with the asked factor and length (it needs --duration)."""
+    if options.profile not in ("steady", "spike"):
+        raise ValueError(f"--spike shapes the spike profile; it cannot go with --profile "
+                         f"{options.profile}")
+    if volume.seconds is None:
+        raise ValueError("--spike needs --duration (the spike is placed within the run)")
+    return parse_spike(options.spike, volume.seconds)
 
 
 def _volume(options: PlanOptions, profile: Profile) -> _Volume:

@@ -61,6 +61,7 @@ def document(plan: Plan, outcome: Outcome, verdict: Verdict | None = None,
         # Counted only where it matters: --verify with a pinned --epoch, into Redis.
         "known_fingerprints": (int(outcome.known) if plan.verify and plan.epoch_pinned
                                and plan.target == "redis" else None),
+        "spike": None,      # --profile spike: filled in by the CLI from its samples
     }
     if plan.target != "redis":
         doc["http"] = {"retried": outcome.retried, "refused": outcome.refused,
@@ -138,6 +139,9 @@ def render(doc: dict, console: Console) -> None:
         table.add_section()
         _add_expectations(table, doc["verify"])
         _add_findings(table, doc["verify"])
+    if doc.get("spike") is not None:
+        table.add_section()
+        _add_spike(table, doc["spike"])
     table.caption = doc["volume_note"]
     console.print(table)
 
@@ -178,6 +182,24 @@ def _add_pace(table: Table, doc: dict) -> None:
     if doc["schedule_dropped_seconds"]:
         table.add_row("fell behind", f"{doc['schedule_dropped_seconds']:.1f} s of schedule "
                                      f"dropped (producers could not keep the pace)")
+
+
+def _add_spike(table: Table, spike: dict) -> None:
+    """--profile spike: how the farm took it."""
+    def ms(value: float | None) -> str:
+        return f"{value * 1000:,.0f} ms" if value is not None else "-"
+
+    table.add_row("spike", f"x{spike['factor']:g} from {spike['start_seconds']:.0f} s to "
+                           f"{spike['end_seconds']:.0f} s")
+    table.add_row("backlog peak", f"{spike['backlog_peak_batches']:,} batches (before the "
+                                  f"spike at most {spike['pre_spike_backlog_batches']:,}); "
+                                  f"oldest batch {spike['backlog_peak_age_seconds']:.1f} s old")
+    recovery = spike["recovery_seconds"]
+    table.add_row("recovered", f"{recovery:.1f} s after the spike" if recovery is not None
+                  else "not within the run (use --verify to wait for the drain)")
+    table.add_row("p99 spike/after", f"{ms(spike['p99_during_seconds'])} during, "
+                                     f"{ms(spike['p99_after_seconds'])} after  "
+                                     f"(sent_at -> commit, by send time)")
 
 
 def _add_http(table: Table, http: dict) -> None:

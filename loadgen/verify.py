@@ -84,6 +84,7 @@ class Verdict:
     missing_copies: int = 0         # copies of the missing versions that reached the farm
     books: list = field(default_factory=list)   # the farm's counters that do not add up
     latencies: array = field(default_factory=lambda: array("d"))
+    latency_sent_at: array = field(default_factory=lambda: array("d"))  # each one's send time
     incidents: IncidentCheck | None = None      # --profile incident-storm
 
     @property
@@ -405,7 +406,9 @@ class _BatchLedger:
         if row.committed_at is not None:
             index = self.indexes[producer]
             batch = bisect_right(index.alert_start, ordinal) - 1
-            self.verdict.latencies.append(row.committed_at - index.log.sent_at[batch])
+            sent_at = index.log.sent_at[batch]
+            self.verdict.latencies.append(row.committed_at - sent_at)
+            self.verdict.latency_sent_at.append(sent_at)
 
     def settle(self) -> Verdict:
         """Tally every alert sent by its flag, version by version; the finished verdict."""
@@ -525,6 +528,7 @@ def _stored_pairs(rows, logs: list[SendLog], verdict: Verdict) -> Counter:
         batch = row.event_id.partition(":")[0]
         if row.committed_at is not None and batch in sent_at:
             verdict.latencies.append(row.committed_at - sent_at[batch])
+            verdict.latency_sent_at.append(sent_at[batch])
     return stored
 
 
