@@ -13,6 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import msgpack
 import redis
 
 from farm import metrics
@@ -27,7 +28,6 @@ from farm.redisconn import RedisUnavailable, connect, describe, unlink_all
 from farm.ring import Ring
 from farm.rules.ruleset import RuleError
 from farm.units import parse_duration
-from farm.wire import BadBatch, decode_batch
 
 log = logging.getLogger("farm.worker")
 
@@ -169,10 +169,8 @@ class Worker:
     def is_stale(self, raw: bytes) -> bool:
         """Whether the batch was sent more than `[redis] max_batch_age` ago (an unreadable
         batch is not: the pipeline dead-letters it with its own reason)."""
-        try:
-            return time.time() - decode_batch(raw).sent_at > self.max_age
-        except BadBatch:
-            return False
+        sent_at = _peek_sent_at(raw)
+        return sent_at is not None and time.time() - sent_at > self.max_age
 
     def expired(self, raw: bytes):
         """A stale batch goes to the dead-letter list as `expired`, each event counted as one
@@ -249,6 +247,22 @@ class Worker:
 
 
 INCIDENT_EVENTS = ("opened", "updated", "resolved")
+
+
+def _peek_sent_at(raw: bytes) -> float | None:
+    """The envelope's `sent_at`, read without unpacking the events that follow it (farm's
+    producers write it first); None when the envelope is unreadable or has none."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(raw)
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "sent_at":
+                value = unpacker.unpack()
+                return float(value) if isinstance(value, (int, float)) else None
+            unpacker.skip()
+    except Exception:  # msgpack raises several unrelated types for garbage
+        return None
+    return None
 
 
 def _cpus() -> str:
