@@ -135,17 +135,22 @@ def run_scripts(client, calls: list[tuple]) -> list:
     todo = list(range(len(calls)))
     for attempt in (1, 2):
         pipe = client.pipeline(transaction=False)
+        cluster = isinstance(client, RedisCluster)
         for i in todo:
             script, keys, args = calls[i]
-            # redis-py's cluster pipeline refuses evalsha() by name, not the command itself:
-            # it routes EVALSHA by its keys like any other.
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            # redis-py's cluster pipeline refuses evalsha() by name, not the command itself;
+            # and given no target it asks a node for EVALSHA's keys (COMMAND GETKEYS) once per
+            # call, so the node is named here from the first key's slot.
+            target = {"target_nodes": client.get_node_from_key(keys[0])} if cluster else {}
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **target)
         got = pipe.execute(raise_on_error=False)
         missing = []
         for i, reply in zip(todo, got, strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 1:
                 missing.append(i)
             elif isinstance(reply, Exception):
+                if cluster:  # a moved slot or a failed-over master: ask for the map again
+                    client.nodes_manager.initialize()
                 raise reply
             else:
                 replies[i] = reply
