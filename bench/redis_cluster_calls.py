@@ -7,7 +7,9 @@ Cluster of 3 masters and 3 replicas, for the same load. Prints a table (or JSON 
 Each run pushes the same farm-loadgen load (fixed seed) onto the queue with no farm running,
 then starts `farm start --workers 2` with MONITOR open on every master, waits until the queue
 is drained, and counts the commands sent from the workers' and the indexer's own connections
-(found with psutil). Commands a Lua script runs show in MONITOR as `lua` and are not counted:
+(found with psutil), and the requests those processes send (redis-py's sends, counted by a
+sitecustomize the bench puts on their PYTHONPATH: a pipeline to one node is one request, one
+round trip). Commands a Lua script runs show in MONITOR as `lua` and are not counted:
 one EVALSHA is one command. Pipelined commands count one each (a pipeline to one node is one
 round trip however many commands it holds, so this overstates round trips; the table also
 lists EVALSHA and take commands per batch apart). The idle polling of the last fraction of a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import socket
 import statistics
@@ -39,6 +42,24 @@ from tests.support.farms import FarmProcess, write_config  # noqa: E402
 from tests.support.private_redis import private_redis  # noqa: E402
 from tests.support.redis_cluster import RedisCluster  # noqa: E402
 
+# Injected into the farm's processes (PYTHONPATH): counts every request redis-py sends (a
+# pipeline to one node is one), per process, into a file named after its pid.
+REQUEST_COUNTER = """
+import os
+_folder = os.environ.get("FARM_BENCH_REQUESTS")
+if _folder:
+    import redis.connection as _connection
+    _send = _connection.AbstractConnection.send_packed_command
+    _sent = [0]
+
+    def _counted(self, command, check_health=True):
+        _sent[0] += 1
+        with open(os.path.join(_folder, str(os.getpid())), "w") as out:
+            out.write(str(_sent[0]))
+        return _send(self, command, check_health)
+
+    _connection.AbstractConnection.send_packed_command = _counted
+"""
 MIX = "prometheus:3,grafana:1,datadog:1,zabbix:1,keep:1"
 DEBUG = False
 END_MARKER = b"bench-redis-cluster-calls-end"
@@ -101,13 +122,21 @@ def one_run(folder: Path, url: str, ports: list[int], alerts: int) -> dict:
     for m in monitors:
         m.start()
     client = connect(url)
-    with FarmProcess(config, workers=2) as farm:
+    counts = folder / "requests"
+    counts.mkdir()
+    (folder / "sitecustomize.py").write_text(REQUEST_COUNTER)
+    env = {"PYTHONPATH": os.pathsep.join([str(folder), *sys.path]),
+           "FARM_BENCH_REQUESTS": str(counts)}
+    with FarmProcess(config, workers=2, env=env) as farm:
+        addresses: set[str] = set()
         while True:
+            addresses |= farm_addresses(farm)  # every poll: a connection may be replaced
             doc = farm.status()
             if not (doc["queues"]["critical"] or doc["queues"]["normal"] or doc["inflight"]):
                 break
             time.sleep(0.5)
-        addresses = farm_addresses(farm)
+        addresses |= farm_addresses(farm)
+        pids = set(farm.children().values())
         seen = Counter()
         for m in monitors:
             seen.update(m.stop())
@@ -120,9 +149,15 @@ def one_run(folder: Path, url: str, ports: list[int], alerts: int) -> dict:
         print("farm addresses", sorted(addresses))
         for addr, _ in by_addr.most_common(8):
             print(addr, {cmd: n for (a, cmd), n in seen.items() if a == addr})
-    ours = Counter({cmd: n for (addr, cmd), n in seen.items() if addr in addresses})
+    ours: Counter = Counter()
+    for (addr, cmd), n in seen.items():
+        if addr in addresses:
+            ours[cmd] += n
     total = sum(ours.values())
+    requests = sum(int((counts / str(pid)).read_text()) for pid in pids
+                   if (counts / str(pid)).exists())
     return {"batches": batches, "commands_per_batch": total / batches,
+            "requests_per_batch": requests / batches,
             "evalsha_per_batch": ours["EVALSHA"] / batches,
             "take_per_batch": (ours["LMOVE"] + ours["BLMOVE"]) / batches,
             "by_command": dict(ours.most_common())}
@@ -162,16 +197,19 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'':10} {'batches':>8} {'cmds/batch':>11} {'evalsha/batch':>14} "
-          f"{'take/batch':>11}")
+    names = ("batches", "requests_per_batch", "commands_per_batch", "evalsha_per_batch",
+             "take_per_batch")
+    print(f"{'':10} {'batches':>8} {'requests/batch':>15} {'cmds/batch':>11} "
+          f"{'evalsha/batch':>14} {'take/batch':>11}")
     for mode, runs in results.items():
-        med = {k: statistics.median(r[k] for r in runs)
-               for k in ("batches", "commands_per_batch", "evalsha_per_batch", "take_per_batch")}
-        print(f"{mode:10} {med['batches']:>8.0f} {med['commands_per_batch']:>11.2f} "
-              f"{med['evalsha_per_batch']:>14.2f} {med['take_per_batch']:>11.2f}")
-    ratio = (statistics.median(r["commands_per_batch"] for r in results["cluster"])
-             / statistics.median(r["commands_per_batch"] for r in results["single"]))
-    print(f"cluster / single, commands per batch: {ratio:.2f}")
+        med = {k: statistics.median(r[k] for r in runs) for k in names}
+        print(f"{mode:10} {med['batches']:>8.0f} {med['requests_per_batch']:>15.2f} "
+              f"{med['commands_per_batch']:>11.2f} {med['evalsha_per_batch']:>14.2f} "
+              f"{med['take_per_batch']:>11.2f}")
+    for name in ("requests_per_batch", "commands_per_batch"):
+        ratio = (statistics.median(r[name] for r in results["cluster"])
+                 / statistics.median(r[name] for r in results["single"]))
+        print(f"cluster / single, {name.replace('_', ' ')}: {ratio:.2f}")
     for mode, runs in results.items():
         print(f"{mode}: {runs[-1]['by_command']}")
 

@@ -115,26 +115,30 @@ class WorkQueue:
             for s in self.shards]))
 
     def take(self, block_seconds: float) -> list[tuple[int, bytes]]:
-        """Up to one batch per lane (critical first) of the next shard that has any, in one
-        round trip per shard tried, as (shard, batch); the shards take turns. If every shard is
-        empty, block on one shard's normal lane for up to block_seconds."""
+        """Batches as (shard, batch), critical first within a shard: up to one per lane of the
+        next shard in turn (one round trip); if it is empty, up to one per lane of every other
+        shard (one pipelined request per node); if all are empty, block on one shard's normal
+        lane for up to block_seconds. The shards take turns, so none waits behind another."""
         n = len(self.shards)
-        for turn in range(n):
-            shard = (self._next + turn) % n
-            pipe = self.redis.pipeline(transaction=False)
+        first = self._next
+        self._next = (first + 1) % n
+        got = self._take_from([first])
+        if not got and n > 1:
+            got = self._take_from([(first + k) % n for k in range(1, n)])
+        if got or block_seconds <= 0:
+            return got
+        raw = self.redis.blmove(self._queues[first][-1], self.inflight[first], block_seconds,
+                                "RIGHT", "LEFT")
+        return [(first, raw)] if raw is not None else []
+
+    def _take_from(self, shards: list[int]) -> list[tuple[int, bytes]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in shards:
             for queue in self._queues[shard]:
                 pipe.lmove(queue, self.inflight[shard], "RIGHT", "LEFT")
-            got = [(shard, raw) for raw in pipe.execute() if raw is not None]
-            if got:
-                self._next = (shard + 1) % n
-                return got
-        if block_seconds <= 0:
-            return []
-        shard = self._next
-        self._next = (shard + 1) % n
-        raw = self.redis.blmove(self._queues[shard][-1], self.inflight[shard], block_seconds,
-                                "RIGHT", "LEFT")
-        return [(shard, raw)] if raw is not None else []
+        replies = pipe.execute()
+        lanes = len(LANES)
+        return [(shards[i // lanes], raw) for i, raw in enumerate(replies) if raw is not None]
 
     def ack(self, acks: dict[int, ShardAck], refresh_all: bool = False) -> list[int]:
         """Per shard, atomically: drop its `trim` oldest inflight batches (all committed),
