@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -38,6 +39,9 @@ from farm.redisconn import (
 )
 from tests.support.correlation_runs import CorrelationRun, alert
 from tests.support.farms import FarmProcess, write_config
+from tests.support.gateways import post
+from tests.support.payloads import ALERTMANAGER
+from tests.support.ports import free_port, wait_healthy
 from tests.support.waiting import wait_until
 
 SUPPORTED_MIX = "prometheus:3,grafana:1,datadog:1,zabbix:1,keep:1"
@@ -199,3 +203,35 @@ def test_a_farm_on_the_cluster_balances_through_a_killed_worker(tmp_path, redis_
     assert checked["counter_problems"] == []
     assert checked["farm_received_expected"] == checked["sent"] == doc["sent"]["alerts"]
     assert status["workers"][0]["restarts"] >= 1
+
+
+def test_webhooks_through_a_gateway_on_the_cluster_reach_the_store(tmp_path, redis_cluster_url):
+    """The gateway's pushes (async cluster client, shards in turn), its rate-limit script and
+    its backlog gate (LLEN and MEMORY USAGE of every shard) on the cluster, with a correlation
+    rule on."""
+    port = free_port()
+    rules = tmp_path / "correlation.toml"
+    rules.write_text('[[rule]]\nname = "all"\ncondition = \'status == "firing"\'\n'
+                     'grouping_criteria = ["labels.instance"]\ntimeframe = 600\n')
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_cluster_url,
+                          prefix="gw", extra=f"""
+[ingest]
+processes = 1
+http = "127.0.0.1:{port}"
+allow_anonymous = true
+rate = "1000/s"
+[correlation]
+rules = "{rules}"
+""")
+    with FarmProcess(config, workers=2) as farm:
+        url = f"http://{farm.ingest_http}"
+        wait_healthy(url)
+        for _ in range(20):
+            response = post(f"{url}/alerts/event/prometheus", ALERTMANAGER, key=None)
+            assert response.status_code == 202, response.text
+        doc = farm.wait_drained(expected_received=20)
+    counters = doc["counters"]
+    assert counters["alerts_received"] == 20 and counters["alerts_dead"] == 0
+    assert counters["alerts_indexed"] + counters["alerts_duplicate"] == 20
+    with sqlite3.connect(tmp_path / "data" / "farm.db") as db:
+        assert db.execute("SELECT count(*) FROM incidents").fetchone()[0] >= 1
