@@ -40,6 +40,7 @@ from farm.redisconn import (
 from tests.support.correlation_runs import CorrelationRun, alert
 from tests.support.farms import FarmProcess, write_config
 from tests.support.gateways import post
+from tests.support.notify_receiver import Receiver
 from tests.support.payloads import ALERTMANAGER
 from tests.support.ports import free_port, wait_healthy
 from tests.support.waiting import wait_until
@@ -208,8 +209,10 @@ def test_a_farm_on_the_cluster_balances_through_a_killed_worker(tmp_path, redis_
 def test_webhooks_through_a_gateway_on_the_cluster_reach_the_store(tmp_path, redis_cluster_url):
     """The gateway's pushes (async cluster client, shards in turn), its rate-limit script and
     its backlog gate (LLEN and MEMORY USAGE of every shard) on the cluster, with a correlation
-    rule on."""
+    rule on; the ack pushes the stored versions onto its shard's notify list and the sender
+    takes them from there."""
     port = free_port()
+    receiver = Receiver().start()
     rules = tmp_path / "correlation.toml"
     rules.write_text('[[rule]]\nname = "all"\ncondition = \'status == "firing"\'\n'
                      'grouping_criteria = ["labels.instance"]\ntimeframe = 600\n')
@@ -222,14 +225,22 @@ allow_anonymous = true
 rate = "1000/s"
 [correlation]
 rules = "{rules}"
+[notify]
+url = "{receiver.url}"
+linger_ms = 50
 """)
-    with FarmProcess(config, workers=2) as farm:
-        url = f"http://{farm.ingest_http}"
-        wait_healthy(url)
-        for _ in range(20):
-            response = post(f"{url}/alerts/event/prometheus", ALERTMANAGER, key=None)
-            assert response.status_code == 202, response.text
-        doc = farm.wait_drained(expected_received=20)
+    try:
+        with FarmProcess(config, workers=2) as farm:
+            url = f"http://{farm.ingest_http}"
+            wait_healthy(url)
+            for _ in range(20):
+                response = post(f"{url}/alerts/event/prometheus", ALERTMANAGER, key=None)
+                assert response.status_code == 202, response.text
+            doc = farm.wait_drained(expected_received=20)
+            notified = receiver.wait_for_alerts(doc["counters"]["alerts_indexed"])
+    finally:
+        receiver.stop()
+    assert len({a["eventId"] for a in notified}) == len(notified) >= 1
     counters = doc["counters"]
     assert counters["alerts_received"] == 20 and counters["alerts_dead"] == 0
     assert counters["alerts_indexed"] + counters["alerts_duplicate"] == 20
