@@ -5,6 +5,7 @@ and CLUSTER REPLICATE (no redis-cli needed), on loopback ports."""
 from __future__ import annotations
 
 import random
+import signal
 import socket
 import subprocess
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import redis
 
+from farm.lifeline import ask_kernel_for_death_signal
 from farm.redis_server import find_binary
 
 SLOTS = 16384
@@ -29,6 +31,11 @@ def _free_pair() -> int:
             return port
         except OSError:
             continue
+
+
+def _die_with_starter() -> None:
+    # Between fork and exec: a node whose test run was killed goes too, instead of lingering.
+    ask_kernel_for_death_signal(signal.SIGTERM)
 
 
 class RedisCluster:
@@ -84,7 +91,8 @@ class RedisCluster:
                 "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
                 "--logfile", str(folder / "redis.log")]
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_starter)
         return port, proc
 
     def _wait_answer(self, index: int, deadline: float) -> redis.Redis:
