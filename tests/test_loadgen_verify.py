@@ -275,7 +275,7 @@ def test_verify_catches_a_repeat_copy_the_farm_never_counted(tmp_path, redis, re
     assert verdict.missing_versions == 0 and not verdict.unexpected and not verdict.dead
     assert verdict.loss and len(verdict.books) == 1
     assert ("1 alerts neither stored, dropped as duplicates, dead-lettered, dropped by a "
-            "maintenance window nor counted as empty events") in verdict.books[0]
+            "maintenance window, counted as empty events nor expired") in verdict.books[0]
 
 
 def test_known_fingerprints_are_counted_only_when_the_epoch_is_pinned(redis, redis_url):
