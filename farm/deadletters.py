@@ -7,7 +7,8 @@ import time
 import msgpack
 
 from farm.notify.outbox import NotifyKeys
-from farm.redis_keys import Keys
+from farm.redis_keys import Keys, keys_for
+from farm.redis_server import redis_url_of
 from farm.wire import PROVIDERS, encode_batch
 
 LETTER_KEYS = ("reason", "stage", "at", "batch", "tenant", "provider", "payload")
@@ -38,25 +39,35 @@ def decode_letter(raw: bytes) -> dict:
 
 def list_letters(redis, cfg, limit: int) -> list[dict]:
     """Newest first; a payload is summarised by its type and size."""
-    keys = Keys(cfg.redis.prefix)
+    keys = keys_for(cfg, redis_url_of(cfg))
     out = []
-    for raw in redis.lrange(keys.dlq, 0, limit - 1):
-        letter = decode_letter(raw)
-        payload = letter.get("payload")
-        if isinstance(payload, (bytes, bytearray)):
-            letter["payload"] = f"<{len(payload)} bytes>"
-        out.append(letter)
-    return out
+    for shard in keys.all_shards():  # each shard's list is newest first: merge them by time
+        for raw in redis.lrange(keys.dead_letters(shard), 0, limit - 1):
+            letter = decode_letter(raw)
+            payload = letter.get("payload")
+            if isinstance(payload, (bytes, bytearray)):
+                letter["payload"] = f"<{len(payload)} bytes>"
+            out.append(letter)
+    if keys.shards > 1:
+        out.sort(key=lambda letter: _time_of(letter), reverse=True)
+    return out[:limit]
 
 
-def _requeue(letter: dict, keys: Keys) -> tuple[str, list[bytes]] | None:
-    """Where to push what, oldest first, for a dead letter; None if it cannot be replayed.
-    Notifications go back to the notify list as they were queued."""
+def _time_of(letter: dict) -> float:
+    at = letter.get("at")
+    return float(at) if isinstance(at, (int, float)) else 0.0
+
+
+def _requeue(letter: dict, keys: Keys, shard: int) -> tuple[str, list[bytes]] | None:
+    """Where to push what, oldest first, for a dead letter of a shard's list (on a cluster,
+    into the same shard: one slot per move); None if it cannot be replayed. Notifications go
+    back to the shard's notify list as they were queued."""
     payload = letter.get("payload")
     if letter.get("stage") == "notify" and isinstance(payload, list):
-        return NotifyKeys(keys.prefix).queue, [str(entry).encode() for entry in payload]
+        return (NotifyKeys(keys.shard_prefix(shard)).queue,
+                [str(entry).encode() for entry in payload])
     batch = _requeue_payload(letter)
-    return None if batch is None else (keys.queue("normal"), [batch])
+    return None if batch is None else (keys.queue("normal", shard), [batch])
 
 
 def _requeue_payload(letter: dict) -> bytes | None:
@@ -75,30 +86,42 @@ def _requeue_payload(letter: dict) -> bytes | None:
 
 def replay(redis, cfg, limit: int | None) -> tuple[int, int]:
     """Move dead letters, oldest first, back to the normal queue (notifications: back to the
-    notify list, for the sender). Returns (replayed, skipped); skipped letters stay in the
-    list."""
-    keys = Keys(cfg.redis.prefix)
-    total = redis.llen(keys.dlq)
+    notify list, for the sender), shard by shard. Returns (replayed, skipped); skipped letters
+    stay in the list."""
+    keys = keys_for(cfg, redis_url_of(cfg))
+    replayed = skipped = 0
+    for shard in keys.all_shards():
+        if limit is not None and replayed + skipped >= limit:
+            break
+        left = None if limit is None else limit - replayed - skipped
+        done, passed = _replay_shard(redis, keys, shard, left)
+        replayed, skipped = replayed + done, skipped + passed
+    return replayed, skipped
+
+
+def _replay_shard(redis, keys: Keys, shard: int, limit: int | None) -> tuple[int, int]:
+    dlq = keys.dead_letters(shard)
+    total = redis.llen(dlq)
     todo = total if limit is None else min(limit, total)
     replayed = skipped = 0
     for _ in range(todo):
-        raw = redis.lindex(keys.dlq, -1)
+        raw = redis.lindex(dlq, -1)
         if raw is None:
             break
-        target = _requeue(decode_letter(raw), keys)
+        target = _requeue(decode_letter(raw), keys, shard)
 
         def move(pipe, raw=raw, target=target):
-            if pipe.lindex(keys.dlq, -1) != raw:
+            if pipe.lindex(dlq, -1) != raw:
                 return False
             pipe.multi()
-            pipe.rpop(keys.dlq)
+            pipe.rpop(dlq)
             if target is None:
-                pipe.lpush(keys.dlq, raw)
+                pipe.lpush(dlq, raw)
             else:
                 pipe.lpush(target[0], *target[1])
             return True
 
-        if redis.transaction(move, keys.dlq, value_from_callable=True):
+        if redis.transaction(move, dlq, value_from_callable=True):
             if target is None:
                 skipped += 1
             else:

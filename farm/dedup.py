@@ -27,10 +27,12 @@ import orjson
 import xxhash
 
 from farm.alert import BOOKKEEPING_FIELDS, json_default
+from farm.redisconn import run_scripts
 
-# KEYS[1] the batch's memo, KEYS[2] its timeline memo, KEYS[3..] dedup keys; ARGV[1] ttl,
-# ARGV[2] memo ttl, ARGV[3] the chunk's start (position of its first alert in the batch, from 0),
-# then per dedup key: digest, eventId, status, severity, lastReceived, receivedAt.
+# KEYS[1] the batch's memo, KEYS[2] its timeline memo, KEYS[3..] dedup keys (on a Redis Cluster:
+# those of one dedup bucket, all in the bucket's slot); ARGV[1] ttl, ARGV[2] memo ttl, then per
+# dedup key: the alert's position in the batch (from 0), digest, eventId, status, severity,
+# lastReceived, receivedAt.
 # A stored value is the 16-byte digest, the eventId that set it, a newline, and the JSON array
 # [status, severity, firingStartTime, firingStartTimeSinceLastResolved, firingCounter,
 #  unresolvedCounter, startedAt, previous status, previous severity] of that stored version
@@ -70,10 +72,10 @@ local function remember(key, digest, event_id, prev, a)
 end
 
 local memo = redis.call('GET', KEYS[1]) or ''
-local start = tonumber(ARGV[3])
-local out, times, memo_times = {}, {}, {}
+local out, times, memo_times, fresh = {}, {}, {}, {}
 for i = 3, #KEYS do
-  local position = start + i - 2
+  local a = 3 + (i - 3) * 7
+  local position = tonumber(ARGV[a]) + 1
   local decision = string.sub(memo, position, position)
   local line = ''
   if decision == 'n' or decision == 'p' or decision == 'f' then
@@ -81,7 +83,7 @@ for i = 3, #KEYS do
       line = redis.call('HGET', KEYS[2], position) or ''
     end
   else
-    local a = 4 + (i - 3) * 6
+    a = a + 1
     local digest, event_id = ARGV[a], ARGV[a + 1]
     local stored = redis.call('GET', KEYS[i])
     local stored_id, state = nil, nil
@@ -108,15 +110,27 @@ for i = 3, #KEYS do
       memo_times[#memo_times + 1] = position
       memo_times[#memo_times + 1] = line
     end
+    fresh[#fresh + 1] = i - 2
   end
   out[i - 2] = decision
   times[i - 2] = line
 end
-local decisions = table.concat(out)
-if start + #decisions > #memo then
-  redis.call('SETRANGE', KEYS[1], start, decisions)
+-- memoise the fresh decisions (fresh holds their indexes in out), one SETRANGE per run of
+-- consecutive positions
+local function pos(k) return tonumber(ARGV[3 + (fresh[k] - 1) * 7]) end
+local run = 1
+for k = 1, #fresh do
+  if k == #fresh or pos(k + 1) ~= pos(k) + 1 then
+    local letters = {}
+    for m = run, k do letters[#letters + 1] = out[fresh[m]] end
+    redis.call('SETRANGE', KEYS[1], pos(run), table.concat(letters))
+    run = k + 1
+  end
+end
+if #fresh > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
+local decisions = table.concat(out)
 for from = 1, #memo_times, 2000 do  -- unpack() has a stack limit
   redis.call('HSET', KEYS[2], unpack(memo_times, from, math.min(from + 1999, #memo_times)))
 end
@@ -229,22 +243,35 @@ class Deduplicator:
         """One decision letter per alert of the chunk that starts at position `start` of the
         batch, in order; replayed from the batch's memo where it has them. Every alert that is
         not a full duplicate gets its firing timeline (TIMELINE_FIELDS) in place, computed from
-        the fingerprint's previous stored version in the same call. Raises redis errors as they
-        come."""
+        the fingerprint's previous stored version in the same call. On a Redis Cluster, one
+        call per dedup bucket the chunk touches, pipelined (one request per node). Raises redis
+        errors as they come."""
         if not alerts:
             return ""
-        dedup_key = self.keys.dedup
-        keys = [self.keys.decided(batch_id), self.keys.timeline(batch_id)]
-        args: list = [self.ttl, MEMO_TTL_SECONDS, start]
-        for alert, digest in zip(alerts, digests, strict=False):
-            keys.append(dedup_key(tenant, alert["fingerprint"]))
-            args += (digest, alert["eventId"], alert["status"] or "", alert["severity"] or "",
-                     alert["lastReceived"] or "", alert["receivedAt"])
-        letters, timelines = self._decide(keys=keys, args=args)
-        for alert, line in zip(alerts, timelines, strict=True):
-            if line:
-                apply_timeline(alert, orjson.loads(line))
-        return letters.decode() if isinstance(letters, bytes) else letters
+        groups: dict[int, list[int]] = {}
+        bucket = self.keys.bucket
+        for i, alert in enumerate(alerts):
+            groups.setdefault(bucket(alert["fingerprint"]), []).append(i)
+        calls = []
+        for b, members in groups.items():
+            keys = [self.keys.decided(batch_id, b), self.keys.timeline(batch_id, b)]
+            args: list = [self.ttl, MEMO_TTL_SECONDS]
+            for i in members:
+                alert = alerts[i]
+                keys.append(self.keys.dedup(tenant, alert["fingerprint"]))
+                args += (start + i, digests[i], alert["eventId"], alert["status"] or "",
+                         alert["severity"] or "", alert["lastReceived"] or "",
+                         alert["receivedAt"])
+            calls.append((self._decide, keys, args))
+        letters = [""] * len(alerts)
+        for members, (got, timelines) in zip(groups.values(), run_scripts(self.redis, calls),
+                                             strict=True):
+            got = got.decode() if isinstance(got, bytes) else got
+            for i, letter, line in zip(members, got, timelines, strict=True):
+                letters[i] = letter
+                if line:
+                    apply_timeline(alerts[i], orjson.loads(line))
+        return "".join(letters)
 
     def forget(self, tenant: str, alert: dict) -> None:
         """Drop the digest `alert` stored when it was decided, unless a later event has replaced

@@ -27,7 +27,7 @@ from farm.config import Config
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import unpack_record
-from farm.redis_keys import Keys
+from farm.redis_keys import keys_for
 from farm.redisconn import RedisUnavailable, connect
 from farm.ring import Ring, wait_doorbell
 from farm.sinks import writer_for
@@ -77,7 +77,7 @@ class Indexer:
         self.control = control
         self.doorbell = doorbell
         self.redis = connect(redis_url, check=False)  # used only to dead-letter, with retries
-        self.keys = Keys(cfg.redis.prefix)
+        self.keys = keys_for(cfg, redis_url)
         self.writer = writer_for(cfg)
         self.metrics = metrics.indexer_metrics()
         self.commit_alerts = cfg.store.commit_rows

@@ -48,6 +48,7 @@ class Outcome:
 
     records: list[bytes] = field(default_factory=list)   # ring records, in order
     memo_ids: list[str] = field(default_factory=list)    # dedup memos to drop on ack
+    tenant: str = "default"                              # whose incident memo they include
     dead_letters: list[bytes] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     decisions: dict[str, int] = field(default_factory=dict)  # per decision letter
@@ -178,7 +179,7 @@ class Pipeline:
             batch = decode_batch(raw)
         except BadBatch as exc:
             return self.dead_batch(raw, str(exc), "decode")
-        out.provider = batch.provider
+        out.provider, out.tenant = batch.provider, batch.tenant
         if batch.control is not None:
             incidents = self.correlation.control(batch)
             out.records.append(pack_record(batch.sent_at, 0, self.encoder.encode(

@@ -5,9 +5,12 @@ inflight list of a dead worker. See farm/redis_keys.py for the keys.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 
+from farm.notify import outbox
 from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
 from farm.redis_keys import LANES, STAT_NAMES, Keys
+from farm.redisconn import run_scripts
 
 # KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), [notify group], memo keys...
 # ARGV: lease token, lease ms, batches to trim, one increment per stat, [notify group],
@@ -60,95 +63,157 @@ return n
 """
 
 
+@dataclass
+class ShardAck:
+    """What one shard's ack call carries: how many of its oldest inflight batches to trim, and
+    those batches' counters, dead letters, notifications and (single Redis only) memo keys."""
+
+    trim: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    dead_letters: list[bytes] = field(default_factory=list)
+    memo_keys: list[str] = field(default_factory=list)
+    notifications: list[bytes] = field(default_factory=list)
+
+
 class WorkQueue:
-    """One worker's side of the queue."""
+    """One worker's side of the queue: an inflight list and a lease per shard, in the shard's
+    hash slot, so each take, ack and recovery touches one slot."""
 
     def __init__(self, redis, keys: Keys, worker_id: str, lease_seconds: int,
                  notify_cap: int = 0):
         self.redis = redis
         self.keys = keys
         self.worker_id = worker_id
-        self.inflight = keys.inflight(worker_id)
-        self.heartbeat = keys.heartbeat(worker_id)
+        self.shards = list(keys.all_shards())
+        self.inflight = [keys.inflight(worker_id, s) for s in self.shards]
+        self.heartbeat = [keys.heartbeat(worker_id, s) for s in self.shards]
         self.lease_ms = lease_seconds * 1000
         self.token = ""
-        self._queues = [keys.queue(lane) for lane in LANES]
+        self._queues = [[keys.queue(lane, s) for lane in LANES] for s in self.shards]
         self._ack = redis.register_script(ACK_LUA)
         self._recover = redis.register_script(RECOVER_LUA)
-        self._stat_keys = [keys.stat(name) for name in STAT_NAMES]
-        notify_keys = NotifyKeys(keys.prefix)
-        self._notify_keys = [notify_keys.queue, notify_keys.overflowed]
+        self._stat_keys = [[keys.stat(name, s) for name in STAT_NAMES] for s in self.shards]
+        self._notify_keys = []
+        for s in self.shards:
+            notify_keys = NotifyKeys(keys.shard_prefix(s))
+            self._notify_keys.append([notify_keys.queue, notify_keys.overflowed])
         self.notify_cap = notify_cap
+        self._next = 0  # the shard the next take starts at
 
     def claim(self) -> None:
-        """Take a fresh lease; anything left in our inflight list from before goes back first."""
+        """Take a fresh lease; anything left in our inflight lists from before goes back first."""
         self.requeue_own()
         self.token = secrets.token_hex(8)
-        self.redis.set(self.heartbeat, self.token, px=self.lease_ms)
+        pipe = self.redis.pipeline(transaction=False)
+        for heartbeat in self.heartbeat:
+            pipe.set(heartbeat, self.token, px=self.lease_ms)
+        pipe.execute()
 
     def requeue_own(self) -> int:
-        return self._recover(keys=[self.inflight, self.heartbeat, self.keys.queue("critical"),
-                                   self.keys.stat("batches_redelivered")], args=["1"])
+        return sum(run_scripts(self.redis, [
+            (self._recover, _recover_keys(self.keys, self.worker_id, s), ["1"])
+            for s in self.shards]))
 
-    def take(self, block_seconds: float) -> list[bytes]:
-        """Up to one batch per lane (critical first) in one round trip; if both are empty,
-        block on the normal lane for up to block_seconds."""
-        pipe = self.redis.pipeline(transaction=False)
-        for queue in self._queues:
-            pipe.lmove(queue, self.inflight, "RIGHT", "LEFT")
-        got = [raw for raw in pipe.execute() if raw is not None]
+    def take(self, block_seconds: float) -> list[tuple[int, bytes]]:
+        """Batches as (shard, batch), critical first within a shard: up to one per lane of the
+        next shard in turn (one round trip); if it is empty, up to one per lane of every other
+        shard (one pipelined request per node); if all are empty, block on one shard's normal
+        lane for up to block_seconds. The shards take turns, so none waits behind another."""
+        n = len(self.shards)
+        first = self._next
+        self._next = (first + 1) % n
+        got = self._take_from([first])
+        if not got and n > 1:
+            got = self._take_from([(first + k) % n for k in range(1, n)])
         if got or block_seconds <= 0:
             return got
-        raw = self.redis.blmove(self._queues[-1], self.inflight, block_seconds, "RIGHT", "LEFT")
-        return [raw] if raw is not None else []
+        raw = self.redis.blmove(self._queues[first][-1], self.inflight[first], block_seconds,
+                                "RIGHT", "LEFT")
+        return [(first, raw)] if raw is not None else []
 
-    def ack(self, batches: int, counts: dict[str, int], dead_letters: list[bytes],
-            memo_keys: list[str], notifications: list[bytes] = ()) -> bool:
-        """Drop the `batches` oldest inflight batches (all committed), count them, push their
-        dead letters and notifications (up to notify_cap waiting), refresh the lease; all
-        atomically. False: the lease was lost."""
-        keys = [self.inflight, self.heartbeat, self.keys.dlq, *self._stat_keys,
-                *self._notify_keys, *memo_keys]
-        args = [self.token, self.lease_ms, batches,
-                *(counts.get(name, 0) for name in STAT_NAMES),
-                self.notify_cap, len(notifications), *notifications,
-                *dead_letters]
-        return self._ack(keys=keys, args=args) == 1
+    def _take_from(self, shards: list[int]) -> list[tuple[int, bytes]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in shards:
+            for queue in self._queues[shard]:
+                pipe.lmove(queue, self.inflight[shard], "RIGHT", "LEFT")
+        replies = pipe.execute()
+        lanes = len(LANES)
+        return [(shards[i // lanes], raw) for i, raw in enumerate(replies) if raw is not None]
+
+    def ack(self, acks: dict[int, ShardAck], refresh_all: bool = False) -> list[int]:
+        """Per shard, atomically: drop its `trim` oldest inflight batches (all committed),
+        count them, push their dead letters and notifications (up to notify_cap waiting),
+        refresh the shard's lease. With refresh_all, every shard's lease is refreshed. Returns
+        the shards whose lease was lost (their batches were requeued by a supervisor)."""
+        if refresh_all:
+            acks = {s: acks.get(s) or ShardAck() for s in self.shards}
+        calls, order = [], []
+        for shard, one in acks.items():
+            keys = [self.inflight[shard], self.heartbeat[shard], self.keys.dead_letters(shard),
+                    *self._stat_keys[shard], *self._notify_keys[shard], *one.memo_keys]
+            args = [self.token, self.lease_ms, one.trim,
+                    *(one.counts.get(name, 0) for name in STAT_NAMES),
+                    self.notify_cap, len(one.notifications), *one.notifications,
+                    *one.dead_letters]
+            calls.append((self._ack, keys, args))
+            order.append(shard)
+        if not calls:
+            return []
+        return [s for s, ok in zip(order, run_scripts(self.redis, calls), strict=True) if ok != 1]
 
     def release(self) -> None:
-        """On a clean exit: the inflight list is empty; drop the lease."""
-        self.redis.delete(self.heartbeat)
+        """On a clean exit: the inflight lists are empty; drop the lease."""
+        pipe = self.redis.pipeline(transaction=False)
+        for heartbeat in self.heartbeat:
+            pipe.delete(heartbeat)
+        pipe.execute()
 
 
-def recover(redis, keys: Keys, worker_id: str, force: bool = False) -> int:
-    """Requeue a worker's inflight list if its heartbeat has expired (or unconditionally with
-    force, for a worker we know is dead). Returns how many batches moved; atomic."""
+def _recover_keys(keys: Keys, worker_id: str, shard: int) -> list[str]:
+    return [keys.inflight(worker_id, shard), keys.heartbeat(worker_id, shard),
+            keys.queue("critical", shard), keys.stat("batches_redelivered", shard)]
+
+
+def recover(redis, keys: Keys, worker_id: str, force: bool = False,
+            shards: list[int] | None = None) -> int:
+    """Requeue a worker's inflight lists (every shard's, or those named) if their heartbeat
+    has expired (or unconditionally with force, for a worker we know is dead), each to its own
+    shard's critical lane. Returns how many batches moved; atomic per shard."""
     script = redis.register_script(RECOVER_LUA)
-    return script(keys=[keys.inflight(worker_id), keys.heartbeat(worker_id),
-                        keys.queue("critical"), keys.stat("batches_redelivered")],
-                  args=["1" if force else "0"])
+    shards = list(keys.all_shards()) if shards is None else shards
+    return sum(run_scripts(redis, [(script, _recover_keys(keys, worker_id, s),
+                                    ["1" if force else "0"]) for s in shards]))
+
+
+def inflight_lists(redis, keys: Keys, worker_glob: str = "*") -> list[tuple[str, int]]:
+    """(worker id, shard) of every inflight list in Redis (on every node of a cluster)."""
+    found = []
+    for key in redis.scan_iter(match=keys.inflight_pattern(worker_glob), count=500):
+        found.append(keys.of_inflight(key.decode() if isinstance(key, bytes) else key))
+    return found
 
 
 def recover_orphans(redis, keys: Keys) -> int:
-    """Requeue every inflight list whose worker's heartbeat has expired, on any host."""
-    moved = 0
-    for key in redis.scan_iter(match=keys.inflight_pattern(), count=500):
-        key = key.decode() if isinstance(key, bytes) else key
-        moved += recover(redis, keys, keys.worker_of_inflight(key))
-    return moved
+    """Requeue every inflight list whose worker's heartbeat has expired, on any host and
+    shard."""
+    return sum(recover(redis, keys, worker_id, shards=[shard])
+               for worker_id, shard in inflight_lists(redis, keys))
 
 
 def depths(redis, keys: Keys) -> dict[str, int]:
-    """Queue depth per lane and the total inflight across all workers."""
+    """Queue depth per lane (over all shards) and the total inflight across all workers."""
     pipe = redis.pipeline(transaction=False)
     for lane in LANES:
-        pipe.llen(keys.queue(lane))
-    result = dict(zip(LANES, pipe.execute(), strict=False))
-    inflight_keys = list(redis.scan_iter(match=keys.inflight_pattern(), count=500))
-    if inflight_keys:
+        for shard in keys.all_shards():
+            pipe.llen(keys.queue(lane, shard))
+    lengths = pipe.execute()
+    n = keys.shards
+    result = {lane: sum(lengths[i * n:(i + 1) * n]) for i, lane in enumerate(LANES)}
+    found = inflight_lists(redis, keys)
+    if found:
         pipe = redis.pipeline(transaction=False)
-        for key in inflight_keys:
-            pipe.llen(key)
+        for worker_id, shard in found:
+            pipe.llen(keys.inflight(worker_id, shard))
         result["inflight"] = sum(pipe.execute())
     else:
         result["inflight"] = 0
@@ -156,5 +221,33 @@ def depths(redis, keys: Keys) -> dict[str, int]:
 
 
 def read_stats(redis, keys: Keys) -> dict[str, int]:
-    values = redis.mget([keys.stat(name) for name in STAT_NAMES])
-    return {name: int(v or 0) for name, v in zip(STAT_NAMES, values, strict=False)}
+    """The account's counters, summed over the shards."""
+    if not keys.sharded:
+        values = redis.mget([keys.stat(name) for name in STAT_NAMES])
+        return {name: int(v or 0) for name, v in zip(STAT_NAMES, values, strict=False)}
+    pipe = redis.pipeline(transaction=False)
+    for shard in keys.all_shards():
+        for name in STAT_NAMES:
+            pipe.get(keys.stat(name, shard))
+    values = pipe.execute()
+    totals = dict.fromkeys(STAT_NAMES, 0)
+    for i, value in enumerate(values):
+        totals[STAT_NAMES[i % len(STAT_NAMES)]] += int(value or 0)
+    return totals
+
+
+def dead_letter_count(redis, keys: Keys) -> int:
+    """Letters in every shard's dead-letter list."""
+    pipe = redis.pipeline(transaction=False)
+    for shard in keys.all_shards():
+        pipe.llen(keys.dead_letters(shard))
+    return sum(pipe.execute())
+
+
+def notify_depth(redis, keys: Keys) -> tuple[int, int]:
+    """(notifications waiting, overflowed so far), over every shard's notify list."""
+    waiting = overflowed = 0
+    for shard in keys.all_shards():
+        w, o = outbox.depth(redis, NotifyKeys(keys.shard_prefix(shard)))
+        waiting, overflowed = waiting + w, overflowed + o
+    return waiting, overflowed

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import msgpack
 import redis
 
 from farm import metrics
@@ -21,11 +22,12 @@ from farm.dedup import DECISION_NAMES
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
 from farm.pipeline import Pipeline
-from farm.queue import WorkQueue
-from farm.redis_keys import STAT_NAMES, Keys
-from farm.redisconn import RedisUnavailable, connect, describe
+from farm.queue import ShardAck, WorkQueue
+from farm.redis_keys import keys_for
+from farm.redisconn import RedisUnavailable, connect, describe, unlink_all
 from farm.ring import Ring
 from farm.rules.ruleset import RuleError
+from farm.units import parse_duration
 
 log = logging.getLogger("farm.worker")
 
@@ -37,6 +39,7 @@ ACK_EVERY_SECONDS = 1.0
 class Pending:
     """A batch handed to the ring and not yet committed."""
 
+    shard: int
     last_seq: int
     counts: dict[str, int]
     dead_letters: list[bytes]
@@ -67,7 +70,8 @@ class Worker:
         self.redis_url = redis_url
         # No ping: the supervisor checked Redis at start; a later outage is retried in the loop.
         self.redis = connect(redis_url, check=False)
-        self.keys = Keys(cfg.redis.prefix)
+        self.keys = keys_for(cfg, redis_url)
+        self.max_age = parse_duration(cfg.redis.max_batch_age) if cfg.redis.max_batch_age else 0
         self.queue = WorkQueue(self.redis, self.keys, worker_id, cfg.workers.heartbeat_seconds,
                                notify_cap=cfg.notify.max_queue)
         self.pipeline = Pipeline(cfg, self.redis, self.keys, max_record_bytes=ring.max_record)
@@ -75,7 +79,8 @@ class Worker:
         for event in INCIDENT_EVENTS:
             self.metrics.incidents.labels(event)  # a series at 0 from the start
         self.pending: deque[Pending] = deque()
-        self.taken: deque[bytes] = deque()  # taken into inflight, not yet handed over
+        # (shard, batch) taken into that shard's inflight list, not yet handed over
+        self.taken: deque[tuple[int, bytes]] = deque()
         self.stopping = False
         self.resync = True  # the first thing the loop does: requeue leftovers, take a lease
         self._last_ack = 0.0
@@ -93,7 +98,7 @@ class Worker:
                 if self.taken:
                     # Batches must be handed over in the order they entered the inflight list:
                     # acks trim the oldest first.
-                    self.hand_over(self.taken[0])
+                    self.hand_over(*self.taken[0])
                     self.taken.popleft()
                 elif self.stopping:
                     time.sleep(0.01)
@@ -128,10 +133,11 @@ class Worker:
         if self.lifeline is not None:
             self.lifeline.exit_if_orphaned()
 
-    def hand_over(self, raw: bytes) -> None:
+    def hand_over(self, shard: int, raw: bytes) -> None:
         started = time.perf_counter()
         try:
-            outcome = self.pipeline.process(raw)  # records fit the ring: it splits them
+            outcome = (self.expired(raw) if self.max_age and self.is_stale(raw)
+                       else self.pipeline.process(raw))  # records fit the ring: it splits them
         except redis.RedisError:
             raise
         except Exception as exc:  # a poison batch must not crash-loop the farm
@@ -141,10 +147,9 @@ class Worker:
         for record in outcome.records:
             last_seq = self.ring.put(record, wait=self._ring_full)
         memo_keys = [key for m in outcome.memo_ids
-                     for key in (self.keys.decided(m), self.keys.timeline(m),
-                                 self.keys.incidents_memo(m))]
-        self.pending.append(Pending(last_seq, outcome.counts, outcome.dead_letters, memo_keys,
-                                    outcome.notifications))
+                     for key in self.keys.memo_keys(m, outcome.tenant)]
+        self.pending.append(Pending(shard, last_seq, outcome.counts, outcome.dead_letters,
+                                    memo_keys, outcome.notifications))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels("dead" if outcome.counts.get("batches_dead") else "ok").inc()
         for letter, n in outcome.decisions.items():
@@ -161,24 +166,51 @@ class Worker:
         if outcome.counts.get("alerts_dead"):
             self.metrics.alerts.labels(outcome.provider, "dead").inc(outcome.counts["alerts_dead"])
 
+    def is_stale(self, raw: bytes) -> bool:
+        """Whether the batch was sent more than `[redis] max_batch_age` ago (an unreadable
+        batch is not: the pipeline dead-letters it with its own reason)."""
+        sent_at = _peek_sent_at(raw)
+        return sent_at is not None and time.time() - sent_at > self.max_age
+
+    def expired(self, raw: bytes):
+        """A stale batch goes to the dead-letter list as `expired`, each event counted as one
+        expired alert (the account's unit for a batch that is not read)."""
+        outcome = self.pipeline.dead_batch(raw, "expired", "take")
+        counts = outcome.counts
+        counts["alerts_expired"] = counts.pop("alerts_dead")
+        counts["batches_expired"] = counts.pop("batches_dead")
+        return outcome
+
     def ack_committed(self) -> None:
-        """Ack every pending batch the indexer has committed, in one atomic call; refresh the
-        lease at least every second even when idle."""
+        """Ack every pending batch the indexer has committed, one atomic call per shard they
+        came from (pipelined); refresh every shard's lease at least every second."""
         committed = self.ring.committed
         done = []
         while self.pending and self.pending[0].last_seq <= committed:
             done.append(self.pending.popleft())
         now = time.monotonic()
-        if not done and now - self._last_ack < ACK_EVERY_SECONDS:
+        refresh = now - self._last_ack >= ACK_EVERY_SECONDS
+        if not done and not refresh:
             return
-        counts = {name: sum(p.counts.get(name, 0) for p in done) for name in STAT_NAMES}
-        letters = [d for p in done for d in p.dead_letters]
-        memo_keys = [k for p in done for k in p.memo_keys]
-        notifications = [n for p in done for n in p.notifications]
-        ok = self.queue.ack(len(done), counts, letters, memo_keys, notifications)
-        self._last_ack = now
-        if not ok:
-            # Our heartbeat expired and a supervisor requeued our inflight list.
+        acks: dict[int, ShardAck] = {}
+        for p in done:
+            one = acks.setdefault(p.shard, ShardAck())
+            one.trim += 1
+            for name, n in p.counts.items():
+                one.counts[name] = one.counts.get(name, 0) + n
+            one.dead_letters += p.dead_letters
+            one.notifications += p.notifications
+            if not self.keys.cluster:  # one slot only on a cluster: dropped after the ack
+                one.memo_keys += p.memo_keys
+        lost = self.queue.ack(acks, refresh_all=refresh)
+        if refresh or len(acks) == len(self.queue.shards):
+            self._last_ack = now
+        if self.keys.cluster:
+            # A memo outlives a lost ack (its batch is redelivered and replays it); after a
+            # crash between the ack and this it expires by itself (a day).
+            unlink_all(self.redis, [k for p in done if p.shard not in lost for k in p.memo_keys])
+        if lost:
+            # Our heartbeat expired and a supervisor requeued (some of) our inflight lists.
             self.metrics.lease_lost.inc()
             log.warning("%s lost its lease (heartbeat expired); requeueing its batches and "
                         "starting over", self.worker_id)
@@ -215,6 +247,22 @@ class Worker:
 
 
 INCIDENT_EVENTS = ("opened", "updated", "resolved")
+
+
+def _peek_sent_at(raw: bytes) -> float | None:
+    """The envelope's `sent_at`, read without unpacking the events that follow it (farm's
+    producers write it first); None when the envelope is unreadable or has none."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(raw)
+    try:
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "sent_at":
+                value = unpacker.unpack()
+                return float(value) if isinstance(value, (int, float)) else None
+            unpacker.skip()
+    except Exception:  # msgpack raises several unrelated types for garbage
+        return None
+    return None
 
 
 def _cpus() -> str:

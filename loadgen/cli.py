@@ -34,6 +34,7 @@ from farm.units import format_bytes, parse_duration
 from loadgen import latency, report, runner, timeline, verify
 from loadgen.incidents import StormRule, storm_rule_of
 from loadgen.options import DEFAULTS, Plan, PlanOptions, make_plan
+from loadgen.producer import producer_keys
 from loadgen.profiles import PROFILES
 from loadgen.stores import StoreError, StoreReader, reader_for
 
@@ -208,6 +209,7 @@ def _http_target(target: str) -> str | None:
 def _plan(opts: dict, cfg: Config, redis_url: str, http_url: str | None) -> tuple[Plan, float]:
     """The checked plan and the --drain-timeout in seconds."""
     options = PlanOptions.from_params(opts, redis_url=redis_url, prefix=cfg.redis.prefix,
+                                      shards=cfg.redis.shards,
                                       http_url=http_url)
     try:
         return make_plan(options), parse_duration(opts["drain_timeout"])
@@ -272,7 +274,7 @@ def _account(plan: Plan, outcome: runner.Outcome, cfg: Config, client: Redis,
     try:
         verdict, counters, drain_seconds = verify.account(
             plan, outcome, lambda: fetch_status(cfg), baseline.status, client, baseline.reader,
-            cfg.redis.prefix, drain_timeout, shown.update if shown else None,
+            producer_keys(plan.producers[0]), drain_timeout, shown.update if shown else None,
             baseline.storm_rule)
     except (verify.VerifyError, StoreError, RedisError) as exc:
         raise Failure(f"--verify: {exc}", NOT_DRAINED) from None

@@ -123,6 +123,7 @@ class PlanOptions:
     # Where to send: the farm's Redis and key prefix, or the gateway's base URL and API key.
     redis_url: str | None = None
     prefix: str = "farm"
+    shards: int = 0
     http_url: str | None = None
     api_key: str | None = None
 
@@ -325,5 +326,6 @@ def _producer_specs(options: PlanOptions, run_id: str, population: PopulationSpe
                          redis_url=options.redis_url, prefix=options.prefix, http=http,
                          batch_events=options.batch_events, batch_bytes=batch_bytes,
                          batch_wait=batch_wait, duration=volume.seconds, total=share,
-                         max_backlog=max_backlog, record=options.verify)
+                         max_backlog=max_backlog, record=options.verify,
+                         shards=options.shards)
             for index in range(options.producers)]

@@ -18,7 +18,8 @@ from dataclasses import replace
 
 import redis
 
-from farm.redis_keys import LANES, Keys
+from farm.redis_keys import CLUSTER_SHARDS, LANES, Keys
+from farm.redisconn import connect, is_cluster_url
 from loadgen.batches import Batcher
 from loadgen.http_producer import HttpProducer
 from loadgen.pacing import Pacer
@@ -93,11 +94,11 @@ class RedisProducer:
         self.spec = spec
         self.stream = stream
         self.stats = stats
-        self.redis = redis.Redis.from_url(spec.redis_url, socket_timeout=30,
-                                          socket_connect_timeout=5)
-        self.redis.ping()
-        keys = Keys(spec.prefix)
-        self.queues = {lane: keys.queue(lane) for lane in LANES}
+        self.redis = connect(spec.redis_url)
+        self.keys = keys = producer_keys(spec)
+        # A batch goes to the shards in turn (each producer starts at its own).
+        self.queues = {lane: [keys.queue(lane, s) for s in keys.all_shards()] for lane in LANES}
+        self.turn = spec.producer
         self.batcher = Batcher(spec.run_id, spec.producer, spec.tenant, spec.batch_events,
                                spec.batch_bytes, spec.batch_wait, log)
         self.pacer = Pacer(0.0)
@@ -108,7 +109,7 @@ class RedisProducer:
     def known_fingerprints(self) -> int:
         """How many of this producer's fingerprints the farm already holds a content hash for
         (`<prefix>:dedup:<tenant>:<fingerprint>`): an earlier run with the same seed."""
-        keys = Keys(self.spec.prefix)
+        keys = self.keys
         groups = [g for groups in self.stream.order.values() for g in groups]
         if self.stream.incidents is not None:
             groups += self.stream.incidents.groups.values()
@@ -169,7 +170,9 @@ class RedisProducer:
         pipe = self.redis.pipeline(transaction=False)
         closed = [self.batcher.seal(batch, sent_at) for batch in ready]
         for batch in closed:
-            pipe.lpush(self.queues[batch.lane], batch.data)
+            shards = self.queues[batch.lane]
+            self.turn += 1
+            pipe.lpush(shards[self.turn % len(shards)], batch.data)
         pipe.execute()
         for batch in closed:
             stats[Stat.PAYLOAD] += batch.payload_bytes
@@ -189,8 +192,9 @@ class RedisProducer:
         if not batches:
             return False
         pipe = self.redis.pipeline(transaction=False)
-        for queue in self.queues.values():
-            pipe.llen(queue)
+        for shards in self.queues.values():
+            for queue in shards:
+                pipe.llen(queue)
         queued = sum(pipe.execute())
         over = queued * (self.stats[Stat.WIRE] / batches) > self.spec.max_backlog
         if over and self.throttled_since is None:
@@ -200,3 +204,10 @@ class RedisProducer:
             self.stats[Stat.THROTTLED] += now - self.throttled_since
             self.throttled_since = None
         return over
+
+
+def producer_keys(spec: ProducerSpec) -> Keys:
+    """The farm's keys as the producer's Redis URL and `[redis] shards` make them."""
+    cluster = is_cluster_url(spec.redis_url)
+    return Keys(spec.prefix, shards=spec.shards or (CLUSTER_SHARDS if cluster else 1),
+                cluster=cluster)

@@ -44,6 +44,7 @@ class ProducerSpec:
     total: float | None               # this producer's share, in stream.unit, or None
     max_backlog: int                  # bytes queued in Redis above which pushing pauses
     record: bool
+    shards: int = 0                   # [redis] shards (0: the default for the Redis kind)
 
 
 @dataclass

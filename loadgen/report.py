@@ -260,7 +260,7 @@ def _add_findings(table: Table, verify: dict) -> None:
     else:
         sent_checked = verify["farm_received_expected"] is not None
         table.add_row("farm counters", "received = indexed + duplicate + dead + maintenance + "
-                      "empty" + (", received = what was sent" if sent_checked else ""))
+                      "empty + expired" + (", received = what was sent" if sent_checked else ""))
     lat = verify["latency_seconds"]
     if lat["p50"] is not None:
         table.add_row("latency", f"p50 {lat['p50'] * 1000:,.0f} ms, p95 "

@@ -15,9 +15,9 @@ not fixed (two workers may decide neighbouring batches in either order), so the 
   with their reasons;
 - the farm's own counters add up: over the run, alerts_received grew by what the run sent
   (Redis target; a dead-lettered event counts as one, and so does an event that yields no
-  alert, as the farm counts them), and indexed + duplicate + dead + maintenance + empty grew as
-  much as received. A farm bug that drops a copy nobody stores (a repeat) leaves no row to miss,
-  only this gap;
+  alert, as the farm counts them), and indexed + duplicate + dead + maintenance + empty +
+  expired grew as much as received. A farm bug that drops a copy nobody stores (a repeat)
+  leaves no row to miss, only this gap;
 - maintenance windows drop alerts on purpose, and which ones only the farm knows (their
   conditions are the farm's, not the generator's): versions with no stored copy are put down to
   the windows when the farm's alerts_maintenance grew by at least their copies, and are loss
@@ -165,11 +165,17 @@ class DeadLetter:
     provider: str | None = None
 
 
-def read_dead_letters(redis, prefix: str, since: float, belongs) -> list[DeadLetter]:
-    """This run's dead letters (`belongs(batch_id)`), newest first. The list is scanned from
-    its newest end and the scan stops at the first letter older than `since` (letters are
-    pushed in time order), so older runs' letters cost nothing."""
-    key = Keys(prefix).dlq
+def read_dead_letters(redis, keys: Keys, since: float, belongs) -> list[DeadLetter]:
+    """This run's dead letters (`belongs(batch_id)`), newest first, from every shard's list.
+    Each list is scanned from its newest end and the scan stops at the first letter older than
+    `since` (letters are pushed in time order), so older runs' letters cost nothing."""
+    out = []
+    for shard in keys.all_shards():
+        out += _shard_letters(redis, keys.dead_letters(shard), since, belongs)
+    return out
+
+
+def _shard_letters(redis, key: str, since: float, belongs) -> list[DeadLetter]:
     out = []
     start = 0
     while True:
@@ -599,7 +605,7 @@ def history_rows(reader: StoreReader, run_id: str | None, logs: list[SendLog]):
 
 
 def account(plan, outcome, fetch_status, before: dict, redis, reader: StoreReader,
-            prefix: str, drain_timeout: float, on_progress=None,
+            keys: Keys, drain_timeout: float, on_progress=None,
             storm_rule: StormRule | None = None) -> tuple[Verdict, dict, float]:
     """The whole of --verify after a run: wait for the drain, read this run's dead letters and
     stored rows, match them; under --profile incident-storm (with the farm's `storm_rule`)
@@ -616,7 +622,7 @@ def account(plan, outcome, fetch_status, before: dict, redis, reader: StoreReade
     else:
         belongs = {b for log in outcome.logs for b in (log.batch_ids or ())
                    if b not in NOT_A_BATCH}.__contains__
-    letters = read_dead_letters(redis, prefix, outcome.start - 1, belongs)
+    letters = read_dead_letters(redis, keys, outcome.start - 1, belongs)
     rows = history_rows(reader, plan.run_id if by_redis else None, outcome.logs)
     if by_redis:
         ledger = _BatchLedger(outcome.logs, plan.run_id)
@@ -653,9 +659,9 @@ def check_counters(verdict: Verdict, deltas: dict[str, int]) -> None:
     if settled < received:
         verdict.books.append(
             f"alerts_received grew by {received:,}, but indexed + duplicate + dead + "
-            f"maintenance + empty only by {settled:,}: {received - settled:,} alerts neither "
-            f"stored, dropped as duplicates, dead-lettered, dropped by a maintenance window nor "
-            f"counted as empty events")
+            f"maintenance + empty + expired only by {settled:,}: {received - settled:,} alerts "
+            f"neither stored, dropped as duplicates, dead-lettered, dropped by a maintenance "
+            f"window, counted as empty events nor expired ([redis] max_batch_age)")
 
 
 def _starts_with(prefix: str):

@@ -16,6 +16,8 @@ import time
 
 import redis
 
+from farm.redisconn import RedisUnavailable, connect, is_cluster_url
+
 LOOP_STALL_SECONDS = 30.0
 PING_TIMEOUT_SECONDS = 1.0
 
@@ -60,12 +62,15 @@ class Health:
         return (503 if problems else 200), doc
 
     def _ping(self) -> str | None:
-        if self._client is None:
-            self._client = redis.Redis.from_url(
-                self.sup.redis_url, socket_timeout=PING_TIMEOUT_SECONDS,
-                socket_connect_timeout=PING_TIMEOUT_SECONDS)
         try:
+            if self._client is None:
+                self._client = (connect(self.sup.redis_url, check=False)
+                                if is_cluster_url(self.sup.redis_url) else redis.Redis.from_url(
+                                    self.sup.redis_url, socket_timeout=PING_TIMEOUT_SECONDS,
+                                    socket_connect_timeout=PING_TIMEOUT_SECONDS))
             self._client.ping()
+        except RedisUnavailable as exc:
+            return str(exc)
         except redis.RedisError as exc:
             return f"Redis does not answer: {exc}"
         return None

@@ -22,8 +22,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from farm import queue
-from farm.notify import outbox
-from farm.notify.outbox import NotifyKeys
 from farm.redis_keys import LANES, STAT_NAMES
 from supervisor.errors import FarmError
 from supervisor.health import Health
@@ -51,8 +49,8 @@ class FarmCollector:
         try:
             depths = queue.depths(sup.redis, sup.keys)
             stats = queue.read_stats(sup.redis, sup.keys)
-            dead = sup.redis.llen(sup.keys.dlq)
-            notify_waiting, notify_overflowed = outbox.depth(sup.redis, NotifyKeys(sup.keys.prefix))
+            dead = queue.dead_letter_count(sup.redis, sup.keys)
+            notify_waiting, notify_overflowed = queue.notify_depth(sup.redis, sup.keys)
         except redis.RedisError:
             return
         lanes = GaugeMetricFamily("farm_queue_depth", "Batches waiting in Redis, per lane.",

@@ -27,9 +27,7 @@ from farm import worker as worker_proc
 from farm.config import Config
 from farm.ingest import process as ingest_proc
 from farm.lifeline import ReadyBoard
-from farm.notify import outbox
-from farm.notify.outbox import NotifyKeys
-from farm.redis_keys import LANES, Keys
+from farm.redis_keys import LANES, keys_for
 from farm.redis_server import RedisServer, RedisServerError, embedded_dir
 from farm.redisconn import connect, describe
 from farm.sinks import writer_for
@@ -54,7 +52,7 @@ class Supervisor:
         self.cfg = cfg
         self.n_workers = workers
         self.n_ingest = cfg.ingest.processes if ingest else 0
-        self.keys = Keys(cfg.redis.prefix)
+        self.keys = keys_for(cfg)
         self.node = cfg.node_id
         self.ctx = multiprocessing.get_context("spawn")
         self.pidfile = PidFile(cfg.data_dir / "farm.pid")
@@ -160,12 +158,9 @@ class Supervisor:
     def _requeue_own_leftovers(self) -> int:
         """Inflight lists of this node's worker ids belong to a previous run of this farm
         (we hold the pid file), so they are requeued without waiting for heartbeats."""
-        moved = 0
-        prefix = self.keys.inflight(f"{self.node}.")
-        for key in self.redis.scan_iter(match=prefix + "*", count=500):
-            worker_id = self.keys.worker_of_inflight(key.decode())
-            moved += queue.recover(self.redis, self.keys, worker_id, force=True)
-        return moved
+        return sum(queue.recover(self.redis, self.keys, worker_id, force=True, shards=[shard])
+                   for worker_id, shard in queue.inflight_lists(self.redis, self.keys,
+                                                                f"{self.node}.*"))
 
     def _create_rings(self) -> None:
         doorbell = self.ctx.Semaphore(0)
@@ -542,9 +537,9 @@ class Supervisor:
             depths = queue.depths(self.redis, self.keys)
             doc["queues"] = {lane: depths[lane] for lane in LANES}
             doc["inflight"] = depths["inflight"]
-            doc["dead_letters"] = self.redis.llen(self.keys.dlq)
+            doc["dead_letters"] = queue.dead_letter_count(self.redis, self.keys)
             doc["counters"] = queue.read_stats(self.redis, self.keys)
-            waiting, overflowed = outbox.depth(self.redis, NotifyKeys(self.keys.prefix))
+            waiting, overflowed = queue.notify_depth(self.redis, self.keys)
             doc["notify"].update(queue=waiting, overflowed=overflowed)
         except redis.RedisError as exc:
             doc["error"] = describe(self.redis_url, exc)

@@ -12,6 +12,7 @@ import redis as redis_lib
 
 from tests.support import engine as engine_mod
 from tests.support.private_redis import private_redis
+from tests.support.redis_cluster import RedisCluster
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,23 @@ def redis_url(tmp_path_factory) -> str:
     server = private_redis(tmp_path_factory.mktemp("redis"))
     yield server.start()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory) -> RedisCluster:
+    """A real Redis Cluster (3 masters, 3 replicas) for the whole session."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster) -> str:
+    """Its `redis+cluster://` URL."""
+    return redis_cluster.url
 
 
 @pytest.fixture

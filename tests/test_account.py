@@ -46,10 +46,11 @@ class Worker:
 
     def run(self, raw: bytes) -> Outcome:
         self.redis.lpush(KEYS.queue("normal"), raw)
-        [taken] = self.queue.take(0)
+        [(shard, taken)] = self.queue.take(0)
         outcome = self.pipeline.process(taken)
         memo_keys = [KEYS.decided(m) for m in outcome.memo_ids]
-        assert self.queue.ack(1, outcome.counts, outcome.dead_letters, memo_keys)
+        one = queue.ShardAck(1, outcome.counts, outcome.dead_letters, memo_keys)
+        assert self.queue.ack({shard: one}) == []
         return outcome
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from farm import config as config_mod
+from farm.redis_keys import Keys
 from loadgen import runner, storm, verify
 from loadgen.incidents import storm_rule_of
 from loadgen.population import INDEX_SHIFT, MEMBER_SHIFT
@@ -138,7 +139,7 @@ def test_verify_catches_a_deleted_and_an_altered_incident(tmp_path, redis, redis
         db.close()
         reader = SqliteReader(cfg.sqlite_path)
         verdict, _, _ = verify.account(the_plan, outcome, farm.status, before, redis, reader,
-                                       "farm", 60, storm_rule=rule)
+                                       Keys("farm"), 60, storm_rule=rule)
         reader.close()
     assert not verdict.loss and verdict.missing_versions == 0   # every alert row is there
     check = verdict.incidents

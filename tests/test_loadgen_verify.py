@@ -164,9 +164,10 @@ def test_farm_counters_that_do_not_add_up_are_loss_though_no_row_is_missing():
     uncounted = checked(deltas(received=2, indexed=1))
     assert uncounted.loss and not uncounted.missing_versions
     assert uncounted.books == ["alerts_received grew by 2, but indexed + duplicate + dead + "
-                               "maintenance + empty only by 1: 1 alerts neither stored, "
-                               "dropped as duplicates, dead-lettered, dropped by a maintenance "
-                               "window nor counted as empty events"]
+                               "maintenance + empty + expired only by 1: 1 alerts neither "
+                               "stored, dropped as duplicates, dead-lettered, dropped by a "
+                               "maintenance window, counted as empty events nor expired "
+                               "([redis] max_batch_age)"]
     # ...or never counted it as received at all.
     unseen = checked(deltas(received=1, indexed=1))
     assert unseen.loss and len(unseen.books) == 1
@@ -248,7 +249,7 @@ def test_verify_catches_a_deleted_row(tmp_path, redis, redis_url):
         db.close()
         reader = SqliteReader(cfg.sqlite_path)
         verdict, counters, _ = verify.account(the_plan, outcome, farm.status, before, redis,
-                                              reader, "farm", 60)
+                                              reader, Keys("farm"), 60)
         reader.close()
     assert verdict.loss and verdict.missing_versions == 1
     assert victim in verdict.missing[0]
@@ -269,12 +270,12 @@ def test_verify_catches_a_repeat_copy_the_farm_never_counted(tmp_path, redis, re
         redis.decr(Keys("farm").stat("alerts_duplicate"))
         reader = SqliteReader(cfg.sqlite_path)
         verdict, counters, _ = verify.account(the_plan, outcome, farm.status, before, redis,
-                                              reader, "farm", 60)
+                                              reader, Keys("farm"), 60)
         reader.close()
     assert verdict.missing_versions == 0 and not verdict.unexpected and not verdict.dead
     assert verdict.loss and len(verdict.books) == 1
     assert ("1 alerts neither stored, dropped as duplicates, dead-lettered, dropped by a "
-            "maintenance window nor counted as empty events") in verdict.books[0]
+            "maintenance window, counted as empty events nor expired") in verdict.books[0]
 
 
 def test_known_fingerprints_are_counted_only_when_the_epoch_is_pinned(redis, redis_url):

@@ -200,8 +200,8 @@ def test_windows_opened_and_closed_mid_run_drop_exactly_what_they_took(tmp_path,
         _code, metrics = farm.get("/metrics")
         status = farm_cli(config, "status")
     assert "alerts_maintenance" in status
-    assert "received = indexed + duplicate + dead + maintenance + empty: every alert accounted " \
-        "for" in status
+    assert "received = indexed + duplicate + dead + maintenance + empty + expired: every alert " \
+        "accounted for" in status
     counters = doc["counters"]
     assert counters["alerts_received"] == 60 and counters["alerts_maintenance"] == 8
     assert counters["alerts_indexed"] == 52

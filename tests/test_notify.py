@@ -16,7 +16,7 @@ from farm.deadletters import decode_letter, replay
 from farm.notify.delivery import SIGNATURE_HEADER, signature
 from farm.notify.entries import alert_entry, incident_entry, request_body
 from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
-from farm.queue import WorkQueue
+from farm.queue import ShardAck, WorkQueue
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
 from tests.support.farms import FarmProcess, write_config
@@ -41,17 +41,17 @@ def notify_letters(redis, prefix: str = "farm") -> list[dict]:
 def test_the_ack_pushes_notifications_with_the_batch(redis):
     q = WorkQueue(redis, KEYS, "w0", 10, notify_cap=100)
     q.claim()
-    redis.lpush(q.inflight, b"batch")
-    assert q.ack(1, {"alerts_received": 3}, [], [], entries(3))
-    assert redis.llen(q.inflight) == 0
+    redis.lpush(q.inflight[0], b"batch")
+    assert q.ack({0: ShardAck(1, {"alerts_received": 3}, [], [], entries(3))}) == []
+    assert redis.llen(q.inflight[0]) == 0
     assert redis.lrange(NOTIFY.queue, 0, -1)[::-1] == entries(3)  # oldest on the right
 
 
 def test_an_ack_that_lost_its_lease_notifies_nothing(redis):
     q = WorkQueue(redis, KEYS, "w0", 10, notify_cap=100)
     q.claim()
-    redis.delete(q.heartbeat)  # a supervisor presumed us dead: the batch will be redelivered
-    assert not q.ack(1, {"alerts_received": 3}, [], [], entries(3))
+    redis.delete(q.heartbeat[0])  # a supervisor presumed us dead: the batch will be redelivered
+    assert q.ack({0: ShardAck(1, {"alerts_received": 3}, [], [], entries(3))}) == [0]
     assert redis.llen(NOTIFY.queue) == 0
 
 
@@ -60,7 +60,7 @@ def test_past_the_cap_notifications_are_dead_lettered_and_counted_never_waited_f
     q.claim()
     redis.lpush(NOTIFY.queue, *entries(1))  # one already waits
     letter = msgpack.packb({"reason": "bad", "stage": "normalize", "payload": 1})
-    assert q.ack(0, {}, [letter], ["nt:decided:x"], entries(5))
+    assert q.ack({0: ShardAck(0, {}, [letter], ["nt:decided:x"], entries(5))}) == []
     assert redis.llen(NOTIFY.queue) == 4
     assert int(redis.get(NOTIFY.overflowed)) == 2
     [over] = notify_letters(redis, "nt")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgpack
 
 from farm import queue
-from farm.queue import WorkQueue
+from farm.queue import ShardAck, WorkQueue
 from farm.redis_keys import Keys
 
 KEYS = Keys("farm")
@@ -17,8 +17,8 @@ def test_critical_lane_is_taken_first(redis):
     redis.lpush(KEYS.queue("critical"), b"c2")
     q = WorkQueue(redis, KEYS, "w0", 10)
     q.claim()
-    assert q.take(0) == [b"c1", b"n1"]
-    assert q.take(0) == [b"c2"]
+    assert q.take(0) == [(0, b"c1"), (0, b"n1")]
+    assert q.take(0) == [(0, b"c2")]
     assert redis.lrange(KEYS.inflight("w0"), 0, -1) == [b"c2", b"n1", b"c1"]
 
 
@@ -37,8 +37,8 @@ def test_ack_trims_the_oldest_counts_and_dead_letters_atomically(redis):
         q.take(0)
     redis.set(KEYS.decided("a/0"), "n")
     letter = msgpack.packb({"reason": "bad"})
-    assert q.ack(2, {"alerts_received": 5, "alerts_indexed": 4, "alerts_dead": 1},
-                 [letter], [KEYS.decided("a/0")])
+    counts = {"alerts_received": 5, "alerts_indexed": 4, "alerts_dead": 1}
+    assert q.ack({0: ShardAck(2, counts, [letter], [KEYS.decided("a/0")])}) == []
     assert redis.lrange(KEYS.inflight("w0"), 0, -1) == [b"c"]
     assert queue.read_stats(redis, KEYS)["alerts_received"] == 5
     assert redis.lrange(KEYS.dlq, 0, -1) == [letter]
@@ -54,10 +54,10 @@ def test_a_worker_whose_lease_expired_loses_its_batches_to_the_queue(redis):
     assert queue.recover_orphans(redis, KEYS) == 1
     assert redis.lrange(KEYS.queue("critical"), 0, -1) == [b"a"]
     redis.lpush(KEYS.queue("normal"), b"b")
-    assert q.take(0) == [b"a", b"b"]  # taken again after the theft
+    assert q.take(0) == [(0, b"a"), (0, b"b")]  # taken again after the theft
     # The old ack of 'a' must not trim the new 'a' as if it were committed: the lease check
     # refuses it.
-    assert not q.ack(1, {"alerts_received": 1}, [], [])
+    assert q.ack({0: ShardAck(1, {"alerts_received": 1})}) == [0]
     assert redis.lrange(KEYS.inflight("w0"), 0, -1) == [b"b", b"a"]
     assert queue.read_stats(redis, KEYS)["alerts_received"] == 0
 
@@ -73,7 +73,7 @@ def test_recover_keeps_order_and_counts_redeliveries(redis):
     assert queue.recover(redis, KEYS, "w0", force=True) == 3
     q2 = WorkQueue(redis, KEYS, "w1", 10)
     q2.claim()
-    assert [q2.take(0)[0] for _ in range(3)] == [b"1", b"2", b"3"]
+    assert [q2.take(0)[0][1] for _ in range(3)] == [b"1", b"2", b"3"]
     assert queue.read_stats(redis, KEYS)["batches_redelivered"] == 3
 
 
@@ -81,3 +81,20 @@ def test_depths_report_lanes_and_inflight(redis):
     redis.lpush(KEYS.queue("normal"), b"a", b"b")
     redis.lpush(KEYS.inflight("x.0"), b"c")
     assert queue.depths(redis, KEYS) == {"critical": 0, "normal": 2, "inflight": 1}
+
+
+def test_sharded_queue_takes_every_shard_in_turn_and_recovers_each(redis):
+    keys = Keys("farm", shards=3)
+    for shard in keys.all_shards():
+        redis.lpush(keys.queue("normal", shard), f"n{shard}".encode())
+    redis.lpush(keys.queue("critical", 2), b"c2")
+    q = WorkQueue(redis, keys, "w0", 10)
+    q.claim()
+    taken = [item for _ in range(3) for item in q.take(0)]
+    assert sorted(taken) == [(0, b"n0"), (1, b"n1"), (2, b"c2"), (2, b"n2")]
+    assert taken.index((2, b"c2")) < taken.index((2, b"n2"))  # critical first in its shard
+    assert q.ack({1: ShardAck(1, {"alerts_received": 2})}, refresh_all=True) == []
+    assert queue.read_stats(redis, keys)["alerts_received"] == 2
+    assert queue.recover(redis, keys, "w0", force=True) == 3
+    assert queue.depths(redis, keys) == {"critical": 3, "normal": 0, "inflight": 0}
+    assert queue.read_stats(redis, keys)["batches_redelivered"] == 3

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from farm.config.setting import host_port, key, section, size
+from farm.config.setting import host_port, key, parsed_by, section, size
+from farm.units import parse_duration
+
+_duration = parsed_by(parse_duration)
+
+
+def _optional_duration(value: str) -> str | None:
+    return _duration(value) if value else None
 
 
 @section("farm")
@@ -21,10 +28,23 @@ class FarmSettings:
 @section("redis")
 class RedisSettings:
     url: str = key("",
-            "Redis URL (redis://, rediss:// or unix://). Empty: farm runs its own Redis server "
-            "with append-only persistence in data_dir.")
+            "Redis URL (redis://, rediss:// or unix://), or a Redis Cluster as "
+            "redis+cluster://[user:pass@]host1:port1,host2:port2,... (rediss+cluster:// for "
+            "TLS). Empty: farm runs its own Redis server with append-only persistence in "
+            "data_dir.")
     prefix: str = key("farm",
             "Prefix of every Redis key farm uses.")
+    shards: int = key(0,
+            "Queue shards: producers spread batches over them, workers take from all of them "
+            "in turn; each shard's keys share one hash slot. 0 means 1 on a single Redis (the "
+            "key names farm always used) and 16 on a Redis Cluster. Change it only with empty "
+            "queues: batches in shards beyond the new count are no longer taken.",
+            minimum=0, maximum=1024)
+    max_batch_age: str = key("",
+            "A batch older than this (since its envelope's sent_at) when a worker takes it goes "
+            "to the dead-letter list with reason `expired` and its alerts count as "
+            "alerts_expired, e.g. \"1h\" to skip stale alerts after a long outage. Empty: off.",
+            check=_optional_duration)
 
 
 @section("workers")

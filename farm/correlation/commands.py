@@ -4,6 +4,7 @@ hand through the farm's own write path (a control batch a worker carries out).""
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 
@@ -13,7 +14,8 @@ import orjson
 
 from farm.cli_support import config_option, connect_redis, fail, load_config
 from farm.correlation.stage import RESOLVE_INCIDENT
-from farm.redis_keys import Keys
+from farm.redis_keys import Keys, keys_for
+from farm.redis_server import redis_url_of
 
 
 @click.group()
@@ -81,9 +83,9 @@ def incidents_show(incident_id, as_json, config_path):
         click.echo(f"  {link['fingerprint']}  linked by {link['eventId']} at {link['linkedAt']}")
 
 
-def _incident_state(redis, keys: Keys, incident_id: str) -> dict | None:
+def _incident_state(redis, keys: Keys, incident_id: str, tenant: str) -> dict | None:
     """The incident's state as the correlation script keeps it (farm/redis_keys.py), or None."""
-    raw = redis.hget(keys.incident(incident_id), "state")
+    raw = redis.hget(keys.incident(incident_id, tenant), "state")
     return orjson.loads(raw) if raw else None
 
 
@@ -91,26 +93,29 @@ def _incident_state(redis, keys: Keys, incident_id: str) -> dict | None:
 @click.argument("incident_id")
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for a worker to carry it out.")
+@click.option("--tenant", default="default", show_default=True,
+              help="The incident's tenant (on a Redis Cluster its state lives in the tenant's "
+                   "hash slot).")
 @config_option
-def incidents_resolve(incident_id, timeout, config_path):
+def incidents_resolve(incident_id, timeout, tenant, config_path):
     """Resolve an incident by hand: a worker marks it resolved in Redis and the indexer
     stores the new state, like any other change."""
 
     cfg = load_config(config_path)
     redis = connect_redis(cfg)
-    keys = Keys(cfg.redis.prefix)
-    state = _incident_state(redis, keys, incident_id)
+    keys = keys_for(cfg, redis_url_of(cfg))
+    state = _incident_state(redis, keys, incident_id, tenant)
     if state is None:
         fail(f"no incident {incident_id} in Redis (a wrong id, or untouched for longer than "
                  f"[correlation] ttl_seconds)")
     batch = {"v": 1, "id": uuid.uuid4().hex, "tenant": state["tenant"], "provider": "keep",
              "sent_at": time.time(), "events": [],
              "control": {RESOLVE_INCIDENT: incident_id}}
-    redis.lpush(keys.queue("critical"), msgpack.packb(batch))
+    redis.lpush(keys.queue("critical", random.randrange(keys.shards)), msgpack.packb(batch))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        memo = redis.exists(keys.incidents_memo(batch["id"]))
-        if not memo and (_incident_state(redis, keys, incident_id) or {}).get("status") \
+        memo = redis.exists(keys.incidents_memo(batch["id"], tenant))
+        if not memo and (_incident_state(redis, keys, incident_id, tenant) or {}).get("status") \
                 == "resolved":
             click.echo(f"incident {incident_id} resolved")
             return

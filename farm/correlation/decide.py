@@ -76,10 +76,12 @@ class Decider:
         severity order, sources, service, matches] for its alerts that are not full
         duplicates; `rules` the specs (CorrelationRule.spec) of the rules matched. Raises
         redis errors as they come."""
-        request = {"p": self.keys.prefix, "t": tenant, "now": sent_at, "iso": iso_ms(sent_at),
-                   "ttl": self.ttl, "mttl": MEMO_TTL_SECONDS, "start": start, "end": end,
-                   "rules": rules or {"": []}, "items": items}
-        raw = self._chunk(keys=[self.keys.incidents_memo(batch_id)],
+        # "p": every key the script names starts with it: on a Redis Cluster it carries the
+        # tenant's hash tag, so the whole call touches that one slot.
+        request = {"p": self.keys.correlation_prefix(tenant), "t": tenant, "now": sent_at,
+                   "iso": iso_ms(sent_at), "ttl": self.ttl, "mttl": MEMO_TTL_SECONDS,
+                   "start": start, "end": end, "rules": rules or {"": []}, "items": items}
+        raw = self._chunk(keys=[self.keys.incidents_memo(batch_id, tenant)],
                           args=[orjson.dumps(request)])
         out, snaps, (opened, updated, resolved) = orjson.loads(raw)
         decided = Decided(opened=opened, updated=updated, resolved=resolved)
@@ -92,9 +94,10 @@ class Decider:
                 ) -> dict | None:
         """Resolve one incident by hand; memoised under the control batch's id. None when
         Redis holds no such incident for the tenant."""
-        request = {"p": self.keys.prefix, "t": tenant, "now": sent_at, "iso": iso_ms(sent_at),
-                   "ttl": self.ttl, "mttl": MEMO_TTL_SECONDS, "id": incident_id}
-        raw = self._resolve(keys=[self.keys.incidents_memo(batch_id)],
+        request = {"p": self.keys.correlation_prefix(tenant), "t": tenant, "now": sent_at,
+                   "iso": iso_ms(sent_at), "ttl": self.ttl, "mttl": MEMO_TTL_SECONDS,
+                   "id": incident_id}
+        raw = self._resolve(keys=[self.keys.incidents_memo(batch_id, tenant)],
                             args=[orjson.dumps(request)])
         return snapshot_of(raw) if raw else None
 

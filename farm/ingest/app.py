@@ -27,7 +27,6 @@ import time
 from collections.abc import AsyncIterator
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -45,7 +44,8 @@ from farm.ingest.critical import is_critical
 from farm.ingest.errors import Refused
 from farm.ingest.openapi import document
 from farm.ingest.ratelimit import RateLimiter
-from farm.redis_keys import Keys
+from farm.redis_keys import keys_for
+from farm.redisconn import connect_async
 from farm.units import parse_bytes
 from farm.wire import PROVIDERS
 
@@ -96,11 +96,8 @@ class Gateway:
         self.budget = limits.BodyBudget(parse_bytes(ingest.max_inflight_bytes),
                                         UNAVAILABLE_RETRY_SECONDS)
         self._watcher: asyncio.Task | None = None
-        pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url, max_connections=REDIS_POOL_SIZE, timeout=10, socket_timeout=10,
-            socket_connect_timeout=5, health_check_interval=30)
-        self.redis = aioredis.Redis(connection_pool=pool)
-        keys = Keys(cfg.redis.prefix)
+        self.redis = connect_async(redis_url, max_connections=REDIS_POOL_SIZE, timeout=10)
+        keys = keys_for(cfg, redis_url)
         self.limiter = RateLimiter(self.redis, cfg.redis.prefix, ingest.rate,
                                    ingest.burst_seconds, ingest.rates)
         self.batcher = Batcher(self.redis, keys, ingest.flush_ms, ingest.batch_events,

@@ -58,15 +58,19 @@ class Gate:
 
     async def measure(self) -> Backlog:
         pipe = self.redis.pipeline(transaction=False)
-        lanes = LANES
-        for lane in lanes:
-            pipe.llen(self.keys.queue(lane))
-        for lane in lanes:
-            pipe.memory_usage(self.keys.queue(lane))
+        queues = [(lane, self.keys.queue(lane, shard)) for lane in LANES
+                  for shard in self.keys.all_shards()]
+        for _, queue in queues:
+            pipe.llen(queue)
+        for _, queue in queues:
+            pipe.memory_usage(queue)
         got = await pipe.execute()
-        return Backlog(batches=dict(zip(lanes, got[:2], strict=True)),
-                       bytes={lane: value or 0 for lane, value in zip(lanes, got[2:],
-                                                                      strict=True)})
+        batches, size = dict.fromkeys(LANES, 0), dict.fromkeys(LANES, 0)
+        for (lane, _), n, used in zip(queues, got[:len(queues)], got[len(queues):],
+                                      strict=True):
+            batches[lane] += n
+            size[lane] += used or 0
+        return Backlog(batches=batches, bytes=size)
 
     def update(self, backlog: Backlog) -> None:
         """Apply one measurement to the gate's state."""

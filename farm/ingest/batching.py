@@ -10,6 +10,7 @@ error. A request is never split across batches, so it maps to exactly one batch 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class Batcher:
                  metrics=None):
         self.redis = redis
         self.keys = keys
+        self._shards = itertools.cycle(keys.all_shards())  # batches spread over the shards
         self.flush_seconds = flush_ms / 1000
         self.max_events = max_events
         self.max_bytes = max_bytes
@@ -87,7 +89,7 @@ class Batcher:
         tenant, provider, lane, extras = key
         try:
             raw = encode_batch(batch.events, provider, tenant, batch.id, **dict(extras))
-            await self.redis.lpush(self.keys.queue(lane), raw)
+            await self.redis.lpush(self.keys.queue(lane, next(self._shards)), raw)
         except Exception as exc:  # every waiting request must get an answer
             if self.metrics is not None:
                 self.metrics.store_failures.inc()

@@ -16,7 +16,8 @@ from farm.maintenance.sources import (
     rules_path,
 )
 from farm.maintenance.window import Window
-from farm.redis_keys import Keys
+from farm.redis_keys import keys_for
+from farm.redis_server import redis_url_of
 
 _STATE_STYLE = {"active": "bold green", "upcoming": "cyan", "waiting": "", "ended": "dim",
                 "disabled": "dim"}
@@ -41,7 +42,7 @@ def _row(window: Window, now: float) -> dict:
 def window_rows(cfg, redis, now: float) -> tuple[list[dict], list[str]]:
     """One row per window (file first, then Redis), and the problems met reading them."""
     from_file, problems = _file_windows(cfg)
-    _version, from_redis, redis_problems = read_redis(redis, Keys(cfg.redis.prefix))
+    _version, from_redis, redis_problems = read_redis(redis, _keys(cfg))
     names = {w.name for w in from_file}
     shadowed = [f"Redis window {w.name!r} is ignored: the maintenance file has one of that name"
                 for w in from_redis if w.name in names]
@@ -57,7 +58,7 @@ def add_from_cli(cfg, redis, options: dict, now: float) -> str:
     if "start" not in table and "cron" not in table:
         table["start"] = datetime_text(now)
     from_file, _problems = _file_windows(cfg)
-    window = add_window(redis, Keys(cfg.redis.prefix), table, {w.name for w in from_file}, now)
+    window = add_window(redis, _keys(cfg), table, {w.name for w in from_file}, now)
     return f"added window {window.name!r} ({window.state_at(now)}, {window.schedule()}; " \
            f"alerts it takes are {window.action})"
 
@@ -66,7 +67,7 @@ def end_from_cli(cfg, redis, name: str, now: float) -> str:
     """End a Redis window now. Returns the line to print. Raises MaintenanceError."""
     from_file, _problems = _file_windows(cfg)
     try:
-        return end_window(redis, Keys(cfg.redis.prefix), name, {w.name for w in from_file}, now)
+        return end_window(redis, _keys(cfg), name, {w.name for w in from_file}, now)
     except ValueError as exc:
         raise MaintenanceError(f"window {name!r} in Redis cannot be read: {exc}") from None
 
@@ -87,3 +88,7 @@ def render_windows(rows: list[dict], console: Console | None = None) -> None:
         table.add_row(row["name"], state, row["schedule"], row["action"],
                       row["condition"] + ignored, row["from"])
     console.print(table)
+
+
+def _keys(cfg):
+    return keys_for(cfg, redis_url_of(cfg))

@@ -1,13 +1,14 @@
 """The Redis side of notifications: the bounded list workers push to, and the sender's own
 inflight list, so a sender that dies mid-request resends that request when it starts again.
 
-Keys (`<p>` is `[redis] prefix`):
-- `<p>:notify`                   list of entries (farm/notify/entries.py), newest on the left.
+Keys, one set per queue shard (`<S>` is the shard's prefix, farm/redis_keys.py: `[redis]
+prefix` itself on a single Redis with one shard):
+- `<S>:notify`                   list of entries (farm/notify/entries.py), newest on the left.
   Workers LPUSH in their ack script (farm/queue.py), up to `[notify] max_queue` entries.
-- `<p>:notify:inflight:<node>`   list: the entries of the request the node's sender is making,
-  moved there from `<p>:notify` atomically; deleted once delivered or dead-lettered.
-- `<p>:notify:overflowed`        integer: entries the ack scripts sent to the dead-letter list
-  because `<p>:notify` was full.
+- `<S>:notify:inflight:<node>`   list: the entries of the request the node's sender is making,
+  moved there from `<S>:notify` atomically; deleted once delivered or dead-lettered.
+- `<S>:notify:overflowed`        integer: entries the ack scripts sent to the dead-letter list
+  because `<S>:notify` was full.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ import sys
 import time
 
 import redis
-import redis.asyncio as aioredis
 
 from farm import metrics
 from farm.deadletters import dead_letter
@@ -29,7 +28,8 @@ from farm.log import setup_logging
 from farm.notify.delivery import Receiver
 from farm.notify.entries import counts, request_body
 from farm.notify.outbox import NotifyKeys, Outbox
-from farm.redisconn import describe
+from farm.redis_keys import keys_for
+from farm.redisconn import RedisUnavailable, connect_async, describe
 
 log = logging.getLogger("farm.notify")
 
@@ -51,7 +51,13 @@ class Sender:
     def __init__(self, cfg, redis_client, redis_url: str, lifeline: Lifeline | None = None):
         self.cfg = cfg.notify
         self.redis_url = redis_url
-        self.outbox = Outbox(redis_client, NotifyKeys(cfg.redis.prefix), cfg.node_id)
+        keys = keys_for(cfg, redis_url)
+        # One notify list per queue shard (the ack script pushes to its shard's); a request
+        # takes from one of them, and they take turns.
+        self.outboxes = [Outbox(redis_client, NotifyKeys(keys.shard_prefix(s)), cfg.node_id)
+                         for s in keys.all_shards()]
+        self.outbox = self.outboxes[0]
+        self._turn = 0
         self.receiver = Receiver(self.cfg.url, dict(self.cfg.headers), self.cfg.secret,
                                  self.cfg.timeout_seconds)
         self.lifeline = lifeline
@@ -85,7 +91,7 @@ class Sender:
                 if resync:
                     # After a Redis error our view of the inflight list cannot be trusted (a
                     # move may have happened without its reply reaching us): read it again.
-                    entries = await self.outbox.leftovers()
+                    entries = await self.leftovers()
                     resync = False
                     if entries:
                         log.info("resending %d notifications left in flight", len(entries))
@@ -110,12 +116,29 @@ class Sender:
             self.touch()
             await asyncio.sleep(min(left, WAIT_SLICE_SECONDS))
 
+    async def leftovers(self) -> list[bytes]:
+        """What a previous run left in flight (in one shard's inflight list at most)."""
+        for box in self.outboxes:
+            entries = await box.leftovers()
+            if entries:
+                self.outbox = box
+                return entries
+        return []
+
     async def fill(self) -> list[bytes]:
-        """Up to batch_max entries: whatever waits, else the first that comes within a
-        slice; then up to linger_ms more to fill the request."""
+        """Up to batch_max entries of one shard: whatever waits, else the first that comes
+        within a slice; then up to linger_ms more to fill the request."""
         most = self.cfg.batch_max
-        entries = await self.outbox.take(most)
+        n = len(self.outboxes)
+        entries: list[bytes] = []
+        for turn in range(n):
+            self.outbox = self.outboxes[(self._turn + turn) % n]
+            entries = await self.outbox.take(most)
+            if entries:
+                break
+        self._turn = (self._turn + 1) % n
         if not entries:
+            self.outbox = self.outboxes[self._turn]
             entries = await self.outbox.wait_for_one(WAIT_SLICE_SECONDS)
         deadline = time.monotonic() + self.cfg.linger_ms / 1000
         while entries and len(entries) < most and not self.stopping:
@@ -172,10 +195,9 @@ def main(cfg, redis_url: str, lifeline: Lifeline) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
     metrics.use_identity("notify")
     try:
-        client = aioredis.Redis.from_url(redis_url, socket_timeout=30,
-                                         socket_connect_timeout=5, health_check_interval=30)
-    except ValueError as exc:
-        log.error("[redis] url %r is not a Redis URL (%s)", redis_url, exc)
+        client = connect_async(redis_url)
+    except RedisUnavailable as exc:
+        log.error("%s", exc)
         sys.exit(BOOT_ERROR)
     sender = Sender(cfg, client, redis_url, lifeline)
 

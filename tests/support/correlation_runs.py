@@ -29,7 +29,7 @@ class CorrelationRun:
     """Sends batches through Pipeline.process and commits their records with SqliteWriter."""
 
     def __init__(self, tmp_path: Path, redis, rules: str, prefix: str = "corr",
-                 extra: str = ""):
+                 extra: str = "", keys: Keys | None = None):
         rule_file = tmp_path / "correlation.toml"
         rule_file.write_text(rules)
         cfg_file = tmp_path / "farm.toml"
@@ -37,7 +37,7 @@ class CorrelationRun:
                             f'[correlation]\nrules = "{rule_file}"\n{extra}')
         self.cfg = config.load(cfg_file, env={})
         self.redis = redis
-        self.keys = Keys(prefix)
+        self.keys = keys or Keys(prefix)
         self.pipeline = Pipeline(self.cfg, redis, self.keys)
         self.db_path = tmp_path / "store.db"
         self.writer = SqliteWriter(self.db_path)
