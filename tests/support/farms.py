@@ -59,9 +59,10 @@ def engine_store_table(url: str, prefix: str, **more) -> str:
 
 
 class FarmProcess:
-    """`farm start --workers N --config FILE` in a subprocess; `status()` reads /status."""
+    """`farm start --workers N --config FILE` in a subprocess (workers None: no --workers, the
+    config's [workers] count decides); `status()` reads /status."""
 
-    def __init__(self, config: Path, workers: int = 2, env: dict | None = None):
+    def __init__(self, config: Path, workers: int | None = 2, env: dict | None = None):
         self.config = Path(config)
         self.workers = workers
         self.env = {**os.environ, **(env or {})}
@@ -73,7 +74,8 @@ class FarmProcess:
 
     def start(self, timeout: float = 60) -> FarmProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "farm.cli", "start", "--workers", str(self.workers),
+            [sys.executable, "-m", "farm.cli", "start",
+             *(["--workers", str(self.workers)] if self.workers else []),
              "--config", str(self.config)],
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + timeout
