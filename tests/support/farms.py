@@ -19,7 +19,7 @@ from tests.support.ports import free_port
 
 
 def write_config(path: Path, data_dir: Path, redis_url: str, prefix: str = "farm",
-                 extra: str = "", ingest: bool = False) -> Path:
+                 extra: str = "", ingest: bool = False, node_id: str = "test") -> Path:
     """A config file for a test farm: its own data folder, Redis, and a free admin port; the
     ingest gateway only when asked (then on a free port, anonymous)."""
     if "[ingest]" in extra:
@@ -31,7 +31,7 @@ def write_config(path: Path, data_dir: Path, redis_url: str, prefix: str = "farm
     path.write_text(f"""{gateway}
 [farm]
 data_dir = "{data_dir}"
-node_id = "test"
+node_id = "{node_id}"
 
 [redis]
 url = "{redis_url}"
