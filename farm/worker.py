@@ -171,6 +171,10 @@ class Worker:
         now = time.monotonic()
         if not done and now - self._last_ack < ACK_EVERY_SECONDS:
             return
+        if done and not self.replicated():
+            self.pending.extendleft(reversed(done))  # acked later, once replicas confirm
+            self._last_ack = now
+            return
         counts = {name: sum(p.counts.get(name, 0) for p in done) for name in STAT_NAMES}
         letters = [d for p in done for d in p.dead_letters]
         memo_keys = [k for p in done for k in p.memo_keys]
@@ -183,6 +187,21 @@ class Worker:
             log.warning("%s lost its lease (heartbeat expired); requeueing its batches and "
                         "starting over", self.worker_id)
             self.resync = True  # at the top of the loop, never in the middle of a hand-over
+
+    def replicated(self) -> bool:
+        """With [redis] wait_replicas: whether that many replicas confirmed every write so far
+        (Redis WAIT), so an ack never gets ahead of what a failover would keep."""
+        wanted = self.cfg.redis.wait_replicas
+        if not wanted:
+            return True
+        confirmed = self.redis.wait(wanted, self.cfg.redis.wait_timeout_ms)
+        if confirmed >= wanted:
+            return True
+        self.metrics.redis_errors.inc()
+        log.warning("%s: only %d of %d replicas confirmed within %d ms ([redis] wait_replicas); "
+                    "the ack waits and is retried", self.worker_id, confirmed, wanted,
+                    self.cfg.redis.wait_timeout_ms)
+        return False
 
     def start_over(self) -> None:
         """Requeue everything in our inflight list and forget what we hold. Whatever we had

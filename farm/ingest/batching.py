@@ -25,6 +25,11 @@ class StoreFailed(Exception):
     """The batch could not be pushed to Redis; nothing of it was stored."""
 
 
+class NotReplicated(StoreFailed):
+    """The batch is on the Redis master, but fewer replicas than [redis] wait_replicas confirmed
+    it in time: a failover now could lose it, so it is not accepted."""
+
+
 @dataclass
 class Open:
     """A batch still taking requests."""
@@ -42,8 +47,10 @@ GroupKey = tuple[str, str, str, tuple]  # tenant, provider, lane, extras
 
 class Batcher:
     def __init__(self, redis, keys: Keys, flush_ms: int, max_events: int, max_bytes: int,
-                 metrics=None):
+                 metrics=None, wait_replicas: int = 0, wait_timeout_ms: int = 1000):
         self.redis = redis
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self.keys = keys
         self.flush_seconds = flush_ms / 1000
         self.max_events = max_events
@@ -88,16 +95,30 @@ class Batcher:
         try:
             raw = encode_batch(batch.events, provider, tenant, batch.id, **dict(extras))
             await self.redis.lpush(self.keys.queue(lane), raw)
+            if self.wait_replicas:
+                await self._wait_for_replicas()
         except Exception as exc:  # every waiting request must get an answer
             if self.metrics is not None:
                 self.metrics.store_failures.inc()
-            batch.future.set_exception(StoreFailed(str(exc) or type(exc).__name__))
+            if not isinstance(exc, StoreFailed):
+                exc = StoreFailed(str(exc) or type(exc).__name__)
+            batch.future.set_exception(exc)
             batch.future.exception()  # a batch nobody awaits any more must not log noise
             return
         batch.future.set_result(batch.id)
         if self.metrics is not None:
             self.metrics.batch_stored(tenant, provider, lane, len(batch.events), len(raw),
                                       time.monotonic() - batch.started)
+
+    async def _wait_for_replicas(self) -> None:
+        """Redis WAIT: raises NotReplicated unless wait_replicas replicas have the push."""
+        confirmed = await self.redis.wait(self.wait_replicas, self.wait_timeout_ms)
+        if confirmed < self.wait_replicas:
+            raise NotReplicated(
+                f"the alerts reached the Redis master, but only {confirmed} of the "
+                f"{self.wait_replicas} replicas [redis] wait_replicas asks for confirmed them "
+                f"within {self.wait_timeout_ms} ms, so a failover could lose them; send them "
+                f"again (if the first copy survives, it is counted as a duplicate)")
 
     async def close(self) -> None:
         """Push every open batch now and wait until all pushes have finished."""
