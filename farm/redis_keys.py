@@ -57,6 +57,8 @@
   Each worker GETs it at most once a second, to notice new or ended windows cheaply.
 - `<p>:notify`, `<p>:notify:inflight:<node>`, `<p>:notify:overflowed`   outbound notifications
   (farm/notify/outbox.py): workers LPUSH in the ack script; the node's sender takes them.
+- `<p>:node:<node id>`                 string, the node registry (farm/nodes.py): each supervisor's
+  record as JSON, TTL `[workers] heartbeat_seconds`; its expiry marks a dead host.
 - `<p>:stats:<counter>`                integer counters (see STAT_NAMES), incremented by the
   worker in the same transaction that acks a batch, so they count each batch exactly once.
 """
