@@ -11,8 +11,12 @@ import redis as redis_lib
 
 from farm.ingest.batching import Batcher, NotReplicated
 from farm.redis_keys import Keys
+from tests.support.batches import push_batches
 from tests.support.failover import ReplicaPair, failover_run
+from tests.support.farms import FarmProcess, write_config
+from tests.support.faults import stored_ids
 from tests.support.private_redis import private_redis
+from tests.support.waiting import wait_until
 
 
 def test_with_wait_replicas_a_master_failover_loses_no_accepted_alert(tmp_path):
@@ -50,3 +54,32 @@ def test_a_pair_confirms_a_push(tmp_path):
         client.close()
     finally:
         pair.stop()
+
+
+def test_a_worker_acks_only_once_a_replica_confirms(tmp_path):
+    master = private_redis(tmp_path / "master")
+    replica = private_redis(tmp_path / "replica")
+    url = master.start()
+    client = redis_lib.Redis.from_url(url)
+    config = write_config(tmp_path / "farm.toml", tmp_path / "data", url,
+                          extra="ring_mb = 1\n")
+    text = config.read_text().replace('prefix = "farm"\n',
+                                      'prefix = "farm"\nwait_replicas = 1\nwait_timeout_ms = 200\n')
+    config.write_text(text)
+    try:
+        with FarmProcess(config, workers=1) as farm:
+            batches = push_batches(client, 5, 10)
+            # The store has the alerts, yet no batch is acked: no replica confirms.
+            wait_until(lambda: len(stored_ids(tmp_path / "data")) == 50, "the rows", 120)
+            wait_until(lambda: "replicas confirmed" in farm.log.read_text(), "the warning", 60)
+            assert int(client.get("farm:stats:alerts_received") or 0) == 0
+            assert sum(client.llen(k) for k in client.scan_iter(match="farm:inflight:*")) > 0
+            replica.start()
+            redis_lib.Redis.from_url(replica.url).replicaof("127.0.0.1", master.port)
+            doc = farm.wait_drained(expected_received=50, timeout=300)
+        assert doc["counters"]["alerts_indexed"] == 50
+        assert doc["counters"]["batches_received"] == len(batches)
+    finally:
+        client.close()
+        replica.stop()
+        master.stop()
