@@ -4,6 +4,8 @@ run that kills the master mid-load, promotes the replica and finishes on it: wha
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -96,10 +98,12 @@ class FailoverOutcome:
 
 
 def failover_run(folder: Path, wait_replicas: int, before_kill: int = 300,
-                 senders: int = 4) -> FailoverOutcome:
+                 senders: int = 4, replica_stall: float = 0.0) -> FailoverOutcome:
     """Load a farm (gateway on) through a master, kill -9 the master once before_kill alerts
     were accepted, keep posting a moment (refusals now), SIGKILL the farm, promote the replica,
-    start the farm again on it, and count the accepted alerts that were never stored."""
+    start the farm again on it, and count the accepted alerts that were never stored.
+    replica_stall: seconds the replica is stopped (SIGSTOP) just before the master dies, as a
+    replica lagging that far behind would be."""
     pair = ReplicaPair(folder).start()
     data = folder / "data"
     config = write_config(folder / "farm.toml", data, pair.master.url, ingest=True,
@@ -115,7 +119,12 @@ def failover_run(folder: Path, wait_replicas: int, before_kill: int = 300,
             for thread in threads:
                 thread.start()
             wait_until(lambda: len(seen.numbers) >= before_kill, "alerts accepted", 300, 0.01)
+            if replica_stall:
+                os.kill(pair.replica.pid, signal.SIGSTOP)
+                time.sleep(replica_stall)
             pair.kill_master()
+            if replica_stall:
+                os.kill(pair.replica.pid, signal.SIGCONT)
             time.sleep(1.0)  # requests now meet a dead master
         finally:
             stop.set()
