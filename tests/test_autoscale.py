@@ -122,6 +122,9 @@ def test_an_auto_farm_grows_under_a_backlog_and_shrinks_when_idle(tmp_path, redi
         doc = farm.status()
         assert doc["scaling"]["decisions"]["up"] >= 1 and doc["scaling"]["decisions"]["down"] >= 1
         assert metric(farm, "farm_workers_target") == 1.0
+        assert metric(farm, 'farm_backlog_batches{lane="normal"}') == 0.0
+        assert metric(farm, 'farm_backlog_oldest_age_seconds{lane="normal"}') == 0.0
+        assert metric(farm, "farm_nodes_live") == 1.0
         assert metric(farm, 'farm_autoscale_decisions_total{direction="down"}') >= 1
         # The retired worker drained: nothing of it is left in flight, nothing was counted twice.
         more = push_batches(redis, BATCHES, PER_BATCH, offset=BATCHES * PER_BATCH)
