@@ -109,6 +109,7 @@ def metric(farm: FarmProcess, name: str) -> float | None:
     return None
 
 
+@pytest.mark.slow
 def test_an_auto_farm_grows_under_a_backlog_and_shrinks_when_idle(tmp_path, redis, redis_url):
     config = auto_config(tmp_path, redis_url)
     with FarmProcess(config, workers=None) as farm:  # no --workers: count = "auto" decides

@@ -18,6 +18,8 @@ from tests.support.faults import stored_ids
 from tests.support.private_redis import private_redis
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.slow
+
 
 def test_with_wait_replicas_a_master_failover_loses_no_accepted_alert(tmp_path):
     # The replica stalls for a second before the master dies, as a lagging replica would: what

@@ -9,10 +9,14 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from farm import nodes
 from farm.notify.outbox import NotifyKeys
 from tests.support.farms import FarmProcess, write_config
 from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow
 
 
 def host_config(tmp_path, redis_url, node: str, shared_db):
