@@ -28,8 +28,9 @@ def main():
 
 
 @main.command()
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes "
-              "(default: [workers] count, 0 there meaning one per CPU).")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes, a fixed count "
+              "(default: [workers] count, 0 there meaning one per CPU, \"auto\" following "
+              "the backlog).")
 @click.option("--no-ingest", is_flag=True, help="Run without the HTTP ingest gateway.")
 @config_option
 def start(workers, no_ingest, config_path):
@@ -56,7 +57,7 @@ def start(workers, no_ingest, config_path):
                 click.echo(f"farm: config: {problem}", err=True)
             sys.exit(2)
     count = workers or cfg.workers.count or os.cpu_count() or 1
-    crowding = cpu_crowding(count, cfg.workers.pin)
+    crowding = None if count == "auto" else cpu_crowding(count, cfg.workers.pin)
     if crowding:
         click.echo(f"farm: warning: {crowding}", err=True)
     from farm.redis_server import RedisServerError

@@ -74,6 +74,8 @@ On a single Redis `<D>`, `<T>` and `<M>` are plain `<p>`.
   over a week ago are removed. Workers read both in one transaction when the version changed.
 - `<M>:maintenance:version`            integer, incremented by every `farm maintenance add|end`.
   Each worker GETs it at most once a second, to notice new or ended windows cheaply.
+- `<p>:node:<node id>`                 string, the node registry (farm/nodes.py): each supervisor's
+  record as JSON, TTL `[workers] heartbeat_seconds`; its expiry marks a dead host.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ def render_status(doc: dict, console: Console | None = None) -> None:
     if "error" in doc:
         console.print(f"[red]{doc['error']}[/]")
         return
+    render_nodes(doc.get("nodes", []), console)
     queues = doc["queues"]
     console.print(f"  queued: critical {queues['critical']:,}, normal {queues['normal']:,}; "
                   f"in flight {doc['inflight']:,}; dead letters {doc['dead_letters']:,}")
@@ -73,6 +74,19 @@ def render_status(doc: dict, console: Console | None = None) -> None:
     else:
         note = "" if drained else " (work is still queued or in flight)"
         console.print(f"  received - ({terms}) = [red]{gap:,}[/]{note}")
+
+
+def render_nodes(records: list[dict], console: Console) -> None:
+    """Every live farm host on this Redis (the node registry, farm/nodes.py)."""
+    table = Table(title=f"farm hosts on this Redis: {len(records)}", title_justify="left")
+    for column in ("node", "pid", "state", "workers", "up", "version", "http"):
+        table.add_column(column)
+    now = max((r.get("seen", 0) for r in records), default=0)
+    for r in records:
+        table.add_row(str(r.get("node")), str(r.get("pid")), str(r.get("state")),
+                      str(r.get("workers")), _duration(max(0, now - r.get("started", now))),
+                      str(r.get("version")), str(r.get("http")))
+    console.print(table)
 
 
 def _yes(flag: bool) -> str:

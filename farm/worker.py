@@ -192,6 +192,10 @@ class Worker:
         refresh = now - self._last_ack >= ACK_EVERY_SECONDS
         if not done and not refresh:
             return
+        if done and not self.replicated():
+            self.pending.extendleft(reversed(done))  # acked later, once replicas confirm
+            self._last_ack = now
+            return
         acks: dict[int, ShardAck] = {}
         for p in done:
             one = acks.setdefault(p.shard, ShardAck())
@@ -215,6 +219,21 @@ class Worker:
             log.warning("%s lost its lease (heartbeat expired); requeueing its batches and "
                         "starting over", self.worker_id)
             self.resync = True  # at the top of the loop, never in the middle of a hand-over
+
+    def replicated(self) -> bool:
+        """With [redis] wait_replicas: whether that many replicas confirmed every write so far
+        (Redis WAIT), so an ack never gets ahead of what a failover would keep."""
+        wanted = self.cfg.redis.wait_replicas
+        if not wanted:
+            return True
+        confirmed = self.redis.wait(wanted, self.cfg.redis.wait_timeout_ms)
+        if confirmed >= wanted:
+            return True
+        self.metrics.redis_errors.inc()
+        log.warning("%s: only %d of %d replicas confirmed within %d ms ([redis] wait_replicas); "
+                    "the ack waits and is retried", self.worker_id, confirmed, wanted,
+                    self.cfg.redis.wait_timeout_ms)
+        return False
 
     def start_over(self) -> None:
         """Requeue everything in our inflight list and forget what we hold. Whatever we had

@@ -48,7 +48,9 @@ class Health:
         if not sup.indexer.alive:
             problems.append("indexer is down")
         degraded = []
-        for kind, children in (("worker", sup.workers), ("gateway", sup.gateways)):
+        # Worker slots above an autoscaled farm's target are meant to be empty.
+        workers = [c for slot, c in enumerate(sup.workers) if sup.scaling.wanted(slot)]
+        for kind, children in (("worker", workers), ("gateway", sup.gateways)):
             down = [c.name for c in children if not c.alive]
             if children and len(down) == len(children):
                 problems.append(f"every {kind} process is down")

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from farm import queue
 from farm.redis_keys import LANES, STAT_NAMES
 from supervisor.errors import FarmError
+from supervisor.fleet_metrics import FleetCollector
 from supervisor.health import Health
 
 
@@ -76,6 +77,7 @@ def make_app(supervisor) -> Starlette:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, os.environ["PROMETHEUS_MULTIPROC_DIR"])
     registry.register(FarmCollector(supervisor))
+    registry.register(FleetCollector(supervisor))
 
     async def metrics(_request):
         body = await asyncio.to_thread(generate_latest, registry)

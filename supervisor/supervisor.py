@@ -24,6 +24,7 @@ import redis
 from farm import indexer as indexer_proc
 from farm import metrics, queue, ring
 from farm import worker as worker_proc
+from farm.autoscale import Autoscaler
 from farm.config import Config
 from farm.ingest import process as ingest_proc
 from farm.lifeline import ReadyBoard
@@ -36,6 +37,8 @@ from supervisor.children import Child, RestartPolicy, became_ready, exit_reason
 from supervisor.errors import FarmError
 from supervisor.http import AdminServer
 from supervisor.pidfile import PidFile
+from supervisor.presence import Presence
+from supervisor.scaling import WorkerScaling
 
 log = logging.getLogger("farm.supervisor")
 
@@ -48,8 +51,12 @@ class Supervisor:
     `run()` blocks until SIGTERM/SIGINT, drains, and returns the exit code; start-up problems
     raise FarmError (or the Redis/pid-file errors) with a one-line reason."""
 
-    def __init__(self, cfg: Config, workers: int, ingest: bool = True):
+    def __init__(self, cfg: Config, workers: int | str, ingest: bool = True):
         self.cfg = cfg
+        scaler = None
+        if workers == "auto":  # [workers] count = "auto": slots for max, min running at first
+            scaler = Autoscaler.from_config(cfg, len(psutil.Process().cpu_affinity()))
+            workers = scaler.high
         self.n_workers = workers
         self.n_ingest = cfg.ingest.processes if ingest else 0
         self.keys = keys_for(cfg)
@@ -83,6 +90,8 @@ class Supervisor:
         self.control = None
         self.metrics = None
         self._next_orphan_scan = 0.0
+        self.scaling = WorkerScaling(self, scaler, workers)
+        self.presence = Presence(self)
 
     # -- start ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,6 +103,7 @@ class Supervisor:
         metrics.use_identity("supervisor")
         self.metrics = metrics.supervisor_metrics()
         self._start_redis()
+        self.presence.tick(force=True)
         self._check_store()
         self.http = AdminServer(self)
         self.http.start()
@@ -106,7 +116,8 @@ class Supervisor:
         for slot in range(self.n_workers):
             cpu = cpus[slot % len(cpus)] if cpus else None
             self.workers.append(Child(f"worker-{slot}", board_slot=1 + slot, cpu=cpu))
-            self.spawn_worker(slot)
+            if self.scaling.wanted(slot):
+                self.spawn_worker(slot)
         for index in range(self.n_ingest):
             self.gateways.append(Child(f"ingest-{index}", board_slot=1 + self.n_workers + index))
             self.spawn_gateway(index)
@@ -115,8 +126,9 @@ class Supervisor:
         for child in [*self._children(), self.redis_slot]:
             self.metrics.restarts.labels(child.name)  # a 0 series from the start
         self.state = "running"
-        log.info("farm running: %d workers, store %s, redis %s, http://%s", self.n_workers,
-                 self.cfg.store.kind, self.redis_url, self.cfg.supervisor.http)
+        log.info("farm running: %d workers%s, store %s, redis %s, http://%s",
+                 self.scaling.target, f" (auto, up to {self.n_workers})" if self.scaling.auto
+                 else "", self.cfg.store.kind, self.redis_url, self.cfg.supervisor.http)
         if self.n_ingest:
             log.info("ingest gateway: %d processes on http://%s", self.n_ingest,
                      self.cfg.ingest.http)
@@ -232,6 +244,8 @@ class Supervisor:
                     self.check_hung()
                     self.spawn_due()
                     self.recover_orphans()
+                    self.presence.tick()
+                    self.scaling.tick()
             except FarmError as exc:
                 log.error("%s", exc)
                 self.drain()
@@ -271,6 +285,11 @@ class Supervisor:
         code = child.proc.exitcode
         child.proc = None
         moved = self._requeue(slot)
+        if self.scaling.reaped(slot):
+            log.info("worker-%d retired (%s); requeued %s in-flight batches", slot,
+                     exit_reason(code), "its" if moved is None else moved)
+            self._reset_ring(slot)
+            return
         log.error("worker-%d died (%s); requeued %s in-flight batches", slot,
                   exit_reason(code), "its" if moved is None else moved)
         self._reset_ring(slot)
@@ -290,6 +309,7 @@ class Supervisor:
                     log.error("worker-%d died too (%s)", slot, exit_reason(child.proc.exitcode))
                     self._schedule_restart(child, child.proc.exitcode)
             child.proc = None
+            self.scaling.retiring.discard(slot)  # a retiring worker killed here is retired
             child.start_at = 0.0  # workers start as soon as the indexer is back
             self._requeue(slot)
         for view in self.ring_views:
@@ -400,7 +420,7 @@ class Supervisor:
                 self.spawn_indexer()
             return  # workers wait for the indexer
         for slot, child in enumerate(self.workers):
-            if child.proc is None and now >= child.start_at:
+            if child.proc is None and now >= child.start_at and self.scaling.wanted(slot):
                 log.info("starting worker-%d", slot)
                 self.spawn_worker(slot)
 
@@ -497,6 +517,8 @@ class Supervisor:
         for handle in self.rings:
             ring.destroy(handle)
         self.board.destroy()
+        if self.pidfile.held and self.redis is not None:
+            self.presence.leave()  # before an embedded Redis stops
         if self.redis_server is not None:
             self.redis_server.stop()
         if self.pidfile.held:  # the record is ours only if the data folder was
@@ -520,7 +542,9 @@ class Supervisor:
             "workers": [{"id": self.worker_id(slot), "pid": c.pid, "cpu": c.cpu,
                          "alive": c.alive, "ready": c.alive and self.is_ready(c),
                          "restarts": c.restarts}
-                        for slot, c in enumerate(self.workers)],
+                        for slot, c in enumerate(self.workers)
+                        if self.scaling.wanted(slot) or c.alive],
+            "scaling": self.scaling.status(),
             "indexer": {"pid": self.indexer.pid, "alive": self.indexer.alive,
                         "ready": self.indexer.alive and self.is_ready(self.indexer),
                         "restarts": self.indexer.restarts},
@@ -541,12 +565,13 @@ class Supervisor:
             doc["counters"] = queue.read_stats(self.redis, self.keys)
             waiting, overflowed = queue.notify_depth(self.redis, self.keys)
             doc["notify"].update(queue=waiting, overflowed=overflowed)
+            doc["nodes"] = self.presence.live()
         except redis.RedisError as exc:
             doc["error"] = describe(self.redis_url, exc)
         return doc
 
 
-def serve(cfg: Config, workers: int, ingest: bool = True) -> int:
+def serve(cfg: Config, workers: int | str, ingest: bool = True) -> int:
     """Run a farm in the foreground; returns the exit code. Raises FarmError for start-up
     problems that the CLI prints as one line."""
     return Supervisor(cfg, workers, ingest).run()

@@ -45,13 +45,45 @@ class RedisSettings:
             "to the dead-letter list with reason `expired` and its alerts count as "
             "alerts_expired, e.g. \"1h\" to skip stale alerts after a long outage. Empty: off.",
             check=_optional_duration)
+    wait_replicas: int = key(0,
+            "Replicas that must confirm a write (Redis WAIT) before the ingest gateway answers "
+            "202 and before a worker acks a batch; 0 does not wait. With 1 or more, a master "
+            "failover loses no accepted alert (docs/scaling.md).",
+            minimum=0, maximum=16)
+    wait_timeout_ms: int = key(1000,
+            "How long WAIT may take for wait_replicas; past it the gateway answers 503 and the "
+            "worker keeps the batch unacked and retries.",
+            minimum=1, maximum=600_000)
 
 
 @section("workers")
 class WorkersSettings:
-    count: int = key(0,
-            "Worker processes; 0 means one per CPU. `farm start --workers N` overrides it.",
+    count: int | str = key(0,
+            "Worker processes; 0 means one per CPU; \"auto\" follows the backlog between min and "
+            "max. `farm start --workers N` overrides it with a fixed count.",
+            minimum=0, maximum=1024, words=("auto",))
+    min: int = key(1,
+            "With count = \"auto\": the fewest workers kept running.",
+            minimum=1, maximum=1024)
+    max: int = key(0,
+            "With count = \"auto\": the most workers; 0 means one per CPU this farm may run on.",
             minimum=0, maximum=1024)
+    scale_up_backlog: int = key(20,
+            "With count = \"auto\": the farm is behind when more than this many batches per "
+            "running worker wait in the queues.",
+            minimum=1, maximum=1_000_000)
+    scale_up_age_seconds: float = key(5.0,
+            "With count = \"auto\": the farm is also behind when the oldest waiting batch was "
+            "sent longer ago than this.",
+            minimum=0.1, maximum=86_400)
+    scale_up_after_seconds: float = key(10.0,
+            "With count = \"auto\": a worker is added once the farm has been behind this long "
+            "without a break.",
+            minimum=0.0, maximum=86_400)
+    scale_down_after_seconds: float = key(60.0,
+            "With count = \"auto\": a worker is retired (drained) once the queues have been "
+            "empty this long; every change restarts both clocks, so the count does not flap.",
+            minimum=1.0, maximum=86_400)
     pin: bool = key(True,
             "Pin each worker to one CPU.")
     batch_max: int = key(2000,

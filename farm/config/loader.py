@@ -87,6 +87,8 @@ def _coerce(setting: Setting, value: Any, from_env: bool) -> tuple[Any, str | No
         # Structured values (arrays of tables): the setting's own check validates them.
         if from_env:
             return None, "is structured and can only be set in the config file"
+    elif from_env and value.strip() in setting.words:
+        value = value.strip()
     elif from_env:
         value, problem = _from_text(setting.kind, value.strip())
         if problem:
@@ -119,6 +121,10 @@ def _from_text(kind: type, text: str) -> tuple[Any, str | None]:
 
 def _type_problem(setting: Setting, value: Any) -> str | None:
     kind = setting.kind
+    if setting.words and isinstance(value, str):
+        if value in setting.words:
+            return None
+        return f"must be a whole number or {' or '.join(repr(w) for w in setting.words)}"
     if kind is bool and not isinstance(value, bool):
         return "must be true or false"
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -142,6 +148,8 @@ def _type_problem(setting: Setting, value: Any) -> str | None:
 
 
 def _bounds_problem(setting: Setting, value: Any) -> str | None:
+    if value in setting.words:
+        return None
     if setting.choices is not None and value not in setting.choices:
         return f"must be one of {', '.join(repr(c) for c in setting.choices)}"
     if setting.minimum is not None and value < setting.minimum:
@@ -242,7 +250,12 @@ def _override_values(overrides: dict[str, dict[str, Any]]):
 
 def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
     """Mistakes that span keys."""
+    problems = []
     if values["store"]["kind"] == "elasticsearch" and not values["store"]["url"]:
-        return ['[store] kind = "elasticsearch" needs [store] url '
-                '(for example "http://127.0.0.1:9200")']
-    return []
+        problems.append('[store] kind = "elasticsearch" needs [store] url '
+                        '(for example "http://127.0.0.1:9200")')
+    workers = values["workers"]
+    if workers["max"] and workers["min"] > workers["max"]:
+        problems.append(f"[workers] min = {workers['min']} is more than [workers] max = "
+                        f"{workers['max']}; raise max or lower min")
+    return problems

@@ -38,6 +38,8 @@ class Setting:
     # For kind=dict: the type of each value in the table (str or list of str).
     item_kind: type = str
     check: Check | None = None
+    # Words a whole-number key also accepts instead of a number (`count = "auto"`).
+    words: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -54,6 +56,7 @@ _KINDS: dict[str, tuple[type, type]] = {
     "str": (str, str), "int": (int, str), "bool": (bool, str), "float": (float, str),
     "list[str]": (list, str), "dict[str, str]": (dict, str),
     "dict[str, list[str]]": (dict, list), "list[dict]": (object, str),
+    "int | str": (int, str),  # a whole number, or one of the key's `words`
 }
 
 SETTINGS: list[Setting] = []
@@ -62,10 +65,11 @@ SECTIONS: dict[str, type] = {}
 
 def key(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
         minimum: float | None = None, maximum: float | None = None,
-        check: Check | None = None) -> Any:
-    """Declare a key: its default, its help (one or more sentences), and its bounds."""
+        check: Check | None = None, words: tuple[str, ...] = ()) -> Any:
+    """Declare a key: its default, its help (one or more sentences), and its bounds; `words`
+    are what a whole-number key accepts besides numbers."""
     meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
-            "check": check, "default": default}
+            "check": check, "default": default, "words": words}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -81,8 +85,11 @@ def section(name: str) -> Callable[[type], type]:
                 raise TypeError(f"[{name}] {f.name}: annotation {f.type!r} is not a config type")
             kind, item_kind = _KINDS[f.type]
             m = f.metadata
+            if (f.type == "int | str") != bool(m["words"]):
+                raise TypeError(f"[{name}] {f.name}: `int | str` goes with words=(...)")
             SETTINGS.append(Setting(name, f.name, m["default"], m["help"], kind, m["choices"],
-                                    m["minimum"], m["maximum"], item_kind, m["check"]))
+                                    m["minimum"], m["maximum"], item_kind, m["check"],
+                                    m["words"]))
         SECTIONS[name] = cls
         return cls
 

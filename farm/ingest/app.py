@@ -38,7 +38,7 @@ from farm.config import Config, ConfigError
 from farm.config import load as load_config
 from farm.ingest import auth, limits
 from farm.ingest.backpressure import Gate
-from farm.ingest.batching import EXTRA_KEYS, Batcher, StoreFailed
+from farm.ingest.batching import EXTRA_KEYS, Batcher, NotReplicated, StoreFailed
 from farm.ingest.connections import BODY_RECEIVED, REQUEST_STARTED
 from farm.ingest.critical import is_critical
 from farm.ingest.errors import Refused
@@ -101,7 +101,8 @@ class Gateway:
         self.limiter = RateLimiter(self.redis, cfg.redis.prefix, ingest.rate,
                                    ingest.burst_seconds, ingest.rates)
         self.batcher = Batcher(self.redis, keys, ingest.flush_ms, ingest.batch_events,
-                               parse_bytes(ingest.batch_bytes), metrics)
+                               parse_bytes(ingest.batch_bytes), metrics,
+                               cfg.redis.wait_replicas, cfg.redis.wait_timeout_ms)
         self.gate = Gate(self.redis, keys, ingest.high_water, ingest.low_water,
                          ingest.critical_water, ingest.backlog_check_ms,
                          on_change=self._gate_changed)
@@ -206,6 +207,8 @@ class Gateway:
             batch_id = await self.batcher.add(tenant, provider,
                                               "critical" if critical else "normal", events,
                                               len(body), extras_of(request))
+        except NotReplicated as exc:
+            raise unavailable(str(exc)) from None
         except StoreFailed as exc:
             raise unavailable(f"the alerts could not be stored in Redis ({exc}); nothing was "
                               f"kept, send them again") from None

@@ -26,6 +26,11 @@ class StoreFailed(Exception):
     """The batch could not be pushed to Redis; nothing of it was stored."""
 
 
+class NotReplicated(StoreFailed):
+    """The batch is on the Redis master, but fewer replicas than [redis] wait_replicas confirmed
+    it in time: a failover now could lose it, so it is not accepted."""
+
+
 @dataclass
 class Open:
     """A batch still taking requests."""
@@ -43,8 +48,10 @@ GroupKey = tuple[str, str, str, tuple]  # tenant, provider, lane, extras
 
 class Batcher:
     def __init__(self, redis, keys: Keys, flush_ms: int, max_events: int, max_bytes: int,
-                 metrics=None):
+                 metrics=None, wait_replicas: int = 0, wait_timeout_ms: int = 1000):
         self.redis = redis
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self.keys = keys
         self._shards = itertools.cycle(keys.all_shards())  # batches spread over the shards
         self.flush_seconds = flush_ms / 1000
@@ -89,17 +96,37 @@ class Batcher:
         tenant, provider, lane, extras = key
         try:
             raw = encode_batch(batch.events, provider, tenant, batch.id, **dict(extras))
-            await self.redis.lpush(self.keys.queue(lane, next(self._shards)), raw)
+            await self._push(self.keys.queue(lane, next(self._shards)), raw)
         except Exception as exc:  # every waiting request must get an answer
             if self.metrics is not None:
                 self.metrics.store_failures.inc()
-            batch.future.set_exception(StoreFailed(str(exc) or type(exc).__name__))
+            if not isinstance(exc, StoreFailed):
+                exc = StoreFailed(str(exc) or type(exc).__name__)
+            batch.future.set_exception(exc)
             batch.future.exception()  # a batch nobody awaits any more must not log noise
             return
         batch.future.set_result(batch.id)
         if self.metrics is not None:
             self.metrics.batch_stored(tenant, provider, lane, len(batch.events), len(raw),
                                       time.monotonic() - batch.started)
+
+    async def _push(self, queue: str, raw: bytes) -> None:
+        """LPUSH one batch; with wait_replicas, WAIT in the same pipeline, so on the same
+        connection: WAIT counts only the writes its own connection made. Raises NotReplicated
+        unless wait_replicas replicas have the push."""
+        if not self.wait_replicas:
+            await self.redis.lpush(queue, raw)
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(queue, raw)
+            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            _, confirmed = await pipe.execute()
+        if confirmed < self.wait_replicas:
+            raise NotReplicated(
+                f"the alerts reached the Redis master, but only {confirmed} of the "
+                f"{self.wait_replicas} replicas [redis] wait_replicas asks for confirmed them "
+                f"within {self.wait_timeout_ms} ms, so a failover could lose them; send them "
+                f"again (if the first copy survives, it is counted as a duplicate)")
 
     async def close(self) -> None:
         """Push every open batch now and wait until all pushes have finished."""

@@ -158,8 +158,11 @@ class EngineNode:
     """
 
     def __init__(
-        self, data_dir: str | os.PathLike, port: int | None = None, engine: str | None = None
+        self, data_dir: str | os.PathLike, port: int | None = None, engine: str | None = None,
+        settings: dict[str, str] | None = None,
     ):
+        # settings: node settings added or replaced (tests/support/engine_cluster.py names them)
+        self.settings = dict(settings or {})
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.engine = engine or default_engine()
@@ -196,6 +199,8 @@ class EngineNode:
             *os.environ.get("FARM_ENGINE_JAVA_OPTS", "").split(),
             # The JVM exits (closing the node) when this Python process dies, even by SIGKILL.
             f"-Dfarm.engine.parentPid={os.getpid()}",
+            *([f"-Dfarm.engine.settings={';'.join(f'{k}={v}' for k, v in self.settings.items())}"]
+              if self.settings else []),
             "-cp",
             classpath,
             "farm.engine.EngineMain",

@@ -19,7 +19,7 @@ from tests.support.ports import free_port
 
 
 def write_config(path: Path, data_dir: Path, redis_url: str, prefix: str = "farm",
-                 extra: str = "", ingest: bool = False) -> Path:
+                 extra: str = "", ingest: bool = False, node_id: str = "test") -> Path:
     """A config file for a test farm: its own data folder, Redis, and a free admin port; the
     ingest gateway only when asked (then on a free port, anonymous)."""
     if "[ingest]" in extra:
@@ -31,7 +31,7 @@ def write_config(path: Path, data_dir: Path, redis_url: str, prefix: str = "farm
     path.write_text(f"""{gateway}
 [farm]
 data_dir = "{data_dir}"
-node_id = "test"
+node_id = "{node_id}"
 
 [redis]
 url = "{redis_url}"
@@ -50,18 +50,20 @@ heartbeat_seconds = 10
     return path
 
 
-def engine_store_table(url: str, prefix: str, **more) -> str:
-    """The [store] table of a test farm that indexes into the engine at url."""
+def engine_store_table(url: str, prefix: str, replicas: int = 0, **more) -> str:
+    """The [store] table of a test farm that indexes into the engine at url (one node: no
+    replicas, unless asked)."""
     lines = [f'{key} = {value!r}' if isinstance(value, int) else f'{key} = "{value}"'
              for key, value in more.items()]
     return "\n".join(['[store]', 'kind = "elasticsearch"', f'url = "{url}"',
-                      f'index_prefix = "{prefix}"', "replicas = 0", *lines]) + "\n"
+                      f'index_prefix = "{prefix}"', f"replicas = {replicas}", *lines]) + "\n"
 
 
 class FarmProcess:
-    """`farm start --workers N --config FILE` in a subprocess; `status()` reads /status."""
+    """`farm start --workers N --config FILE` in a subprocess (workers None: no --workers, the
+    config's [workers] count decides); `status()` reads /status."""
 
-    def __init__(self, config: Path, workers: int = 2, env: dict | None = None):
+    def __init__(self, config: Path, workers: int | None = 2, env: dict | None = None):
         self.config = Path(config)
         self.workers = workers
         self.env = {**os.environ, **(env or {})}
@@ -73,7 +75,8 @@ class FarmProcess:
 
     def start(self, timeout: float = 60) -> FarmProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "farm.cli", "start", "--workers", str(self.workers),
+            [sys.executable, "-m", "farm.cli", "start",
+             *(["--workers", str(self.workers)] if self.workers else []),
              "--config", str(self.config)],
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + timeout

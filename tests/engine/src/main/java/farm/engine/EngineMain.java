@@ -136,7 +136,26 @@ public final class EngineMain {
         settings.put("indices.breaker.total.use_real_memory", "false");
         // Tests clean up with wildcard deletes (DELETE farm-*).
         settings.put("action.destructive_requires_name", "false");
+        clusterSettings(settings);
         return settings;
+    }
+
+    /**
+     * A node of a multi-node test cluster: {@code -Dfarm.engine.settings=key=value;key=value...}
+     * adds or replaces settings (node.name, transport.port, discovery.seed_hosts,
+     * cluster.initial_cluster_manager_nodes); with seed hosts the node is no longer single-node.
+     */
+    private static void clusterSettings(Map<String, String> settings) {
+        String extra = System.getProperty("farm.engine.settings", "");
+        for (String pair : extra.split(";")) {
+            int eq = pair.indexOf('=');
+            if (eq > 0) {
+                settings.put(pair.substring(0, eq).trim(), pair.substring(eq + 1).trim());
+            }
+        }
+        if (settings.containsKey("discovery.seed_hosts")) {
+            settings.remove("discovery.type");
+        }
     }
 
     private static Object newEnvironment(String pkg, Map<String, String> settings, Path configDir) throws Exception {
