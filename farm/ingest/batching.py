@@ -96,7 +96,7 @@ class Batcher:
         tenant, provider, lane, extras = key
         try:
             raw = encode_batch(batch.events, provider, tenant, batch.id, **dict(extras))
-            await self._push(self.keys.queue(lane, next(self._shards)), raw)
+            await self._store(self.keys.queue(lane, next(self._shards)), raw)
         except Exception as exc:  # every waiting request must get an answer
             if self.metrics is not None:
                 self.metrics.store_failures.inc()
@@ -110,7 +110,7 @@ class Batcher:
             self.metrics.batch_stored(tenant, provider, lane, len(batch.events), len(raw),
                                       time.monotonic() - batch.started)
 
-    async def _push(self, queue: str, raw: bytes) -> None:
+    async def _store(self, queue: str, raw: bytes) -> None:
         """LPUSH one batch; with wait_replicas, WAIT in the same pipeline, so on the same
         connection: WAIT counts only the writes its own connection made. Raises NotReplicated
         unless wait_replicas replicas have the push."""
