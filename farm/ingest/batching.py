@@ -1,10 +1,17 @@
-"""Concurrent requests for the same tenant, provider and lane share a wire-v1 batch.
+"""Concurrent requests for the same tenant, provider and lane share a wire-v1 batch, and batches
+that are ready together share one round trip to Redis.
 
 The first request of a batch starts a short timer ([ingest] flush_ms); requests that arrive
-meanwhile join it; the batch is pushed (one LPUSH) when the timer fires or when it reaches
-[ingest] batch_events events or batch_bytes bytes. Every request of the batch is answered only
-after the LPUSH has returned, with the batch id; if the LPUSH fails, every one of them gets the
-error. A request is never split across batches, so it maps to exactly one batch id.
+meanwhile join it. The batch is ready when the timer fires or when it reaches [ingest]
+batch_events events or batch_bytes bytes. One push at a time goes to Redis: every batch ready
+by then goes in it, one LPUSH per lane (in one pipeline when both lanes have some). A batch
+whose timer fires while a push is on its way keeps taking requests until that push returns, so
+under load batches grow and round trips stay few, while a quiet gateway pushes each batch as
+soon as its timer fires.
+
+Every request of a batch is answered only after the LPUSH of its batch has returned, with the
+batch id; if that LPUSH fails, every one of them gets the error. A request is never split across
+batches, so it maps to exactly one batch id.
 """
 
 from __future__ import annotations
@@ -25,19 +32,22 @@ class StoreFailed(Exception):
     """The batch could not be pushed to Redis; nothing of it was stored."""
 
 
+GroupKey = tuple[str, str, str, tuple]  # tenant, provider, lane, extras
+
+
 @dataclass
 class Open:
-    """A batch still taking requests."""
+    """A batch still taking requests; each request waits on its own future, so that one
+    request's cancellation leaves its neighbours waiting."""
 
     id: str
+    key: GroupKey
     started: float
     events: list = field(default_factory=list)
     size: int = 0
-    future: asyncio.Future | None = None
+    waiters: list = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
-
-
-GroupKey = tuple[str, str, str, tuple]  # tenant, provider, lane, extras
+    raw: bytes = b""
 
 
 class Batcher:
@@ -50,7 +60,9 @@ class Batcher:
         self.max_bytes = max_bytes
         self.metrics = metrics
         self._open: dict[GroupKey, Open] = {}
-        self._pushing: set[asyncio.Task] = set()
+        self._ready: list[Open] = []
+        self._due: set[GroupKey] = set()    # timer fired during a push: ready after it
+        self._pusher: asyncio.Task | None = None
 
     async def add(self, tenant: str, provider: str, lane: str, events: list, size: int,
                   extras: tuple = ()) -> str:
@@ -58,51 +70,108 @@ class Batcher:
         Raises StoreFailed if it could not be stored."""
         key = (tenant, provider, lane, extras)
         batch = self._open.get(key)
+        loop = asyncio.get_running_loop()
         if batch is None:
-            loop = asyncio.get_running_loop()
-            batch = self._open[key] = Open(uuid.uuid4().hex, time.monotonic())
-            batch.future = loop.create_future()
+            batch = self._open[key] = Open(uuid.uuid4().hex, key, time.monotonic())
             if self.flush_seconds:
-                batch.timer = loop.call_later(self.flush_seconds, self._flush, key)
+                batch.timer = loop.call_later(self.flush_seconds, self._timer_fired, key)
             else:
-                batch.timer = loop.call_soon(self._flush, key)
+                batch.timer = loop.call_soon(self._timer_fired, key)
         batch.events.extend(events)
         batch.size += size
-        future = batch.future
+        waiter = loop.create_future()
+        batch.waiters.append(waiter)
         if len(batch.events) >= self.max_events or batch.size >= self.max_bytes:
-            self._flush(key)
-        # One request's cancellation must not cancel the batch its neighbours wait on.
-        return await asyncio.shield(future)
+            self._make_ready(key)
+        return await waiter
 
-    def _flush(self, key: GroupKey) -> None:
+    def _timer_fired(self, key: GroupKey) -> None:
+        if self._pusher is not None:
+            self._due.add(key)
+        else:
+            self._make_ready(key)
+
+    def _make_ready(self, key: GroupKey) -> None:
         batch = self._open.pop(key, None)
         if batch is None:
             return
         batch.timer.cancel()
-        task = asyncio.ensure_future(self._push(key, batch))
-        self._pushing.add(task)
-        task.add_done_callback(self._pushing.discard)
+        self._due.discard(key)
+        self._ready.append(batch)
+        if self._pusher is None:
+            self._pusher = asyncio.ensure_future(self._push_while_ready())
 
-    async def _push(self, key: GroupKey, batch: Open) -> None:
-        tenant, provider, lane, extras = key
+    async def _push_while_ready(self) -> None:
         try:
-            raw = encode_batch(batch.events, provider, tenant, batch.id, **dict(extras))
-            await self.redis.lpush(self.keys.queue(lane), raw)
-        except Exception as exc:  # every waiting request must get an answer
-            if self.metrics is not None:
-                self.metrics.store_failures.inc()
-            batch.future.set_exception(StoreFailed(str(exc) or type(exc).__name__))
-            batch.future.exception()  # a batch nobody awaits any more must not log noise
-            return
-        batch.future.set_result(batch.id)
+            while self._ready:
+                ready, self._ready = self._ready, []
+                await self._push(ready)
+                for key in list(self._due):
+                    self._make_ready(key)
+        finally:
+            self._pusher = None
+
+    async def _push(self, ready: list[Open]) -> None:
+        """Push `ready` in one round trip and answer every request waiting on them."""
+        by_lane: dict[str, list[Open]] = {}
+        for batch in ready:
+            tenant, provider, lane, extras = batch.key
+            try:
+                batch.raw = encode_batch(batch.events, provider, tenant, batch.id,
+                                         **dict(extras))
+            except Exception as exc:  # every waiting request must get an answer
+                self._failed(batch, exc)
+                continue
+            by_lane.setdefault(lane, []).append(batch)
+        try:
+            outcomes = await self._store({lane: [b.raw for b in batches]
+                                          for lane, batches in by_lane.items()})
+        except Exception as exc:
+            outcomes = dict.fromkeys(by_lane, exc)
+        for lane, batches in by_lane.items():
+            error = outcomes[lane]
+            for batch in batches:
+                if error is None:
+                    self._stored(batch)
+                else:
+                    self._failed(batch, error)
+
+    async def _store(self, raws_by_lane: dict[str, list[bytes]]) -> dict[str, Exception | None]:
+        """The one place batches enter Redis: one LPUSH per lane (oldest batch first, so it
+        is taken first from the list's tail), in one round trip. Returns each lane's error,
+        or None once its LPUSH has returned."""
+        if len(raws_by_lane) == 1:
+            (lane, raws), = raws_by_lane.items()
+            await self.redis.lpush(self.keys.queue(lane), *raws)
+            return {lane: None}
+        pipe = self.redis.pipeline(transaction=False)
+        for lane, raws in raws_by_lane.items():
+            pipe.lpush(self.keys.queue(lane), *raws)
+        results = await pipe.execute(raise_on_error=False)
+        return {lane: result if isinstance(result, Exception) else None
+                for lane, result in zip(raws_by_lane, results, strict=True)}
+
+    def _stored(self, batch: Open) -> None:
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_result(batch.id)
         if self.metrics is not None:
-            self.metrics.batch_stored(tenant, provider, lane, len(batch.events), len(raw),
-                                      time.monotonic() - batch.started)
+            tenant, provider, lane, _extras = batch.key
+            self.metrics.batch_stored(tenant, provider, lane, len(batch.events),
+                                      len(batch.raw), time.monotonic() - batch.started)
+
+    def _failed(self, batch: Open, exc: Exception) -> None:
+        if self.metrics is not None:
+            self.metrics.store_failures.inc()
+        failure = StoreFailed(str(exc) or type(exc).__name__)
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_exception(failure)
+                waiter.exception()  # a request gone meanwhile must not log noise
 
     async def close(self) -> None:
         """Push every open batch now and wait until all pushes have finished."""
         for key in list(self._open):
-            self._flush(key)
-        while self._pushing:
-            await asyncio.gather(*self._pushing, return_exceptions=True)
-
+            self._make_ready(key)
+        while self._pusher is not None:
+            await asyncio.shield(self._pusher)
