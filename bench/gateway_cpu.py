@@ -3,8 +3,8 @@ generator, for one or more checkouts side by side, with farm-loadgen's realistic
 
 For each run and each checkout (interleaved: A B C A B C ...): a private Redis (unix socket,
 append-only file, fsync every second, as `farm start` runs it), N gateway processes of that
-checkout on one port, and this checkout's `farm-loadgen --target http://...` at a fixed rate
-for a fixed time. No workers run; the queues are emptied between runs. CPU is read from /proc
+checkout on one port, and one checkout's `farm-loadgen --target http://...` (--loadgen, this one by
+default) at a fixed rate for a fixed time. No workers run; the queues are emptied between runs. CPU is read from /proc
 (psutil): the gateways' user+system time over the run, and the load generator's over its
 sending (its pre-generation, before the first request, is left out). Both are divided by the
 MB of webhook bodies the gateways accepted (202), so the figures stay comparable when other
@@ -12,7 +12,7 @@ work shares the machine; the medians of the runs are printed per checkout.
 
     .venv/bin/python bench/gateway_cpu.py --tree main=/tmp/main --tree new=. \\
         [--tree old=/tmp/old354:/tmp/old354/.venv/bin/python] [--runs 3] [--duration 20] \\
-        [--rate 5MB/s] [--processes 2] [--producers 1]
+        [--rate 5MB/s] [--processes 2] [--producers 1] [--loadgen /tmp/main]
 
 A tree is NAME=PATH[:PYTHON]; PYTHON defaults to PATH/.venv/bin/python, else this Python
 (which then imports the tree's farm package, since the gateway runs with the tree as its
@@ -170,7 +170,9 @@ def redis_calls(client: redis.Redis) -> collections.Counter:
 
 
 def loadgen_command(args, url: str, key: str) -> list[str]:
-    return [str(ROOT / ".venv" / "bin" / "farm-loadgen"), "--target", url, "--api-key", key,
+    # Run with the --loadgen checkout as working directory, so that its loadgen is imported.
+    return [sys.executable, "-c", "from loadgen.cli import command; command()",
+            "--target", url, "--api-key", key,
             "--rate", args.rate, "--duration", f"{args.duration}s", "--producers",
             str(args.producers), "--json", "--quiet"]
 
@@ -183,7 +185,7 @@ def one_run(tree: Tree, args, server_url: str, client: redis.Redis, folder: Path
     try:
         gw_before = cpu_of(gateways)
         started = time.monotonic()
-        proc = subprocess.Popen(loadgen_command(args, url, key), cwd=ROOT,
+        proc = subprocess.Popen(loadgen_command(args, url, key), cwd=args.loadgen,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         watch = TreeWatch(psutil.Process(proc.pid), gateways)
         out, err = proc.communicate(timeout=args.duration + 600)
@@ -246,6 +248,8 @@ def main() -> None:
     parser.add_argument("--rate", default="5MB/s", help="farm-loadgen --rate")
     parser.add_argument("--processes", type=int, default=2, help="gateway processes")
     parser.add_argument("--producers", type=int, default=1, help="farm-loadgen --producers")
+    parser.add_argument("--loadgen", type=Path, default=ROOT,
+                        help="the checkout whose load generator runs (default: this one)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="farm-bench-gwcpu-"))
     server = RedisServer(folder / "redis")

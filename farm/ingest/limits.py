@@ -111,12 +111,22 @@ def events_of(doc: object) -> list[dict]:
                   "bad_body")
 
 
+def within_limits_by_size(body: bytes, max_depth: int, max_items: int) -> bool:
+    """True when the raw body cannot break either limit, so the parsed document need not be
+    walked: every level of nesting opens with a '{' or '[' and every item or member takes at
+    least one byte, so a body with at most max_depth brackets (strings' included) and at most
+    max_items bytes is within both. Most webhooks are."""
+    return (len(body) <= max_items
+            and body.count(b"{") + body.count(b"[") <= max_depth)
+
+
 def parse_json(body: bytes, max_depth: int, max_items: int) -> list[dict]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Refused(400, f"the body is not valid JSON: {exc}", "bad_json") from None
-    if type(doc) is dict or type(doc) is list:
+    if (type(doc) is dict or type(doc) is list) and not within_limits_by_size(
+            body, max_depth, max_items):
         check_structure(doc, max_depth, max_items)
     return events_of(doc)
 
