@@ -3,8 +3,9 @@ generator, for one or more checkouts side by side, with farm-loadgen's realistic
 
 For each run and each checkout (interleaved: A B C A B C ...): a private Redis (unix socket,
 append-only file, fsync every second, as `farm start` runs it), N gateway processes of that
-checkout on one port, and one checkout's `farm-loadgen --target http://...` (--loadgen, this one by
-default) at a fixed rate for a fixed time. No workers run; the queues are emptied between runs. CPU is read from /proc
+checkout on one port, and one checkout's `farm-loadgen --target http://...` (--loadgen, this
+one by default) at a fixed rate for a fixed time. No workers run; the queues are emptied
+between runs. CPU is read from /proc
 (psutil): the gateways' user+system time over the run, and the load generator's over its
 sending (its pre-generation, before the first request, is left out). Both are divided by the
 MB of webhook bodies the gateways accepted (202), so the figures stay comparable when other
@@ -171,7 +172,7 @@ def redis_calls(client: redis.Redis) -> collections.Counter:
 
 def loadgen_command(args, url: str, key: str) -> list[str]:
     # Run with the --loadgen checkout as working directory, so that its loadgen is imported.
-    return [sys.executable, "-c", "from loadgen.cli import command; command()",
+    return [sys.executable, "-c", "from loadgen.cli import main; main()",
             "--target", url, "--api-key", key,
             "--rate", args.rate, "--duration", f"{args.duration}s", "--producers",
             str(args.producers), "--json", "--quiet"]
