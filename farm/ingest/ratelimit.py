@@ -47,12 +47,13 @@ if stored then
     debt = (tonumber(whole) - now) + (tonumber('0' .. fraction) or 0)
   end
 end
-debt = debt - tonumber(ARGV[4]) * interval
+local given_back = tonumber(ARGV[4])
+debt = debt - given_back * interval
 if debt < 0 then debt = 0 end
 local admitted = math.floor((tolerance - debt) / interval + 1e-6)
 if admitted > wanted then admitted = wanted end
 if admitted < 0 then admitted = 0 end
-if admitted > 0 then
+if admitted > 0 or given_back > 0 then
   debt = debt + admitted * interval
   local whole = math.floor(debt)
   redis.call('SET', KEYS[1],
