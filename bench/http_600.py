@@ -149,7 +149,7 @@ def report(doc: dict, used: dict[str, float]) -> None:
           f"alerts in {doc['sent']['notifications']:,} webhooks, {mb:.1f} MB; http "
           f"{doc.get('http')}")
     print(f"verify: ok={verify.get('ok')} loss={verify.get('loss')} "
-          f"latency={json.dumps(verify.get("latency_seconds"))}")
+          f"latency={json.dumps(verify.get('latency_seconds'))}")
     print(f"CPU-seconds per MB of webhooks ({os.cpu_count()} CPUs):")
     for role, seconds in used.items():
         print(f"  {role:>40}: {seconds / mb:.4f}  ({seconds:.1f} CPU-s)")

@@ -5,7 +5,7 @@ file descriptor behind it, for as long as it likes.
 
 uvicorn's httptools protocol is subclassed rather than wrapped in ASGI middleware because only the
 protocol sees a connection before its headers are complete; its parser callbacks say where a
-request stands. The body's own limit is kept by the app (farm/ingest/app.py), which can still
+request stands. The body's own limit is kept by the app (farm/ingest/gateway.py), which can still
 answer 408 while it reads; here the whole-request limit also ends a body that nobody reads any
 more (a request answered before its body was read, whose client keeps trickling it).
 

@@ -1,5 +1,6 @@
-"""Request bodies: read within the size limit and the process's byte budget, parsed (JSON or
-form) within the depth and item limits, and turned into the provider's raw events.
+"""Request bodies: the size limit and the process's byte budget (kept as the body is read, by
+farm/ingest/incoming.py), parsing (JSON or form) within the depth and item limits, and the
+provider's raw events.
 
 An object body is one event; an array body is one event per item (Keep's generic list, or a
 list of provider payloads). Each event stays exactly as the provider sent it.
