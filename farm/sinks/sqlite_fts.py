@@ -22,11 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.sinks.sqlite_schema import FTS_SCHEMA, current_path, fts_path, open_writable
+from farm.sinks.sqlite_schema import current_path, open_fts
 
 log = logging.getLogger("farm.indexer")
 
 BATCH = 20_000  # queue entries per index transaction
+# Shortest pause between passes: fewer, larger index transactions (each leaves an FTS5 segment
+# to merge later, and an fsync) for a lag of a fraction of a second.
+PAUSE_SECONDS = 0.25
 
 PENDING = """
 SELECT p.seq, p.id, c.eventId, c.name, c.description, c.message
@@ -62,12 +65,12 @@ def freshness(db: sqlite3.Connection, done: int | None = None, current: str = ""
 
 class FtsCatchUp(threading.Thread):
     """Indexes queued current-state changes into farm-fts.db, woken after every current-state
-    commit (and every half second). `done` is its progress, for the writer to trim the queue;
-    `report` receives its Freshness after every pass."""
+    commit (and every half second), at most every PAUSE_SECONDS. `done` is its progress, for
+    the writer to trim the queue; `report` receives its Freshness after every pass."""
 
     def __init__(self, path: Path, report: Callable[[Freshness], None] | None = None):
         super().__init__(name="farm-sqlite-fts", daemon=True)
-        self.fts = open_writable(fts_path(path), FTS_SCHEMA)
+        self.fts = open_fts(path)
         self.current = sqlite3.connect(current_path(path), timeout=30, isolation_level=None,
                                        check_same_thread=False)
         self.current.execute("PRAGMA busy_timeout=30000")
@@ -86,6 +89,7 @@ class FtsCatchUp(threading.Thread):
             except sqlite3.Error as exc:
                 log.warning("full-text indexing failed, retrying: %s", exc)
                 self.stopped.wait(1.0)
+            self.stopped.wait(PAUSE_SECONDS)
 
     def catch_up(self, deadline: float | None = None) -> None:
         """Index everything queued now (until `deadline`, a monotonic time, if given)."""

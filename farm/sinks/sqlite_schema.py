@@ -97,7 +97,6 @@ CREATE TABLE IF NOT EXISTS fts_state (
     one          INTEGER PRIMARY KEY CHECK (one = 1),
     doneSeq      INTEGER NOT NULL     -- every fts_pending seq up to this one is indexed
 );
-INSERT OR IGNORE INTO fts_state (one, doneSeq) VALUES (1, 0);
 """
 
 HISTORY_FTS = """
@@ -172,6 +171,15 @@ def open_writable(path: Path, schema: str, synchronous: str = "FULL") -> sqlite3
     return db
 
 
+def open_fts(path: Path) -> sqlite3.Connection:
+    """farm-fts.db (beside farm.db at `path`) for writing; starts its progress at 0 when new
+    (and writes nothing when not, so a start never waits for the index's lock)."""
+    db = open_writable(fts_path(path), FTS_SCHEMA)
+    if db.execute("SELECT count(*) FROM fts_state").fetchone()[0] == 0:
+        db.execute("INSERT OR IGNORE INTO fts_state (one, doneSeq) VALUES (1, 0)")
+    return db
+
+
 def prepare(path: Path) -> None:
     """Create the store's three files, or bring an older layout to this one (once, at start).
     Raises StoreSchemaError for a store written by a newer farm."""
@@ -189,7 +197,7 @@ def prepare(path: Path) -> None:
         finally:
             db.close()
     open_writable(current_path(path), CURRENT_SCHEMA).close()
-    open_writable(fts_path(path), FTS_SCHEMA).close()
+    open_fts(path).close()
     main = open_writable(path, HISTORY_SCHEMA + incident_store.SCHEMA)
     try:
         if db is not None and old:
