@@ -114,12 +114,14 @@ log = logging.getLogger("farm.indexer")
 CHECKPOINT_EVERY_SECONDS = 1.0
 WAL_HARD_LIMIT_PAGES = 100_000
 
-# Queue entries of the full-text index a current-state transaction trims at most.
+# Queue entries the full-text index has covered go in a later current-state transaction.
 TRIM_PENDING = """
 DELETE FROM fts_pending WHERE seq <= ?
 """
+# The first commit that left the queue at a sequence number keeps its time (a later one that
+# queued nothing must not make the index look fresher than it is).
 MARK_CURRENT_COMMIT = """
-INSERT OR REPLACE INTO current_commits (lastSeq, committedAt)
+INSERT OR IGNORE INTO current_commits (lastSeq, committedAt)
 VALUES (coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'fts_pending'), 0), ?)
 """
 
