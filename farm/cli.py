@@ -161,7 +161,7 @@ def stop(timeout, config_path):
 @config_option
 def search(query, since, severity, tenant, history, incident_id, limit, as_json, config_path):
     """Find alerts by text (name, description, message) in the configured store."""
-    from farm.search import Query, SearchError
+    from farm.search import Query, SearchError, text_freshness
     from farm.search import search as run_search
     from farm.units import parse_duration
 
@@ -171,10 +171,14 @@ def search(query, since, severity, tenant, history, incident_id, limit, as_json,
     except ValueError as exc:
         fail(f"--since: {exc}", 2)
     try:
-        hits = run_search(cfg, Query(" ".join(query), since_seconds, tuple(severity), tenant,
-                                     history, limit, incident_id))
+        asked = Query(" ".join(query), since_seconds, tuple(severity), tenant, history, limit,
+                      incident_id)
+        hits = run_search(cfg, asked)
     except SearchError as exc:
         fail(str(exc))
+    behind = text_freshness(cfg, asked)
+    if behind is not None:
+        click.echo(f"farm: note: {behind.describe()}", err=True)
     if as_json:
         click.echo(json.dumps(hits, indent=2, default=str))
         return

@@ -4,7 +4,9 @@ Current state (one row per fingerprint) by default, history with `history=True`.
 against name, description and message: SQLite FTS5 on the store, or the engine's
 simple_query_string. History in SQLite has an FTS5 index only with `[store] fts_history`; without
 it the search scans every stored event and matches words the way FTS5 would (`TextMatcher`), so
-a query finds the same events either way, only more slowly.
+a query finds the same events either way, only more slowly. The current state's FTS5 index
+catches up in the background: `text_freshness` says how far behind it is (the CLI prints it
+when a text search may miss recent changes).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from farm.config import Config
 from farm.correlation.store import links_index
 from farm.sinks.engine_client import Engine, EngineError, current_index
 from farm.sinks.sqlite import connect
+from farm.sinks.sqlite_fts import Freshness, freshness
+
+# A text search of the current state mentions the index's lag from this age on.
+STALE_SECONDS = 1.0
 
 
 class SearchError(Exception):
@@ -114,6 +120,27 @@ def _search_sqlite(cfg: Config, q: Query) -> list[dict]:
         db.close()
 
 
+def text_freshness(cfg: Config, query: Query) -> Freshness | None:
+    """How far the full-text index of the current state is behind, when `query` searches it by
+    text and the index is at least STALE_SECONDS behind; None otherwise (and for the engine,
+    whose refresh interval is its own)."""
+    if cfg.store.kind != "sqlite" or not query.text or query.history:
+        return None
+    if not cfg.sqlite_path.exists():
+        return None
+    db = connect(cfg.sqlite_path, readonly=True)
+    try:
+        attached = {row[1] for row in db.execute("PRAGMA database_list")}
+        if not {"cur", "fts"} <= attached:
+            return None  # a store of the old layout indexes in the same transaction
+        state = freshness(db, current="cur.", fts="fts.")
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return state if state.pending and state.lag_seconds >= STALE_SECONDS else None
+
+
 def _run_sqlite(db: sqlite3.Connection, q: Query) -> list[dict]:
     where, args = [], []
     if q.history:
@@ -155,6 +182,8 @@ def _run_sqlite(db: sqlite3.Connection, q: Query) -> list[dict]:
            f"ORDER BY a.lastReceived DESC LIMIT ?")
     out = []
     for doc, duplicates in db.execute(sql, [*args, q.limit]):
+        if doc is None:
+            continue  # a current version whose history row is still committing
         alert = orjson.loads(doc)
         if duplicates is not None:
             alert["duplicates"] = duplicates

@@ -150,11 +150,13 @@ class StoreSettings:
             "speed about threefold. Without it `farm search --history` scans every stored event: "
             "the same matches, found more slowly.")
     commit_rows: int = key(5000,
-            "The indexer commits a transaction once this many alerts are pending, or commit_ms "
-            "after the oldest of them arrived, whichever comes first.",
+            "The indexer hands its pending alerts to the store at once when the store has no "
+            "transaction in flight (group commit); while one commits, once this many alerts are "
+            "pending, or commit_ms after the oldest of them arrived, whichever comes first.",
             minimum=1, maximum=1_000_000)
     commit_ms: int = key(200,
-            "Longest time an alert waits in the indexer before its transaction commits.",
+            "Longest time an alert waits in the indexer, while an earlier transaction is still "
+            "committing, before its own is handed to the store.",
             minimum=1, maximum=60_000)
 
 
