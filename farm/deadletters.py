@@ -36,11 +36,11 @@ def decode_letter(raw: bytes) -> dict:
     return letter
 
 
-def list_letters(redis, cfg, limit: int) -> list[dict]:
-    """Newest first; a payload is summarised by its type and size."""
+def list_letters(redis, cfg, limit: int, start: int = 0) -> list[dict]:
+    """Newest first, from the `start`-th; a payload of bytes is summarised by its size."""
     keys = Keys(cfg.redis.prefix)
     out = []
-    for raw in redis.lrange(keys.dlq, 0, limit - 1):
+    for raw in redis.lrange(keys.dlq, start, start + limit - 1):
         letter = decode_letter(raw)
         payload = letter.get("payload")
         if isinstance(payload, (bytes, bytearray)):

@@ -22,6 +22,7 @@ import orjson
 from farm.alert import iso_ms, json_default
 from farm.correlation import store as incident_store
 from farm.dedup import FULL
+from farm.sinks import raw as raw_events
 from farm.sinks.current import coalesce
 
 SCHEMA = """
@@ -75,6 +76,13 @@ WHEN old.name IS NOT new.name OR old.description IS NOT new.description
     INSERT INTO alerts_current_fts(rowid, name, description, message)
     VALUES (new.id, new.name, new.description, new.message);
 END;
+"""
+
+# What the console's reads need on a store of millions of rows (farm/console/): the current
+# state newest first, and one fingerprint's history.
+READ_INDEXES = """
+CREATE INDEX IF NOT EXISTS alerts_current_received ON alerts_current (lastReceived);
+CREATE INDEX IF NOT EXISTS alerts_fingerprint ON alerts (fingerprint);
 """
 
 HISTORY_FTS = """
@@ -155,6 +163,10 @@ class SqliteEncoder:
         incident_rows, links = incident_store.sqlite_rows(tenant, incidents)
         return msgpack.packb((history, current, bump_rows, incident_rows, links))
 
+    def encode_raw(self, events: list[dict]) -> bytes:
+        """A payload of nothing but kept raw events (farm/sinks/raw.py)."""
+        return msgpack.packb(([], [], [], [], [], events))
+
 
 def _text(value: object) -> str | None:
     return value if value is None or isinstance(value, str) else str(value)
@@ -174,6 +186,8 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         db.execute("PRAGMA recursive_triggers=ON")  # REPLACE fires delete triggers (FTS)
         db.executescript(SCHEMA)
         db.executescript(incident_store.SCHEMA)
+        db.executescript(raw_events.SQLITE_SCHEMA)
+        db.executescript(READ_INDEXES)
     db.execute("PRAGMA busy_timeout=30000")
     return db
 
@@ -218,9 +232,11 @@ class SqliteWriter:
     older than the stored one. One writer, so `max_in_flight` is 1.
     """
 
-    def __init__(self, path: Path, retention_days: int = 0, fts_history: bool = False):
+    def __init__(self, path: Path, retention_days: int = 0, fts_history: bool = False,
+                 raw_retention_days: int = 0):
         self.path = Path(path)
         self.retention_days = retention_days
+        self.raw_retention_days = raw_retention_days
         self.db = connect(self.path)
         if fts_history:
             self.db.executescript(HISTORY_FTS)
@@ -245,7 +261,7 @@ class SqliteWriter:
 
     def write(self, payloads: list[bytes]) -> list:
         """Commit every payload or none. Returns rejected items (SQLite rejects none)."""
-        history, current, bumps, incidents, links = [], [], [], [], []
+        history, current, bumps, incidents, links, raws = [], [], [], [], [], []
         for payload in payloads:
             h, c, b, *correlated = msgpack.unpackb(payload)  # incidents only when there are
             history += h
@@ -254,6 +270,7 @@ class SqliteWriter:
             if correlated:
                 incidents += correlated[0]
                 links += correlated[1]
+                raws += correlated[2] if len(correlated) > 2 else ()
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -261,6 +278,8 @@ class SqliteWriter:
             db.executemany(UPSERT_VERSION, current)
             db.executemany(BUMP_DUPLICATES, bumps)
             incident_store.write_sqlite(db, incidents, links)
+            if raws:
+                raw_events.write_sqlite(db, raws)
             db.execute("INSERT INTO commits (committedAt, lastRowid) "
                        "VALUES (?, coalesce((SELECT max(rowid) FROM alerts), 0))", (time.time(),))
             db.execute("COMMIT")
@@ -272,7 +291,8 @@ class SqliteWriter:
     def maintain(self, now: float | None = None) -> int:
         """Delete history and current state older than retention_days; returns rows deleted."""
         now = time.time() if now is None else now
-        if not self.retention_days or now - self._last_maintenance < 600:
+        if not (self.retention_days or self.raw_retention_days) \
+                or now - self._last_maintenance < 600:
             return 0
         self._last_maintenance = now
         cutoff = now - self.retention_days * 86_400
@@ -282,6 +302,11 @@ class SqliteWriter:
         deleted = 0
         db.execute("BEGIN IMMEDIATE")
         try:
+            if self.raw_retention_days:
+                deleted += raw_events.expire_sqlite(db, now - self.raw_retention_days * 86_400)
+            if not self.retention_days:
+                db.execute("COMMIT")
+                return deleted
             if row[0] is not None:
                 deleted += db.execute("DELETE FROM alerts WHERE rowid <= ?", (row[0],)).rowcount
                 db.execute("DELETE FROM commits WHERE txn < ?", (row[1],))
