@@ -1,4 +1,6 @@
-"""`farm search`: find alerts in whichever store is configured.
+"""`farm search` and the console's reads (farm/console/): find alerts in whichever store is
+configured, a page at a time, and read one fingerprint's current state, versions and kept raw
+events.
 
 Current state (one row per fingerprint) by default, history with `history=True`. Text is matched
 against name, description and message: SQLite FTS5 on the store, or the engine's
@@ -74,13 +76,15 @@ def search_page(cfg: Config, query: Query) -> Page:
     return _search_engine(cfg, query)
 
 
+VERSIONS_SQL = ("SELECT doc FROM alerts WHERE fingerprint = ? AND tenant = ? "
+                "ORDER BY rowid DESC LIMIT ?")
+
+
 def versions(cfg: Config, tenant: str, fingerprint: str, limit: int,
              deadline_seconds: float | None = None) -> list[dict]:
     """One fingerprint's stored versions (history), newest first."""
     if cfg.store.kind == "sqlite":
-        sql = ("SELECT doc FROM alerts WHERE fingerprint = ? AND tenant = ? "
-               "ORDER BY rowid DESC LIMIT ?")
-        rows = sqlite_rows(cfg, sql, [fingerprint, tenant, limit], deadline_seconds)
+        rows = sqlite_rows(cfg, VERSIONS_SQL, [fingerprint, tenant, limit], deadline_seconds)
         return [orjson.loads(doc) for (doc,) in rows]
     body = {"size": limit, "sort": [{"lastReceived": "desc"}],
             "query": {"bool": {"filter": [{"term": {"tenant": tenant}},
@@ -231,7 +235,9 @@ def _sqlite_filters(q: Query, where: list[str], args: list) -> None:
             where.append(f"{column} IN ({', '.join('?' * len(values))})")
             args += list(values)
     if q.tenant:
-        where.append("a.tenant = ?")
+        # Unary + keeps SQLite off the (tenant, fingerprint) index: with it, a tenant's page
+        # would sort every row of the tenant instead of walking lastReceived newest first.
+        where.append("+a.tenant = ?")
         args.append(q.tenant)
     for attribute, field_name in _DOC_FIELDS:
         value = getattr(q, attribute)
@@ -241,7 +247,8 @@ def _sqlite_filters(q: Query, where: list[str], args: list) -> None:
             args += list(values)
 
 
-def _run_sqlite(db: sqlite3.Connection, q: Query) -> Page:
+def sqlite_select(db: sqlite3.Connection, q: Query) -> tuple[str, list]:
+    """The SQL and arguments of one page of `q` (the cursor's key in the last column)."""
     where, args = [], []
     if q.history:
         table, select, key = "alerts a", "a.doc, NULL", "a.rowid"
@@ -277,8 +284,12 @@ def _run_sqlite(db: sqlite3.Connection, q: Query) -> Page:
     sql = (f"SELECT {select}, a.lastReceived, {key} FROM {table} "
            f"{'WHERE ' + ' AND '.join(where) if where else ''} "
            f"ORDER BY a.lastReceived DESC, {key} DESC LIMIT ?")
+    return sql, [*args, q.limit + 1]
+
+
+def _run_sqlite(db: sqlite3.Connection, q: Query) -> Page:
     out, cursor = [], None
-    for doc, duplicates, received, row_key in db.execute(sql, [*args, q.limit + 1]):
+    for doc, duplicates, received, row_key in db.execute(*sqlite_select(db, q)):
         if len(out) == q.limit:
             return Page(out, cursor)
         alert = orjson.loads(doc)

@@ -113,15 +113,16 @@ def expire_sqlite(db: sqlite3.Connection, cutoff: float) -> int:
     return deleted
 
 
+READ_SQL = ("SELECT r.id, r.batchId, r.position, r.provider, r.receivedAt, r.eventIds, r.payload "
+            "FROM alerts_raw_fingerprints f JOIN alerts_raw r ON r.id = f.raw_id "
+            "WHERE f.tenant = ? AND f.fingerprint = ? ORDER BY f.sentAt DESC LIMIT ?")
+
+
 def read_sqlite(db: sqlite3.Connection, tenant: str, fingerprint: str, limit: int
                 ) -> list[dict]:
     """The kept events of one fingerprint, newest first (none on a store without the table)."""
     try:
-        rows = db.execute(
-            "SELECT r.id, r.batchId, r.position, r.provider, r.receivedAt, r.eventIds, r.payload "
-            "FROM alerts_raw_fingerprints f JOIN alerts_raw r ON r.id = f.raw_id "
-            "WHERE f.tenant = ? AND f.fingerprint = ? ORDER BY f.sentAt DESC LIMIT ?",
-            (tenant, fingerprint, limit)).fetchall()
+        rows = db.execute(READ_SQL, (tenant, fingerprint, limit)).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return []
