@@ -212,6 +212,24 @@ def keys_add(tenant, config_path):
 
 
 @main.group()
+def console():
+    """The web console at /ui (docs/console.md)."""
+
+
+@console.command("key")
+@click.option("--admin", is_flag=True, help="A key for write actions ([console] admin_key).")
+def console_key(admin):
+    """Make a console key: print it once, and the [console] line that stores only its hash."""
+    from farm.ingest.api_keys import hash_key, new_key
+
+    key = new_key()
+    click.echo(key)
+    click.echo(f"farm: put this in the [console] section of the config, then restart the farm; "
+               f"the key is shown only once:\n{'admin_key' if admin else 'key'} = "
+               f"\"{hash_key(key)}\"", err=True)
+
+
+@main.group()
 def dlq():
     """Inspect and replay the dead-letter list."""
 

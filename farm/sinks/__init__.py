@@ -32,7 +32,9 @@ def writer_for(cfg: Config, check: bool = False, fts_report=None):
         from farm.sinks.sqlite import SqliteWriter
 
         return SqliteWriter(cfg.sqlite_path, retention_days=cfg.store.retention_days,
-                            fts_history=cfg.store.fts_history, fts_report=fts_report)
+                            fts_history=cfg.store.fts_history, fts_report=fts_report,
+                            raw_retention_days=(cfg.store.raw_retention_days
+                                                or cfg.store.retention_days))
     from farm.sinks.elastic import ElasticWriter
 
     return ElasticWriter(cfg, check=check)

@@ -26,6 +26,7 @@ import orjson
 from farm.alert import iso_ms, json_default
 from farm.correlation import store as incident_store
 from farm.dedup import FULL
+from farm.sinks import raw as raw_events
 from farm.sinks.current import coalesce
 from farm.sinks.sqlite_fts import Freshness, FtsCatchUp
 from farm.sinks.sqlite_schema import (
@@ -94,6 +95,10 @@ class SqliteEncoder:
         incident_rows, links = incident_store.sqlite_rows(tenant, incidents)
         return msgpack.packb((history, current, bump_rows, incident_rows, links))
 
+    def encode_raw(self, events: list[dict]) -> bytes:
+        """A payload of nothing but kept raw events (farm/sinks/raw.py)."""
+        return msgpack.packb(([], [], [], [], [], events))
+
 
 def _text(value: object) -> str | None:
     return value if value is None or isinstance(value, str) else str(value)
@@ -123,6 +128,16 @@ DELETE FROM fts_pending WHERE seq <= ?
 MARK_CURRENT_COMMIT = """
 INSERT OR IGNORE INTO current_commits (lastSeq, committedAt)
 VALUES (coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'fts_pending'), 0), ?)
+"""
+
+
+# What the console's reads need on a store of millions of rows (farm/console/): the current
+# state newest first, and one fingerprint's history.
+HISTORY_READ_INDEXES = """
+CREATE INDEX IF NOT EXISTS alerts_fingerprint ON alerts (fingerprint);
+"""
+CURRENT_READ_INDEXES = """
+CREATE INDEX IF NOT EXISTS current_state_received ON current_state (lastReceived);
 """
 
 
@@ -213,10 +228,13 @@ def transaction(db: sqlite3.Connection, steps: Callable[[], None]) -> None:
         raise
 
 
-def write_history(db: sqlite3.Connection, history: list, incidents: list, links: list) -> None:
+def write_history(db: sqlite3.Connection, history: list, incidents: list, links: list,
+                  raws: list) -> None:
     def steps() -> None:
         db.executemany(INSERT_HISTORY, history)
         incident_store.write_sqlite(db, incidents, links)
+        if raws:
+            raw_events.write_sqlite(db, raws)
         db.execute("INSERT INTO commits (committedAt, lastRowid) "
                    "VALUES (?, coalesce((SELECT max(rowid) FROM alerts), 0))", (time.time(),))
     transaction(db, steps)
@@ -250,14 +268,18 @@ class SqliteWriter:
     flush_bytes = 64 * 1024 * 1024
 
     def __init__(self, path: Path, retention_days: int = 0, fts_history: bool = False,
-                 fts_report: Callable[[Freshness], None] | None = None):
+                 fts_report: Callable[[Freshness], None] | None = None,
+                 raw_retention_days: int = 0):
         self.path = Path(path)
         self.retention_days = retention_days
+        self.raw_retention_days = raw_retention_days
         prepare(self.path)
         history = open_writable(self.path, HISTORY_SCHEMA)
+        history.executescript(raw_events.SQLITE_SCHEMA + HISTORY_READ_INDEXES)
         if fts_history:
             history.executescript(HISTORY_FTS)
         current = open_writable(current_path(self.path), CURRENT_SCHEMA)
+        current.executescript(CURRENT_READ_INDEXES)
         for db in (history, current):
             db.execute("PRAGMA cache_size=-65536")
             db.execute(f"PRAGMA wal_autocheckpoint={WAL_HARD_LIMIT_PAGES}")
@@ -274,18 +296,20 @@ class SqliteWriter:
 
     def submit(self, payloads: list[bytes]) -> Future:
         """Both halves of the flush to their threads; a Future of [] once both committed."""
-        history, current, bumps, incidents, links = [], [], [], [], []
+        history, current, bumps, incidents, links, raws = [], [], [], [], [], []
         for payload in payloads:
-            h, c, b, *correlated = msgpack.unpackb(payload)  # incidents only when there are
+            # incidents only when there are; kept raw events after them
+            h, c, b, *correlated = msgpack.unpackb(payload)
             history += h
             current += c
             bumps += b
             if correlated:
                 incidents += correlated[0]
                 links += correlated[1]
+                raws += correlated[2] if len(correlated) > 2 else ()
         trim_to = self.fts.done if self.fts.done > self._trimmed else 0
         self._trimmed = max(self._trimmed, trim_to)
-        done = both(self.history.call(write_history, history, incidents, links),
+        done = both(self.history.call(write_history, history, incidents, links, raws),
                     self.current.call(write_current, current, bumps, trim_to))
         done.add_done_callback(lambda _f: self.fts.wake.set())
         return done
@@ -307,15 +331,23 @@ class SqliteWriter:
         return self._inspect
 
     def maintain(self, now: float | None = None) -> int:
-        """Delete history and current state older than retention_days; returns rows deleted."""
+        """Delete history and current state older than retention_days, and kept raw events
+        older than raw_retention_days; returns rows deleted."""
         now = time.time() if now is None else now
-        if not self.retention_days or now - self._last_maintenance < 600:
+        if not (self.retention_days or self.raw_retention_days) \
+                or now - self._last_maintenance < 600:
             return 0
         self._last_maintenance = now
+        deleted = 0
+        if self.raw_retention_days:
+            deleted += self.history.call(_expire_raw,
+                                         now - self.raw_retention_days * 86_400).result()
+        if not self.retention_days:
+            return deleted
         cutoff = now - self.retention_days * 86_400
-        current = self.current.call(_expire_current, iso_ms(cutoff)).result()
+        deleted += self.current.call(_expire_current, iso_ms(cutoff)).result()
         # After the current state's, so history kept only for it can go in the same pass.
-        return current + self.history.call(_expire_history, cutoff,
+        return deleted + self.history.call(_expire_history, cutoff,
                                            current_path(self.path)).result()
 
     def close(self) -> None:
@@ -356,5 +388,14 @@ def _expire_current(db: sqlite3.Connection, cutoff: str) -> int:
     def steps() -> None:
         deleted[0] = db.execute("DELETE FROM current_state WHERE lastReceived < ?",
                                 (cutoff,)).rowcount
+    transaction(db, steps)
+    return deleted[0]
+
+
+def _expire_raw(db: sqlite3.Connection, cutoff: float) -> int:
+    deleted = [0]
+
+    def steps() -> None:
+        deleted[0] = raw_events.expire_sqlite(db, cutoff)
     transaction(db, steps)
     return deleted[0]
