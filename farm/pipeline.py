@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import msgpack
 from redis.exceptions import RedisError
 
-from farm import rules as rules_module
 from farm.alert import fields_fingerprint, iso_ms, keep_url, normalize_time, severity_of, status_of
 from farm.config import Config
 from farm.correlation.stage import Correlated, Correlation, CorrelationCounts
@@ -34,6 +33,7 @@ from farm.maintenance.sources import Windows
 from farm.notify.entries import alert_entry, incident_entry
 from farm.providers import normalizer_for
 from farm.rules.extraction import run as run_extraction
+from farm.rules.reload import ReloadingRules
 from farm.rules.ruleset import PROTECTED_FIELDS, BatchRules, Rules
 from farm.sinks import encoder_for
 from farm.sinks.raw import RawSampler, raw_event
@@ -163,7 +163,7 @@ class Pipeline:
         `max_record_bytes` bounds every record `process` returns (the ring's max_record); None
         means no bound."""
         self.encoder = encoder_for(cfg)
-        self.rules = rules if rules is not None else rules_module.load(cfg)
+        self.rules = ReloadingRules(cfg, rules, cfg.enrichment.reload_seconds)
         self.dedup = Deduplicator(redis, keys, cfg.dedup.ttl_seconds)
         self.correlation = Correlation(cfg, redis, keys)
         self.maintenance = Windows(cfg, redis, keys)
@@ -210,7 +210,8 @@ class Pipeline:
         except (OverflowError, OSError, ValueError):
             return self.dead_batch(raw, f"'sent_at' {batch.sent_at!r} is not a time farm can "
                                    f"store", "decode")
-        rules = self.rules.for_batch(batch.tenant, batch.provider, batch.provider_id)
+        rules = self.rules.current().for_batch(batch.tenant, batch.provider,
+                                               batch.provider_id)
         alerts, digests, bad_events, empty_events = self.canonical(batch, rules, now, out)
         received = len(alerts)
         alerts, digests, memo_id = self.maintain(batch, rules, alerts, digests, out)
