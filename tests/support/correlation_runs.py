@@ -13,6 +13,7 @@ from farm import config
 from farm.pipeline import Pipeline, unpack_record
 from farm.redis_keys import Keys
 from farm.sinks.sqlite import SqliteWriter
+from farm.sinks.sqlite_schema import open_reader
 from farm.wire import encode_batch
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -71,9 +72,12 @@ class CorrelationRun:
         return {r[0] for r in rows}
 
     def current(self, fingerprint: str) -> dict:
-        with sqlite3.connect(self.db_path) as db:
+        db = open_reader(self.db_path)  # the current state is in a file of its own
+        try:
             row = db.execute("SELECT doc FROM alerts_current WHERE fingerprint = ?",
                              (fingerprint,)).fetchone()
+        finally:
+            db.close()
         return orjson.loads(row[0])
 
     def close(self) -> None:
