@@ -131,6 +131,18 @@ class WorkQueue:
                                 "RIGHT", "LEFT")
         return [(first, raw)] if raw is not None else []
 
+    def next_take(self) -> tuple[int, list[tuple[str, str]]]:
+        """The shard whose turn it is, and (queue, inflight list) of each of its lanes, critical
+        first: the first step of take() for a caller that sends the LMOVEs itself (on a
+        cluster, along with other requests to the shard's node), and calls turn_taken() once
+        they ran."""
+        shard = self._next
+        return shard, [(queue, self.inflight[shard]) for queue in self._queues[shard]]
+
+    def turn_taken(self, shard: int) -> None:
+        """The shard's turn was taken by the caller of next_take(): the next starts after it."""
+        self._next = (shard + 1) % len(self.shards)
+
     def _take_from(self, shards: list[int]) -> list[tuple[int, bytes]]:
         pipe = self.redis.pipeline(transaction=False)
         for shard in shards:
@@ -145,9 +157,19 @@ class WorkQueue:
         count them, push their dead letters and notifications (up to notify_cap waiting),
         refresh the shard's lease. With refresh_all, every shard's lease is refreshed. Returns
         the shards whose lease was lost (their batches were requeued by a supervisor)."""
+        calls = self.ack_calls(acks, refresh_all)
+        if not calls:
+            return []
+        replies = run_scripts(self.redis, [call for _, call in calls])
+        return [s for (s, _), ok in zip(calls, replies, strict=True) if ok != 1]
+
+    def ack_calls(self, acks: dict[int, ShardAck],
+                  refresh_all: bool = False) -> list[tuple[int, tuple]]:
+        """(shard, (script, keys, args)) of each shard's ack call, as ack() runs them; a reply
+        other than 1 means the shard's lease was lost."""
         if refresh_all:
             acks = {s: acks.get(s) or ShardAck() for s in self.shards}
-        calls, order = [], []
+        calls = []
         for shard, one in acks.items():
             keys = [self.inflight[shard], self.heartbeat[shard], self.keys.dead_letters(shard),
                     *self._stat_keys[shard], *self._notify_keys[shard], *one.memo_keys]
@@ -155,11 +177,8 @@ class WorkQueue:
                     *(one.counts.get(name, 0) for name in STAT_NAMES),
                     self.notify_cap, len(one.notifications), *one.notifications,
                     *one.dead_letters]
-            calls.append((self._ack, keys, args))
-            order.append(shard)
-        if not calls:
-            return []
-        return [s for s, ok in zip(order, run_scripts(self.redis, calls), strict=True) if ok != 1]
+            calls.append((shard, (self._ack, keys, args)))
+        return calls
 
     def release(self) -> None:
         """On a clean exit: the inflight lists are empty; drop the lease."""
