@@ -5,12 +5,13 @@ inflight list of a dead worker. See farm/redis_keys.py for the keys.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from farm.notify import outbox
 from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
 from farm.redis_keys import LANES, STAT_NAMES, Keys
-from farm.redisconn import run_scripts
+from farm.redisconn import Rider, run_scripts
 
 # KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), [notify group], memo keys...
 # ARGV: lease token, lease ms, batches to trim, one increment per stat, [notify group],
@@ -131,17 +132,24 @@ class WorkQueue:
                                 "RIGHT", "LEFT")
         return [(first, raw)] if raw is not None else []
 
-    def next_take(self) -> tuple[int, list[tuple[str, str]]]:
-        """The shard whose turn it is, and (queue, inflight list) of each of its lanes, critical
-        first: the first step of take() for a caller that sends the LMOVEs itself (on a
-        cluster, along with other requests to the shard's node), and calls turn_taken() once
-        they ran."""
+    def take_riders(self, got: Callable[[int, bytes], None]) -> list[Rider]:
+        """The first step of take() as riders (farm/redisconn.py) for a caller that sends it
+        along with other requests to the shard's node: the LMOVEs of the shard whose turn it
+        is, critical first; got(shard, batch) is called for each batch they take, in the
+        order the batches entered the inflight list. The turn passes once they ran."""
         shard = self._next
-        return shard, [(queue, self.inflight[shard]) for queue in self._queues[shard]]
 
-    def turn_taken(self, shard: int) -> None:
-        """The shard's turn was taken by the caller of next_take(): the next starts after it."""
-        self._next = (shard + 1) % len(self.shards)
+        def lane(index: int):
+            def answer(raw) -> None:
+                if index == 0:  # the lanes ride together: one turn
+                    self._next = (shard + 1) % len(self.shards)
+                if raw is not None:
+                    got(shard, raw)
+            return answer
+
+        return [Rider(None, [queue, self.inflight[shard]],
+                      ["LMOVE", queue, self.inflight[shard], "RIGHT", "LEFT"], lane(i))
+                for i, queue in enumerate(self._queues[shard])]
 
     def _take_from(self, shards: list[int]) -> list[tuple[int, bytes]]:
         pipe = self.redis.pipeline(transaction=False)

@@ -150,18 +150,7 @@ class Worker:
         Returns those riders (to forget if no request went their way)."""
         if not self.keys.cluster or self.stopping or len(self.taken) > 1:
             return []
-        shard, lanes = self.queue.next_take()
-
-        def got(lane: int):
-            def append(raw) -> None:
-                if lane == 0:  # the lanes ride together: one turn
-                    self.queue.turn_taken(shard)
-                if raw is not None:
-                    self.taken.append((shard, raw))
-            return append
-
-        riders = [Rider(None, [queue, inflight], ["LMOVE", queue, inflight, "RIGHT", "LEFT"],
-                        got(lane)) for lane, (queue, inflight) in enumerate(lanes)]
+        riders = self.queue.take_riders(lambda shard, raw: self.taken.append((shard, raw)))
         for rider in riders:
             self.riders.add(rider)
         return riders

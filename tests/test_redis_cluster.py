@@ -170,6 +170,35 @@ def test_riders_go_with_the_next_request_to_their_node_and_wait_otherwise(redis_
     client.close()
 
 
+def test_a_take_that_rides_takes_critical_first_and_the_shards_in_turn(redis_cluster_url):
+    """The take a worker sends along with a batch's dedup requests keeps take()'s order: the
+    shard whose turn it is, critical before normal; the turn passes only once it ran."""
+    client = connect(redis_cluster_url)
+    keys = Keys("ride2", shards=4, cluster=True)
+    for shard in keys.all_shards():
+        client.lpush(keys.queue("normal", shard), f"n{shard}".encode())
+        client.lpush(keys.queue("critical", shard), f"c{shard}".encode())
+    q = WorkQueue(client, keys, "node.0", 10)
+    q.claim()
+    riders = Riders.of(client)
+    taken: list = []
+    unsent = q.take_riders(lambda shard, raw: taken.append((shard, raw)))
+    for rider in unsent:
+        riders.add(rider)
+    riders.discard(unsent)  # no request went its way: shard 0 keeps its turn
+    assert riders.waiting == [] and taken == []
+    noop = client.register_script("return 1")
+    every_shards_node = [(noop, [keys.queue("normal", s)], []) for s in keys.all_shards()]
+    for _ in range(3):  # as a batch's dedup requests, which reach every master
+        for rider in q.take_riders(lambda shard, raw: taken.append((shard, raw))):
+            riders.add(rider)
+        run_scripts(client, every_shards_node)
+    assert taken == [(s, f"{lane}{s}".encode()) for s in range(3) for lane in "cn"]
+    assert q.take(0) == [(3, b"c3"), (3, b"n3")]  # take() goes on from the next turn
+    assert depths(client, keys)["inflight"] == 8
+    client.close()
+
+
 def test_an_error_a_rider_meets_is_raised_by_the_request_it_rode(redis_cluster_url):
     client = connect(redis_cluster_url)
     riders = Riders.of(client)
