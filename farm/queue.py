@@ -100,6 +100,7 @@ class WorkQueue:
             self._notify_keys.append([notify_keys.queue, notify_keys.overflowed])
         self.notify_cap = notify_cap
         self._next = 0  # the shard the next take starts at
+        self._idle = False  # whether the last take found every shard empty
 
     def claim(self) -> None:
         """Take a fresh lease; anything left in our inflight lists from before goes back first."""
@@ -119,13 +120,19 @@ class WorkQueue:
         """Batches as (shard, batch), critical first within a shard: up to one per lane of the
         next shard in turn (one round trip); if it is empty, up to one per lane of every other
         shard (one pipelined request per node); if all are empty, block on one shard's normal
-        lane for up to block_seconds. The shards take turns, so none waits behind another."""
+        lane for up to block_seconds. The shards take turns, so none waits behind another.
+        After a take that found nothing, the next one sweeps every shard at once (an idle
+        worker's probe: one request per node, not one more for the first shard)."""
         n = len(self.shards)
         first = self._next
         self._next = (first + 1) % n
-        got = self._take_from([first])
-        if not got and n > 1:
-            got = self._take_from([(first + k) % n for k in range(1, n)])
+        if self._idle:  # the last take found nothing: sweep every shard at once
+            got = self._take_from([(first + k) % n for k in range(n)])
+        else:
+            got = self._take_from([first])
+            if not got and n > 1:
+                got = self._take_from([(first + k) % n for k in range(1, n)])
+        self._idle = not got
         if got or block_seconds <= 0:
             return got
         raw = self.redis.blmove(self._queues[first][-1], self.inflight[first], block_seconds,
