@@ -299,15 +299,3 @@ def unlink_later(riders: Riders, keys: list[str]) -> None:
         else:
             riders.unlinks[slot] = rider = Rider(None, slot_keys, ["UNLINK", *slot_keys])
             riders.add(rider)
-
-
-def unlink_all(client, keys: list[str]) -> None:
-    """UNLINK keys wherever they live: one command per hash slot, one request per node."""
-    if not keys:
-        return
-    pipe = client.pipeline(transaction=False)
-    for slot_keys in by_slot(keys):
-        # by command, not pipe.unlink(): redis-py's cluster pipeline refuses several keys there
-        # even when they share a slot
-        pipe.execute_command("UNLINK", *slot_keys)
-    pipe.execute()
