@@ -5,12 +5,13 @@ inflight list of a dead worker. See farm/redis_keys.py for the keys.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from farm.notify import outbox
 from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
 from farm.redis_keys import LANES, STAT_NAMES, Keys
-from farm.redisconn import run_scripts
+from farm.redisconn import Rider, run_scripts
 
 # KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), [notify group], memo keys...
 # ARGV: lease token, lease ms, batches to trim, one increment per stat, [notify group],
@@ -99,6 +100,7 @@ class WorkQueue:
             self._notify_keys.append([notify_keys.queue, notify_keys.overflowed])
         self.notify_cap = notify_cap
         self._next = 0  # the shard the next take starts at
+        self._idle = False  # whether the last take found every shard empty
 
     def claim(self) -> None:
         """Take a fresh lease; anything left in our inflight lists from before goes back first."""
@@ -118,18 +120,43 @@ class WorkQueue:
         """Batches as (shard, batch), critical first within a shard: up to one per lane of the
         next shard in turn (one round trip); if it is empty, up to one per lane of every other
         shard (one pipelined request per node); if all are empty, block on one shard's normal
-        lane for up to block_seconds. The shards take turns, so none waits behind another."""
+        lane for up to block_seconds. The shards take turns, so none waits behind another.
+        After a take that found nothing, the next one sweeps every shard at once (an idle
+        worker's probe: one request per node, not one more for the first shard)."""
         n = len(self.shards)
         first = self._next
         self._next = (first + 1) % n
-        got = self._take_from([first])
-        if not got and n > 1:
-            got = self._take_from([(first + k) % n for k in range(1, n)])
+        if self._idle:  # the last take found nothing: sweep every shard at once
+            got = self._take_from([(first + k) % n for k in range(n)])
+        else:
+            got = self._take_from([first])
+            if not got and n > 1:
+                got = self._take_from([(first + k) % n for k in range(1, n)])
+        self._idle = not got
         if got or block_seconds <= 0:
             return got
         raw = self.redis.blmove(self._queues[first][-1], self.inflight[first], block_seconds,
                                 "RIGHT", "LEFT")
         return [(first, raw)] if raw is not None else []
+
+    def take_riders(self, got: Callable[[int, bytes], None]) -> list[Rider]:
+        """The first step of take() as riders (farm/redisconn.py) for a caller that sends it
+        along with other requests to the shard's node: the LMOVEs of the shard whose turn it
+        is, critical first; got(shard, batch) is called for each batch they take, in the
+        order the batches entered the inflight list. The turn passes once they ran."""
+        shard = self._next
+
+        def lane(index: int):
+            def answer(raw) -> None:
+                if index == 0:  # the lanes ride together: one turn
+                    self._next = (shard + 1) % len(self.shards)
+                if raw is not None:
+                    got(shard, raw)
+            return answer
+
+        return [Rider(None, [queue, self.inflight[shard]],
+                      ["LMOVE", queue, self.inflight[shard], "RIGHT", "LEFT"], lane(i))
+                for i, queue in enumerate(self._queues[shard])]
 
     def _take_from(self, shards: list[int]) -> list[tuple[int, bytes]]:
         pipe = self.redis.pipeline(transaction=False)
@@ -145,9 +172,19 @@ class WorkQueue:
         count them, push their dead letters and notifications (up to notify_cap waiting),
         refresh the shard's lease. With refresh_all, every shard's lease is refreshed. Returns
         the shards whose lease was lost (their batches were requeued by a supervisor)."""
+        calls = self.ack_calls(acks, refresh_all)
+        if not calls:
+            return []
+        replies = run_scripts(self.redis, [call for _, call in calls])
+        return [s for (s, _), ok in zip(calls, replies, strict=True) if ok != 1]
+
+    def ack_calls(self, acks: dict[int, ShardAck],
+                  refresh_all: bool = False) -> list[tuple[int, tuple]]:
+        """(shard, (script, keys, args)) of each shard's ack call, as ack() runs them; a reply
+        other than 1 means the shard's lease was lost."""
         if refresh_all:
             acks = {s: acks.get(s) or ShardAck() for s in self.shards}
-        calls, order = [], []
+        calls = []
         for shard, one in acks.items():
             keys = [self.inflight[shard], self.heartbeat[shard], self.keys.dead_letters(shard),
                     *self._stat_keys[shard], *self._notify_keys[shard], *one.memo_keys]
@@ -155,11 +192,8 @@ class WorkQueue:
                     *(one.counts.get(name, 0) for name in STAT_NAMES),
                     self.notify_cap, len(one.notifications), *one.notifications,
                     *one.dead_letters]
-            calls.append((self._ack, keys, args))
-            order.append(shard)
-        if not calls:
-            return []
-        return [s for s, ok in zip(order, run_scripts(self.redis, calls), strict=True) if ok != 1]
+            calls.append((shard, (self._ack, keys, args)))
+        return calls
 
     def release(self) -> None:
         """On a clean exit: the inflight lists are empty; drop the lease."""

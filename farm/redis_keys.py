@@ -36,12 +36,12 @@ On a single Redis `<D>`, `<T>` and `<M>` are plain `<p>`.
   not be stored.
 - `<D>:decided:<batch id>`             string: one decision letter (n/p/f) per alert of the
   batch in that bucket, at the alert's position in the batch, written by the dedup script
-  (SETRANGE), TTL a day, deleted once the batch is acked (by the ack script on a single Redis,
-  right after it on a cluster). A redelivered batch replays these decisions by position,
-  however `[workers] batch_max` cuts it this time. When maintenance windows took some of the
-  batch's alerts, this key, `timeline:` and `incidents:` are named `<batch id>~<16 hex digits>`
-  instead, the digits naming what the windows did (position, window, action): a redelivery
-  whose windows did something else decides afresh.
+  (SETRANGE), TTL a day, deleted once the batch is acked (by the ack script on a single Redis;
+  on a cluster after it succeeded, with the next batch's dedup requests). A redelivered batch
+  replays these decisions by position, however `[workers] batch_max` cuts it this time. When
+  maintenance windows took some of the batch's alerts, this key, `timeline:` and `incidents:`
+  are named `<batch id>~<16 hex digits>` instead, the digits naming what the windows did
+  (position, window, action): a redelivery whose windows did something else decides afresh.
 - `<D>:timeline:<batch id>`            hash: position in the batch -> the firing timeline the
   dedup script computed for that alert (JSON), written with the decisions and dropped with them,
   so a redelivered batch replays the same timeline even after later versions of its

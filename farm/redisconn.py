@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
@@ -127,31 +131,47 @@ def run_scripts(client, calls: list[tuple]) -> list:
     """Run several (Script, keys, args) calls in one pipeline (on a cluster: one request per
     node) and return their replies in order; a single call goes without a pipeline. Calls that
     met a node without the script (NOSCRIPT: they did not run) are sent again after loading it,
-    and only those. Raises the first other error."""
-    if len(calls) == 1:
+    and only those. Raises the first other error.
+
+    On a cluster, the client's riders (Riders.of) bound for the nodes these calls reach go in
+    the same requests, so they cost no round trip of their own."""
+    riders = _RIDERS.get(client)
+    riding = riders.take_for(client, [keys[0] for _, keys, _ in calls]) if riders else []
+    if len(calls) == 1 and not riding:
         script, keys, args = calls[0]
         return [script(keys=keys, args=args)]
+    everything = [*calls, *((r.script, r.keys, r.args) for r in riding)]
+    replies = _pipelined(client, everything)
+    done = [] if not riding else riders.answer(client, riding, replies[len(calls):])
+    failed = [r for r in replies[:len(calls)] if isinstance(r, Exception)] + done
+    if failed:
+        raise failed[0]
+    return replies[:len(calls)]
+
+
+def _pipelined(client, calls: list[tuple]) -> list:
+    """Replies (or the error each met) of calls, where a call is (Script, keys, args) or (None,
+    keys, command) for a plain command (its whole argument list) on `keys`, of one slot."""
     replies: list = [None] * len(calls)
     todo = list(range(len(calls)))
+    cluster = isinstance(client, RedisCluster)
     for attempt in (1, 2):
         pipe = client.pipeline(transaction=False)
-        cluster = isinstance(client, RedisCluster)
         for i in todo:
             script, keys, args = calls[i]
             # redis-py's cluster pipeline refuses evalsha() by name, not the command itself;
             # and given no target it asks a node for EVALSHA's keys (COMMAND GETKEYS) once per
             # call, so the node is named here from the first key's slot.
             target = {"target_nodes": client.get_node_from_key(keys[0])} if cluster else {}
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **target)
+            if script is None:
+                pipe.execute_command(*args, **target)
+            else:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **target)
         got = pipe.execute(raise_on_error=False)
         missing = []
         for i, reply in zip(todo, got, strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 1:
                 missing.append(i)
-            elif isinstance(reply, Exception):
-                if cluster:  # a moved slot or a failed-over master: ask for the map again
-                    client.nodes_manager.initialize()
-                raise reply
             else:
                 replies[i] = reply
         if not missing:
@@ -159,21 +179,123 @@ def run_scripts(client, calls: list[tuple]) -> list:
         for script in {calls[i][0].sha: calls[i][0] for i in missing}.values():
             client.script_load(script.script)
         todo = missing
+    if cluster and any(isinstance(r, Exception) for r in replies):
+        client.nodes_manager.initialize()  # a moved slot or a failed-over master: ask again
     return replies
 
 
-def unlink_all(client, keys: list[str]) -> None:
-    """UNLINK keys wherever they live: one command per hash slot, one request per node."""
-    if not keys:
-        return
-    from redis.crc import key_slot
+@dataclass
+class Rider:
+    """A command that need not reach Redis at once: a script call (script set) or a plain
+    command (script None, args its whole argument list) on `keys`, all of one slot, and what
+    to do with its reply."""
 
-    by_slot: dict[int, list[str]] = {}
+    script: object | None
+    keys: list[str]
+    args: list
+    # Called with the reply; a rider with one is urgent (an ack: it carries the lease and the
+    # account), one without may wait for a ride up to RIDE_SECONDS.
+    on_reply: Callable[[object], None] | None = None
+    since: float = field(default_factory=time.monotonic)
+
+
+# How long a rider with no reply to hand (a memo UNLINK) may wait for a request to its node.
+RIDE_SECONDS = 1.0
+
+
+@dataclass
+class Riders:
+    """Writes waiting for the next pipelined request to their node (run_scripts takes them
+    along), or for flush(). On a Redis Cluster a batch's dedup reaches every master anyway, so
+    a worker's acks and memo UNLINKs ride it instead of costing requests of their own."""
+
+    waiting: list[Rider] = field(default_factory=list)
+    unlinks: dict[int, Rider] = field(default_factory=dict)  # the last UNLINK made per slot
+
+    @staticmethod
+    def of(client) -> Riders:
+        """The riders of one client (made on first use)."""
+        riders = _RIDERS.get(client)
+        if riders is None:
+            riders = _RIDERS[client] = Riders()
+        return riders
+
+    def add(self, rider: Rider) -> None:
+        self.waiting.append(rider)
+
+    def take_for(self, client, keys: list[str]) -> list[Rider]:
+        """Remove and return the riders bound for the nodes that serve `keys`."""
+        if not self.waiting or not isinstance(client, RedisCluster):
+            return []
+        nodes = {client.get_node_from_key(key).name for key in keys}
+        going, staying = [], []
+        for rider in self.waiting:
+            node = client.get_node_from_key(rider.keys[0]).name
+            (going if node in nodes else staying).append(rider)
+        self.waiting = staying
+        if not staying:
+            self.unlinks.clear()
+        return going
+
+    def answer(self, client, riding: list[Rider], replies: list) -> list[Exception]:
+        """Hand each rider its reply; returns the errors some met (theirs is not called)."""
+        failed = []
+        for rider, reply in zip(riding, replies, strict=True):
+            if isinstance(reply, Exception):
+                failed.append(reply)
+            elif rider.on_reply is not None:
+                rider.on_reply(reply)
+        return failed
+
+    def due(self) -> bool:
+        """Whether a rider should not wait any longer: an urgent one, or one past RIDE_SECONDS."""
+        now = time.monotonic()
+        return any(r.on_reply is not None or now - r.since >= RIDE_SECONDS
+                   for r in self.waiting)
+
+    def flush(self, client, only_due: bool = False) -> None:
+        """Send every waiting rider now (one request per node; with only_due, only if one is
+        due) and hand them their replies; raises the first error one met. Their replies may add
+        riders: those wait."""
+        if not self.waiting or (only_due and not self.due()):
+            return
+        riding, self.waiting = self.waiting, []
+        self.unlinks.clear()
+        replies = _pipelined(client, [(r.script, r.keys, r.args) for r in riding])
+        failed = self.answer(client, riding, replies)
+        if failed:
+            raise failed[0]
+
+    def discard(self, riders: list[Rider]) -> None:
+        """Forget those riders if they are still waiting (a ride they could only take now)."""
+        self.waiting = [r for r in self.waiting if not any(r is gone for gone in riders)]
+
+    def drop_urgent(self) -> None:
+        """Forget the riders that wait for a reply (acks of a lease given up); keep the rest."""
+        self.waiting = [r for r in self.waiting if r.on_reply is None]
+
+
+_RIDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def by_slot(keys: list[str]) -> list[list[str]]:
+    """keys grouped by hash slot."""
+    slots: dict[int, list[str]] = {}
     for key in keys:
-        by_slot.setdefault(key_slot(key.encode()), []).append(key)
-    pipe = client.pipeline(transaction=False)
-    for slot_keys in by_slot.values():
-        # by command, not pipe.unlink(): redis-py's cluster pipeline refuses several keys there
-        # even when they share a slot
-        pipe.execute_command("UNLINK", *slot_keys)
-    pipe.execute()
+        slots.setdefault(key_slot(key.encode()), []).append(key)
+    return list(slots.values())
+
+
+def unlink_later(riders: Riders, keys: list[str]) -> None:
+    """UNLINK keys with the next requests to their nodes: one command per hash slot (keys of
+    a slot join its waiting UNLINK, if one is waiting)."""
+    waiting = {id(r) for r in riders.waiting}
+    for slot_keys in by_slot(keys):
+        slot = key_slot(slot_keys[0].encode())
+        rider = riders.unlinks.get(slot)
+        if rider is not None and id(rider) in waiting:
+            rider.keys += slot_keys
+            rider.args += slot_keys
+        else:
+            riders.unlinks[slot] = rider = Rider(None, slot_keys, ["UNLINK", *slot_keys])
+            riders.add(rider)

@@ -24,7 +24,7 @@ from farm.log import setup_logging
 from farm.pipeline import Pipeline
 from farm.queue import ShardAck, WorkQueue
 from farm.redis_keys import keys_for
-from farm.redisconn import RedisUnavailable, connect, describe, unlink_all
+from farm.redisconn import RedisUnavailable, Rider, Riders, connect, describe, unlink_later
 from farm.ring import Ring
 from farm.rules.ruleset import RuleError
 from farm.units import parse_duration
@@ -81,6 +81,9 @@ class Worker:
         self.pending: deque[Pending] = deque()
         # (shard, batch) taken into that shard's inflight list, not yet handed over
         self.taken: deque[tuple[int, bytes]] = deque()
+        # On a cluster, acks and memo UNLINKs wait here for the next batch's dedup requests,
+        # which reach every master anyway (farm/redisconn.py, Riders).
+        self.riders = Riders.of(self.redis)
         self.stopping = False
         self.resync = True  # the first thing the loop does: requeue leftovers, take a lease
         self._last_ack = 0.0
@@ -89,7 +92,8 @@ class Worker:
         log.info("%s ready on cpu %s", self.worker_id, _cpus())
         if self.lifeline is not None:
             self.lifeline.ready()
-        while not (self.stopping and not self.pending and not self.taken):
+        while not (self.stopping and not self.pending and not self.taken
+                   and not self.riders.waiting):
             self.touch()
             try:
                 if self.resync:
@@ -98,13 +102,16 @@ class Worker:
                 if self.taken:
                     # Batches must be handed over in the order they entered the inflight list:
                     # acks trim the oldest first.
+                    take = self.take_along()
                     self.hand_over(*self.taken[0])
                     self.taken.popleft()
+                    self.riders.discard(take)  # it rides or it does not go: take() will
+                    self.riders.flush(self.redis, only_due=True)  # those the batch left behind
                 elif self.stopping:
+                    self.riders.flush(self.redis)
                     time.sleep(0.01)
                 else:
-                    self.taken.extend(
-                        self.queue.take(0.02 if self.pending else IDLE_BLOCK_SECONDS))
+                    self.take()
             except redis.RedisError as exc:
                 # A command may have run without its reply reaching us (an LMOVE or an ack):
                 # our view of the inflight list can no longer be trusted, so start over from it.
@@ -126,6 +133,27 @@ class Worker:
             log.warning("%s could not drop its heartbeat (%s); it expires by itself",
                         self.worker_id, exc)
         log.info("%s drained and stopped", self.worker_id)
+
+    def take(self) -> None:
+        """Take what the queues have; with nothing to take, send what waits for a ride first
+        (without blocking), so that no ack waits on an idle queue."""
+        block = 0.02 if self.pending else IDLE_BLOCK_SECONDS
+        got = self.queue.take(0 if self.riders.waiting else block)
+        if not got:
+            self.riders.flush(self.redis)
+        self.taken.extend(got)
+
+    def take_along(self) -> list[Rider]:
+        """On a cluster, when the batch about to be handed over is the last one taken: the
+        next shard's LMOVEs (critical first), to ride the batch's dedup requests, which reach
+        every master; what they take joins `taken` in the order it entered the inflight list.
+        Returns those riders (to forget if no request went their way)."""
+        if not self.keys.cluster or self.stopping or len(self.taken) > 1:
+            return []
+        riders = self.queue.take_riders(lambda shard, raw: self.taken.append((shard, raw)))
+        for rider in riders:
+            self.riders.add(rider)
+        return riders
 
     def touch(self) -> None:
         """Show the supervisor we are alive, and end at once if it is not."""
@@ -206,19 +234,42 @@ class Worker:
             one.notifications += p.notifications
             if not self.keys.cluster:  # one slot only on a cluster: dropped after the ack
                 one.memo_keys += p.memo_keys
-        lost = self.queue.ack(acks, refresh_all=refresh)
         if refresh or len(acks) == len(self.queue.shards):
             self._last_ack = now
         if self.keys.cluster:
-            # A memo outlives a lost ack (its batch is redelivered and replays it); after a
-            # crash between the ack and this it expires by itself (a day).
-            unlink_all(self.redis, [k for p in done if p.shard not in lost for k in p.memo_keys])
-        if lost:
-            # Our heartbeat expired and a supervisor requeued (some of) our inflight lists.
-            self.metrics.lease_lost.inc()
-            log.warning("%s lost its lease (heartbeat expired); requeueing its batches and "
-                        "starting over", self.worker_id)
-            self.resync = True  # at the top of the loop, never in the middle of a hand-over
+            self.ack_later(acks, done, refresh)
+        elif self.queue.ack(acks, refresh_all=refresh):
+            self.lease_lost()
+
+    def ack_later(self, acks: dict[int, ShardAck], done: list[Pending], refresh: bool) -> None:
+        """On a cluster: each shard's ack rides the next request to its node (the next batch's
+        dedup reaches every master), or goes on its own after the batch (Worker.run). Once a
+        shard's ack is confirmed, its batches' memos are dropped the same way. A memo outlives
+        a lost ack (its batch is redelivered and replays it); after a crash between the ack
+        and its UNLINK it expires by itself (a day)."""
+        memos: dict[int, list[str]] = {}
+        for p in done:
+            memos.setdefault(p.shard, []).extend(p.memo_keys)
+
+        def answer(shard: int):
+            def acked(ok) -> None:
+                if ok != 1:
+                    self.lease_lost()
+                elif memos.get(shard):
+                    unlink_later(self.riders, memos[shard])
+            return acked
+
+        for shard, (script, keys, args) in self.queue.ack_calls(acks, refresh_all=refresh):
+            self.riders.add(Rider(script, keys, args, answer(shard)))
+
+    def lease_lost(self) -> None:
+        """Our heartbeat expired and a supervisor requeued (some of) our inflight lists."""
+        if self.resync:
+            return  # already starting over (another shard's ack said so)
+        self.metrics.lease_lost.inc()
+        log.warning("%s lost its lease (heartbeat expired); requeueing its batches and "
+                    "starting over", self.worker_id)
+        self.resync = True  # at the top of the loop, never in the middle of a hand-over
 
     def replicated(self) -> bool:
         """With [redis] wait_replicas: whether that many replicas confirmed every write so far
@@ -241,6 +292,7 @@ class Worker:
         idempotent, decisions replay from their memo, and counting happens only on ack."""
         self.pending.clear()
         self.taken.clear()
+        self.riders.drop_urgent()  # acks under the old lease: its batches are redelivered
         self.queue.claim()
         self.resync = False
 
@@ -251,6 +303,7 @@ class Worker:
         if now - self._last_ack >= ACK_EVERY_SECONDS and not self.resync:
             try:
                 self.ack_committed()
+                self.riders.flush(self.redis)  # no request of ours is coming while we wait
             except redis.RedisError as exc:
                 log.warning("%s", describe(self.redis_url, exc))
                 self.resync = True

@@ -98,3 +98,18 @@ def test_sharded_queue_takes_every_shard_in_turn_and_recovers_each(redis):
     assert queue.recover(redis, keys, "w0", force=True) == 3
     assert queue.depths(redis, keys) == {"critical": 3, "normal": 0, "inflight": 0}
     assert queue.read_stats(redis, keys)["batches_redelivered"] == 3
+
+
+def test_an_idle_take_sweeps_every_shard_in_turn_critical_first(redis):
+    keys = Keys("idle", shards=4)
+    q = WorkQueue(redis, keys, "w0", 10)
+    q.claim()
+    assert q.take(0) == []  # every shard empty: the next take sweeps them all at once
+    redis.lpush(keys.queue("normal", 0), b"n0")
+    redis.lpush(keys.queue("normal", 2), b"n2")
+    redis.lpush(keys.queue("critical", 2), b"c2")
+    assert q.take(0) == [(2, b"c2"), (2, b"n2"), (0, b"n0")]  # from shard 1 on, in turn
+    for shard in (2, 3):
+        redis.lpush(keys.queue("normal", shard), f"m{shard}".encode())
+    assert q.take(0) == [(2, b"m2")]  # busy again: one shard per take, the next in turn
+    assert q.take(0) == [(3, b"m3")]

@@ -16,6 +16,7 @@ import time
 
 import msgpack
 import pytest
+from redis import exceptions as redis_errors
 from redis.crc import key_slot
 
 from farm.correlation.decide import CHUNK_LUA
@@ -33,9 +34,13 @@ from farm.queue import (
 from farm.redis_keys import DEDUP_BUCKETS, Keys
 from farm.redisconn import (
     RedisUnavailable,
+    Rider,
+    Riders,
     connect,
     connect_async,
     parse_cluster_url,
+    run_scripts,
+    unlink_later,
 )
 from tests.support.correlation_runs import CorrelationRun, alert
 from tests.support.farms import FarmProcess, write_config
@@ -123,6 +128,87 @@ def test_take_ack_and_recovery_run_on_every_shard(redis_cluster_url):
     assert depths(client, keys) == {"critical": 5, "normal": 0, "inflight": 0}
     assert read_stats(client, keys)["batches_redelivered"] == 5
     q.release()
+    client.close()
+
+
+def on_two_nodes(client, prefix: str) -> tuple[list[str], list[str]]:
+    """Keys (one per hash tag) served by one master, and keys served by another."""
+    by_node: dict[str, list[str]] = {}
+    for i in range(200):
+        key = f"{prefix}:{{{i}}}:k"
+        by_node.setdefault(client.get_node_from_key(key).name, []).append(key)
+    first, second = list(by_node.values())[:2]
+    return first, second
+
+
+def test_riders_go_with_the_next_request_to_their_node_and_wait_otherwise(redis_cluster_url):
+    """Acks and memo UNLINKs wait for a pipelined request that reaches their node (the next
+    batch's dedup calls), run in it (a script the node lacks is loaded first), hand their
+    replies back, and the ones no request reached go with flush()."""
+    client = connect(redis_cluster_url)
+    riders = Riders.of(client)
+    here, there = on_two_nodes(client, "ride")
+    for key in (here[1], there[1]):
+        client.set(key, "memo")
+    count = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1]) -- ride")
+    replies: list = []
+    riders.add(Rider(count, [here[0]], [5], replies.append))  # urgent: it has a reply to hand
+    unlink_later(riders, [here[1], there[1]])
+    assert riders.due()
+    assert run_scripts(client, [(count, [here[2]], [1])]) == [1]  # one call, on `here`'s node
+    assert replies == [5] and client.get(here[0]) == b"5"
+    assert not client.exists(here[1]) and client.exists(there[1])
+    assert len(riders.waiting) == 1 and not riders.due()  # an UNLINK may wait for a ride
+    riders.flush(client, only_due=True)
+    assert client.exists(there[1])
+    riders.flush(client)
+    assert not client.exists(there[1]) and riders.waiting == []
+    riders.add(Rider(count, [here[3]], [1], replies.append))
+    riders.drop_urgent()  # an ack under a lease given up never goes
+    riders.flush(client)
+    assert not client.exists(here[3]) and replies == [5]
+    client.close()
+
+
+def test_a_take_that_rides_takes_critical_first_and_the_shards_in_turn(redis_cluster_url):
+    """The take a worker sends along with a batch's dedup requests keeps take()'s order: the
+    shard whose turn it is, critical before normal; the turn passes only once it ran."""
+    client = connect(redis_cluster_url)
+    keys = Keys("ride2", shards=4, cluster=True)
+    for shard in keys.all_shards():
+        client.lpush(keys.queue("normal", shard), f"n{shard}".encode())
+        client.lpush(keys.queue("critical", shard), f"c{shard}".encode())
+    q = WorkQueue(client, keys, "node.0", 10)
+    q.claim()
+    riders = Riders.of(client)
+    taken: list = []
+    unsent = q.take_riders(lambda shard, raw: taken.append((shard, raw)))
+    for rider in unsent:
+        riders.add(rider)
+    riders.discard(unsent)  # no request went its way: shard 0 keeps its turn
+    assert riders.waiting == [] and taken == []
+    noop = client.register_script("return 1")
+    every_shards_node = [(noop, [keys.queue("normal", s)], []) for s in keys.all_shards()]
+    for _ in range(3):  # as a batch's dedup requests, which reach every master
+        for rider in q.take_riders(lambda shard, raw: taken.append((shard, raw))):
+            riders.add(rider)
+        run_scripts(client, every_shards_node)
+    assert taken == [(s, f"{lane}{s}".encode()) for s in range(3) for lane in "cn"]
+    assert q.take(0) == [(3, b"c3"), (3, b"n3")]  # take() goes on from the next turn
+    assert depths(client, keys)["inflight"] == 8
+    client.close()
+
+
+def test_an_error_a_rider_meets_is_raised_by_the_request_it_rode(redis_cluster_url):
+    client = connect(redis_cluster_url)
+    riders = Riders.of(client)
+    here, _ = on_two_nodes(client, "fail")
+    client.set(here[0], "not a number")
+    count = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    riders.add(Rider(count, [here[0]], [1], lambda reply: None))
+    with pytest.raises(redis_errors.ResponseError):
+        run_scripts(client, [(count, [here[1]], [1]), (count, [here[2]], [1])])
+    assert client.get(here[1]) == b"1" and riders.waiting == []  # the calls themselves ran
     client.close()
 
 
