@@ -15,6 +15,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
 
@@ -96,7 +98,7 @@ class Batcher:
         tenant, provider, lane, extras = key
         try:
             raw = encode_batch(batch.events, provider, tenant, batch.id, **dict(extras))
-            await self._push(self.keys.queue(lane, next(self._shards)), raw)
+            await self._push_raw(self.keys.queue(lane, next(self._shards)), raw)
         except Exception as exc:  # every waiting request must get an answer
             if self.metrics is not None:
                 self.metrics.store_failures.inc()
@@ -110,17 +112,23 @@ class Batcher:
             self.metrics.batch_stored(tenant, provider, lane, len(batch.events), len(raw),
                                       time.monotonic() - batch.started)
 
-    async def _push(self, queue: str, raw: bytes) -> None:
+    async def _push_raw(self, queue: str, raw: bytes) -> None:
         """LPUSH one batch; with wait_replicas, WAIT in the same pipeline, so on the same
         connection: WAIT counts only the writes its own connection made. Raises NotReplicated
         unless wait_replicas replicas have the push."""
         if not self.wait_replicas:
             await self.redis.lpush(queue, raw)
             return
+        node = await _master_of(self.redis, queue)
+        target = {"target_nodes": node} if node is not None else {}
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(queue, raw)
-            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            # On a cluster both go to the queue's master in one request (one connection there);
+            # unnamed, WAIT would go to the client's default node, which saw no write.
+            pipe.execute_command("LPUSH", queue, raw, **target)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms, **target)
             _, confirmed = await pipe.execute()
+        if node is not None and await _master_of(self.redis, queue) != node:
+            confirmed = 0  # the slot moved meanwhile: the WAIT may not have seen the push
         if confirmed < self.wait_replicas:
             raise NotReplicated(
                 f"the alerts reached the Redis master, but only {confirmed} of the "
@@ -135,3 +143,10 @@ class Batcher:
         while self._pushing:
             await asyncio.gather(*self._pushing, return_exceptions=True)
 
+
+async def _master_of(client, key: str):
+    """The cluster node holding key's slot now, or None for a single Redis."""
+    if not isinstance(client, AsyncCluster):
+        return None
+    await client.initialize()  # a no-op once the slot map is known
+    return client.get_node_from_key(key)
