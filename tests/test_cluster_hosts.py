@@ -6,12 +6,8 @@ node SIGKILLed and a Redis master SIGKILLed (its replica takes over): the accoun
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
 from contextlib import contextmanager
 
 import pytest
@@ -19,9 +15,8 @@ import pytest
 from farm.ingest.batching import Batcher, NotReplicated
 from farm.redis_keys import Keys
 from farm.redisconn import connect, connect_async, wait_replicas
-from tests.support.farms import FarmProcess, write_config
+from tests.support.cluster_hosts import hosts_run
 from tests.support.redis_cluster import RedisCluster
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -88,60 +83,14 @@ def test_a_workers_wait_covers_each_master_it_wrote_to(redis_cluster, redis_clus
         client.close()
 
 
-def host_config(tmp_path, url: str, node: str, shared_db, gateway: bool):
-    # The hosts share one SQLite file here; in production they share an engine cluster.
-    config = write_config(tmp_path / f"{node}.toml", tmp_path / node, url, node_id=node,
-                          ingest=gateway, extra=f'ring_mb = 1\n\n[store]\npath = "{shared_db}"\n')
-    text = config.read_text().replace(
-        'prefix = "farm"\n', 'prefix = "farm"\nwait_replicas = 1\nwait_timeout_ms = 2000\n')
-    config.write_text(text)
-    return config
-
-
-def holding(client, node: str) -> bool:
-    return any(client.llen(k) for k in client.scan_iter(match=f"*inflight:{node}.*",
-                                                        target_nodes=client.ALL_NODES))
-
-
 def test_three_hosts_lose_nothing_through_a_dead_host_and_a_redis_failover(tmp_path):
-    cluster = RedisCluster(tmp_path / "redis")
-    url = cluster.start()
-    shared_db = tmp_path / "alerts.db"
-    configs = {node: host_config(tmp_path, url, node, shared_db, gateway=node == "alpha")
-               for node in ("alpha", "beta", "gamma")}
-    client = connect(url)
-    farms = [FarmProcess(configs[node], workers=1) for node in configs]
-    try:
-        for farm in farms:
-            farm.start()
-        alpha, beta, gamma = farms
-        loadgen = subprocess.Popen(
-            [sys.executable, "-m", "loadgen.cli", "--config", str(configs["alpha"]),
-             "--target", f"http://{alpha.ingest_http}", "--rate", "1MB/s", "--duration",
-             "25s", "--mix", "prometheus:60,keep:40", "--verify", "--json", "--quiet",
-             "--seed", "12", "--min-achieved", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_until(lambda: holding(client, "beta"), "beta holding a batch", 180, 0.01)
-        beta.kill()  # a whole host: supervisor and children
-        wait_until(lambda: alpha.status()["counters"]["alerts_received"] > 0,
-                   "alpha to ack", 180, 0.1)
-        victim = cluster.master_indexes()[0]
-        cluster.kill(victim)  # its replica takes over after cluster-node-timeout
-        wait_until(lambda: len(cluster.master_indexes()) == cluster.masters,
-                   "a replica to take over", 120, 0.2)
-        cluster.restart(victim)  # back as a replica, so wait_replicas can be met again
-        out, err = loadgen.communicate(timeout=900)
-        assert loadgen.returncode == 0, err + out
-        checked = json.loads(out)["verify"]
-        assert checked["missing"] == checked["unexpected"] == checked["dead_lettered"] == 0
-        assert checked["counter_problems"] == []
-        assert checked["farm_received_expected"] == checked["sent"] > 0
-        db = sqlite3.connect(shared_db)
-        ids = [row[0] for row in db.execute("SELECT eventId FROM alerts")]
-        db.close()
-        assert len(ids) == len(set(ids)) == checked["stored"]
-    finally:
-        for farm in farms:
-            farm.kill()
-        client.close()
-        cluster.stop()
+    outcome = hosts_run(tmp_path, wait_replicas=1)
+    checked = outcome.verify
+    assert outcome.returncode == 0, checked
+    assert checked["missing"] == checked["unexpected"] == checked["dead_lettered"] == 0
+    assert checked["refused"] == checked["unknown_outcome"] == 0
+    assert checked["counter_problems"] == []
+    assert checked["sent"] > 0 and checked["stored"] > 0
+    assert len(outcome.stored_ids) == len(set(outcome.stored_ids)) == checked["stored"]
+    # the failover struck mid-load: alerts kept coming in after it
+    assert outcome.received_at_end > outcome.received_at_failover
