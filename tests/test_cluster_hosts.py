@@ -38,8 +38,6 @@ def replicas_stopped(cluster: RedisCluster):
 
 
 def test_a_push_waits_on_the_master_that_took_it(redis_cluster, redis_cluster_url):
-    keys = Keys("wgw", shards=6, cluster=True)
-
     async def push(batcher: Batcher, times: int) -> list:
         outcomes = []
         for n in range(times):  # the shards in turn: every master takes some
@@ -51,11 +49,19 @@ def test_a_push_waits_on_the_master_that_took_it(redis_cluster, redis_cluster_ur
 
     async def run() -> tuple[list, list]:
         client = connect_async(redis_cluster_url)
-        batcher = Batcher(client, keys, 0, 10, 1 << 20, wait_replicas=1, wait_timeout_ms=100)
         try:
-            accepted = await push(batcher, 6)
+            await client.initialize()
+            # The first push goes to a master other than the client's default node (where an
+            # unnamed WAIT would go, over a connection that wrote nothing yet).
+            default = client.get_default_node()
+            keys = next(k for k in (Keys(f"wgw{n}", shards=6, cluster=True) for n in range(200))
+                        if client.get_node_from_key(k.queue("normal", k.all_shards()[0]))
+                        != default)
             with replicas_stopped(redis_cluster):
-                refused = await push(batcher, 6)
+                refused = await push(Batcher(client, keys, 0, 10, 1 << 20, wait_replicas=1,
+                                             wait_timeout_ms=100), 6)
+            accepted = await push(Batcher(client, keys, 0, 10, 1 << 20, wait_replicas=1,
+                                          wait_timeout_ms=5000), 6)
         finally:
             await client.aclose()
         return accepted, refused
