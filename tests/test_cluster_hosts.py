@@ -92,11 +92,20 @@ def test_a_workers_wait_covers_each_master_it_wrote_to(redis_cluster, redis_clus
 def test_three_hosts_lose_nothing_through_a_dead_host_and_a_redis_failover(tmp_path):
     outcome = hosts_run(tmp_path, wait_replicas=1)
     checked = outcome.verify
-    assert outcome.returncode == 0, checked
-    assert checked["missing"] == checked["unexpected"] == checked["dead_lettered"] == 0
+    assert checked["unexpected"] == checked["dead_lettered"] == checked["surplus"] == 0
     assert checked["refused"] == checked["unknown_outcome"] == 0
     assert checked["counter_problems"] == []
     assert checked["sent"] > 0 and checked["stored"] > 0
-    assert len(outcome.stored_ids) == len(set(outcome.stored_ids)) == checked["stored"]
+    ids = [event_id for event_id, _ in outcome.stored]
+    assert len(ids) == len(set(ids)) == checked["farm_counters"]["alerts_indexed"]
+    # A push the gateway refused (503: no replica confirmed it in time) may still be on the
+    # master and be stored; the client's resend is then a duplicate, and farm-loadgen, which
+    # knows only the batches answered 202, finds that version under no batch of its own. Each
+    # version it calls missing must be exactly such a row: stored, beyond the ones it matched.
+    assert checked["missing"] == len(ids) - checked["stored"]
+    stored_fingerprints = {fingerprint for _, fingerprint in outcome.stored}
+    for copies in checked["missing_event_ids"]:
+        assert all(c.split("(fingerprint ")[1].rstrip(")") in stored_fingerprints
+                   for c in copies), copies
     # the failover struck mid-load: alerts kept coming in after it
     assert outcome.received_at_end > outcome.received_at_failover

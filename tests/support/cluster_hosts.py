@@ -23,7 +23,7 @@ NODES = ("alpha", "beta", "gamma")
 class HostsOutcome:
     verify: dict              # farm-loadgen's verify section
     returncode: int           # farm-loadgen's exit code (0: the account balanced)
-    stored_ids: list[str]     # every eventId in the shared store
+    stored: list[tuple[str, str]]  # (eventId, fingerprint) of every row in the store
     received_at_failover: int  # alerts_received when the master was killed
     received_at_end: int
 
@@ -83,6 +83,6 @@ def hosts_run(folder: Path, wait_replicas: int, rate: str = "1MB/s",
         client.close()
         cluster.stop()
     db = sqlite3.connect(shared_db)
-    ids = [row[0] for row in db.execute("SELECT eventId FROM alerts")]
+    rows = list(db.execute("SELECT eventId, fingerprint FROM alerts"))
     db.close()
-    return HostsOutcome(json.loads(out)["verify"], loadgen.returncode, ids, at_failover, at_end)
+    return HostsOutcome(json.loads(out)["verify"], loadgen.returncode, rows, at_failover, at_end)
