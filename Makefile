@@ -16,14 +16,16 @@ $(BIN)/farm: setup.py
 install: $(BIN)/farm
 
 # Start a farm with its own Redis and SQLite, push a short burst of realistic alerts, show the
-# account, stop. Everything lives in ./$(DEMO). The load goes straight into Redis, so the demo
+# account, stop (with KEEP=1 it keeps running, to look at in the console at /ui). Everything
+# lives in ./$(DEMO). The load goes straight into Redis, so the demo
 # runs without the HTTP gateway (docs/ingest.md shows that one). The supervisor's HTTP port is
 # one the system says is free now, written into the demo's config, where every command reads it.
 FREE_PORT := import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])
 demo: install
+	@[ ! -f $(DEMO)/farm.toml ] || $(BIN)/farm stop --config $(DEMO)/farm.toml >/dev/null 2>&1 || true
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)
 	@port=$$($(BIN)/python -c '$(FREE_PORT)') && \
-	printf '[farm]\ndata_dir = "$(DEMO)"\n[supervisor]\nhttp = "127.0.0.1:%s"\n[ingest]\nprocesses = 0\n' \
+	printf '[farm]\ndata_dir = "$(DEMO)"\n[supervisor]\nhttp = "127.0.0.1:%s"\n[ingest]\nprocesses = 0\n[store]\nraw_sample = 0.01\n' \
 		"$$port" > $(DEMO)/farm.toml
 	@echo "== starting a farm (2 workers, embedded Redis, SQLite in $(DEMO)/)"
 	@$(BIN)/farm start --workers 2 --config $(DEMO)/farm.toml > $(DEMO)/farm.log 2>&1 & \
@@ -36,7 +38,10 @@ demo: install
 	@$(BIN)/farm status --config $(DEMO)/farm.toml
 	@echo "== a search over the stored alerts"
 	@$(BIN)/farm search --config $(DEMO)/farm.toml --limit 5 disk || true
-	@$(BIN)/farm stop --config $(DEMO)/farm.toml
+	@if [ -n "$(KEEP)" ]; then \
+		echo "== the farm keeps running (KEEP=1): open http://$$(sed -n 's/^http = "\(.*\)"/\1/p' $(DEMO)/farm.toml)/ui"; \
+		echo "   stop it with: $(BIN)/farm stop --config $(DEMO)/farm.toml"; \
+	else $(BIN)/farm stop --config $(DEMO)/farm.toml; fi
 
 # The whole suite, against real services the tests start themselves (Redis; a search engine
 # node in a JVM when Java and Maven are present).

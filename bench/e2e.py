@@ -127,7 +127,8 @@ def one_run(args, pool, pool_json_bytes, per_batch) -> dict:
         url = server.start()
         try:
             config = write_config(tmp / "farm.toml", tmp / "data", url,
-                                  extra=f"pin = true\n[store]\ncommit_rows = {args.commit_rows}\n")
+                                  extra=f"pin = true\n[store]\ncommit_rows = {args.commit_rows}\n"
+                                  f"raw_sample = {args.raw_sample}\n")
             with FarmProcess(config, workers=args.workers) as farm:
                 client = redis.Redis.from_url(url)
                 started = time.monotonic()
@@ -154,6 +155,8 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=500, help="pre-generated batches")
     parser.add_argument("--backlog", type=int, default=200, help="queue bound, batches")
     parser.add_argument("--commit-rows", type=int, default=5000)
+    parser.add_argument("--raw-sample", type=float, default=0.0,
+                        help="[store] raw_sample: the share of raw events kept (0 to 1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     pool, pool_json_bytes = make_pool(args.pool, args.per_batch, seed=1)

@@ -229,6 +229,8 @@ def parse_args() -> argparse.Namespace:
                              "bench/correlation-20.toml), or 'none'")
     parser.add_argument("--maintenance", default="none",
                         help="maintenance windows file ([maintenance] rules), or 'none'")
+    parser.add_argument("--raw-sample", type=float, default=0.0,
+                        help="[store] raw_sample: the share of raw events kept (0 to 1)")
     parser.add_argument("--redis-url", default="", help="default: a private redis-server")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra run")
     parser.add_argument("--cpu", type=int, default=None,
@@ -244,7 +246,8 @@ def bench_config(args: argparse.Namespace):
     return config.load(None, env={}, overrides={
         "enrichment": {"files": [] if args.rules == "none" else [args.rules]},
         "correlation": {"rules": file_or_empty(args.correlation)},
-        "maintenance": {"rules": file_or_empty(args.maintenance)}})
+        "maintenance": {"rules": file_or_empty(args.maintenance)},
+        "store": {"raw_sample": args.raw_sample}})
 
 
 def bench_provider(args: argparse.Namespace, cfg, client, provider: str) -> None:

@@ -161,7 +161,7 @@ def stop(timeout, config_path):
 @config_option
 def search(query, since, severity, tenant, history, incident_id, limit, as_json, config_path):
     """Find alerts by text (name, description, message) in the configured store."""
-    from farm.search import Query, SearchError
+    from farm.search import Query, SearchError, text_freshness
     from farm.search import search as run_search
     from farm.units import parse_duration
 
@@ -171,10 +171,14 @@ def search(query, since, severity, tenant, history, incident_id, limit, as_json,
     except ValueError as exc:
         fail(f"--since: {exc}", 2)
     try:
-        hits = run_search(cfg, Query(" ".join(query), since_seconds, tuple(severity), tenant,
-                                     history, limit, incident_id))
+        asked = Query(" ".join(query), since_seconds, tuple(severity), tenant, history, limit,
+                      incident_id)
+        hits = run_search(cfg, asked)
     except SearchError as exc:
         fail(str(exc))
+    behind = text_freshness(cfg, asked)
+    if behind is not None:
+        click.echo(f"farm: note: {behind.describe()}", err=True)
     if as_json:
         click.echo(json.dumps(hits, indent=2, default=str))
         return
@@ -205,6 +209,24 @@ def keys_add(tenant, config_path):
     click.echo(key)
     click.echo(f"farm: added a key for tenant {tenant!r} to {config_path}; it is shown only "
                f"once; running gateways take it up within 2 s", err=True)
+
+
+@main.group()
+def console():
+    """The web console at /ui (docs/console.md)."""
+
+
+@console.command("key")
+@click.option("--admin", is_flag=True, help="A key for write actions ([console] admin_key).")
+def console_key(admin):
+    """Make a console key: print it once, and the [console] line that stores only its hash."""
+    from farm.ingest.api_keys import hash_key, new_key
+
+    key = new_key()
+    click.echo(key)
+    click.echo(f"farm: put this in the [console] section of the config, then restart the farm; "
+               f"the key is shown only once:\n{'admin_key' if admin else 'key'} = "
+               f"\"{hash_key(key)}\"", err=True)
 
 
 @main.group()

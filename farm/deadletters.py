@@ -37,20 +37,22 @@ def decode_letter(raw: bytes) -> dict:
     return letter
 
 
-def list_letters(redis, cfg, limit: int) -> list[dict]:
-    """Newest first; a payload is summarised by its type and size."""
+def list_letters(redis, cfg, limit: int, start: int = 0) -> list[dict]:
+    """Newest first, from the `start`-th; a payload of bytes is summarised by its size."""
     keys = keys_for(cfg, redis_url_of(cfg))
     out = []
     for shard in keys.all_shards():  # each shard's list is newest first: merge them by time
-        for raw in redis.lrange(keys.dead_letters(shard), 0, limit - 1):
+        first = start if keys.shards == 1 else 0
+        for raw in redis.lrange(keys.dead_letters(shard), first, start + limit - 1):
             letter = decode_letter(raw)
             payload = letter.get("payload")
             if isinstance(payload, (bytes, bytearray)):
                 letter["payload"] = f"<{len(payload)} bytes>"
             out.append(letter)
-    if keys.shards > 1:
-        out.sort(key=lambda letter: _time_of(letter), reverse=True)
-    return out[:limit]
+    if keys.shards == 1:
+        return out
+    out.sort(key=lambda letter: _time_of(letter), reverse=True)
+    return out[start:start + limit]
 
 
 def _time_of(letter: dict) -> float:

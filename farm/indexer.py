@@ -44,6 +44,7 @@ class Taken:
     sent_at: float
     alerts: int
     body: bytes
+    taken_at: float  # wall clock, like sent_at
 
 
 @dataclass
@@ -78,8 +79,8 @@ class Indexer:
         self.doorbell = doorbell
         self.redis = connect(redis_url, check=False)  # used only to dead-letter, with retries
         self.keys = keys_for(cfg, redis_url)
-        self.writer = writer_for(cfg)
         self.metrics = metrics.indexer_metrics()
+        self.writer = writer_for(cfg, fts_report=self._fts_report)
         self.commit_alerts = cfg.store.commit_rows
         self.commit_seconds = cfg.store.commit_ms / 1000
         self.pending: list[Taken] = []
@@ -102,20 +103,26 @@ class Indexer:
                 self.settle(block=True)
                 if not self.pending:
                     break
-            if self.pending and not self._full():
+            if self.pending and not self._full() and self.in_flight:
                 timeout = max(0.0, self.oldest + self.commit_seconds - time.monotonic())
             else:
-                timeout = 0.5
+                timeout = 0.0 if self.pending else 0.5
             wait_doorbell(self.doorbell, timeout)
             self.take()
-            if self.pending and (self._full() or self.stopping
-                                 or time.monotonic() >= self.oldest + self.commit_seconds):
+            if self.pending and self._flush_due():
                 self.flush()
                 self.writer.maintain()
         self.writer.close()
         for ring in self.rings.values():
             ring.close()
         log.info("indexer drained and stopped")
+
+    def _flush_due(self) -> bool:
+        """Group commit: flush as soon as the store has nothing in flight (an alert waits only
+        for the commit ahead of it); while one commits, gather until it is done, the flush is
+        full, or commit_ms passed."""
+        return (not self.in_flight or self._full() or self.stopping
+                or time.monotonic() >= self.oldest + self.commit_seconds)
 
     def _full(self) -> bool:
         return (self.pending_alerts >= self.commit_alerts
@@ -143,7 +150,7 @@ class Indexer:
                 sent_at, alerts, body = unpack_record(payload)
                 if not self.pending:
                     self.oldest = time.monotonic()
-                self.pending.append(Taken(slot, seq, sent_at, alerts, body))
+                self.pending.append(Taken(slot, seq, sent_at, alerts, body, time.time()))
                 self.pending_alerts += max(alerts, 1)
                 self.pending_bytes += len(body)
                 took += 1
@@ -153,6 +160,11 @@ class Indexer:
     def flush(self) -> None:
         """Hand everything pending to the store; wait for the oldest flight only when as many
         are in flight as the store allows (that wait is the backpressure)."""
+        handed = time.time()
+        for t in self.pending:
+            if t.alerts:
+                self.metrics.taken.observe(max(0.0, t.taken_at - t.sent_at))
+                self.metrics.waited.observe(handed - t.taken_at)
         self.in_flight.append(Flight(self.pending, self._submit(self.pending),
                                      time.perf_counter()))
         self.pending = []
@@ -201,6 +213,11 @@ class Indexer:
                 self.metrics.latency.observe(max(0.0, committed_at - t.sent_at))
         for slot, seq in highest.items():
             self.rings[slot].publish_committed(seq)
+
+    def _fts_report(self, state) -> None:
+        """The SQLite store's full-text index reports how far behind it is (from its thread)."""
+        self.metrics.fts_lag.set(state.lag_seconds)
+        self.metrics.fts_pending.set(state.pending)
 
     def _dead_letter(self, rejected: list[tuple[bytes, bool]]) -> None:
         """Items the store refused for good: to the dead-letter list; rejected events count as

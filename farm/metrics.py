@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
-from prometheus_client import Counter, Histogram, values
+from prometheus_client import Counter, Gauge, Histogram, values
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -53,6 +53,18 @@ def indexer_metrics() -> SimpleNamespace:
         alerts=Counter("farm_store_alerts", "Alerts in committed records."),
         latency=Histogram("farm_end_to_end_seconds", "From a batch's sent_at to its commit.",
                           buckets=LATENCY_BUCKETS),
+        # farm_end_to_end_seconds in three windows: before the indexer, waiting in it, committing
+        taken=Histogram("farm_store_taken_seconds", "From a batch's sent_at to the indexer "
+                        "taking its record from the ring (producer, queue, worker, ring).",
+                        buckets=LATENCY_BUCKETS),
+        waited=Histogram("farm_store_wait_seconds", "From the indexer taking a record to "
+                         "handing its flush to the store (commit cadence).",
+                         buckets=LATENCY_BUCKETS),
+        fts_lag=Gauge("farm_fts_lag_seconds", "SQLite: age of the oldest current-state commit "
+                      "not yet in the full-text index (0 when it has caught up).",
+                      multiprocess_mode="max"),
+        fts_pending=Gauge("farm_fts_pending", "SQLite: changed current-state rows not yet in "
+                          "the full-text index.", multiprocess_mode="max"),
         errors=Counter("farm_store_errors", "Failed commit attempts (retried)."),
         rejected=Counter("farm_store_rejected", "Items the store rejected for good "
                          "(dead-lettered)."),

@@ -14,6 +14,7 @@ a fingerprint or a dedup decision.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter
@@ -22,7 +23,6 @@ from dataclasses import dataclass, field
 import msgpack
 from redis.exceptions import RedisError
 
-from farm import rules as rules_module
 from farm.alert import fields_fingerprint, iso_ms, keep_url, normalize_time, severity_of, status_of
 from farm.config import Config
 from farm.correlation.stage import Correlated, Correlation, CorrelationCounts
@@ -33,13 +33,22 @@ from farm.maintenance.sources import Windows
 from farm.notify.entries import alert_entry, incident_entry
 from farm.providers import normalizer_for
 from farm.rules.extraction import run as run_extraction
+from farm.rules.reload import ReloadingRules
 from farm.rules.ruleset import PROTECTED_FIELDS, BatchRules, Rules
 from farm.sinks import encoder_for
+from farm.sinks.raw import RawSampler, raw_event
 from farm.wire import BadBatch, Batch, decode_batch, peek_batch_id
 
 log = logging.getLogger("farm.pipeline")
 NO_PROTECTION: frozenset[str] = frozenset()
 ENRICH_ERROR_LOG_SECONDS = 60.0
+# The cyclic collector's first generation runs every 700 container allocations by default: a
+# batch allocates tens of thousands (every alert is a few dicts and lists) that are all freed
+# when it is done, so the collector kept moving live batches into older generations and then
+# traversing them, a full collection every few batches. Profiled (bench/pipeline.py with every
+# stage on) that was 5-10% of a worker's CPU; with these thresholds a batch is mostly freed
+# before any collection runs. Reference cycles are still collected.
+GC_THRESHOLDS = (20_000, 20, 20)
 
 
 @dataclass
@@ -57,6 +66,7 @@ class Outcome:
     maintenance: Counter = field(default_factory=Counter)  # (window, action) -> alerts
     # Pushed to the notify list in the ack (farm/notify/entries.py); empty without [notify] url.
     notifications: list[bytes] = field(default_factory=list)
+    raw: list[dict] = field(default_factory=list)  # kept raw events ([store] raw_sample)
 
 
 
@@ -132,6 +142,9 @@ def run_enrichment(alert: dict, rules: BatchRules, now: str) -> None:
             for key in changed:
                 alert[key] = found[key]
             _revalidate(alert, changed, before, now)
+            # Keep lists an alert's enrichment keys in enriched_fields (the console shows them)
+            if changed:
+                alert["enriched_fields"] = sorted({*alert.get("enriched_fields", ()), *changed})
 
 
 class Pipeline:
@@ -150,13 +163,15 @@ class Pipeline:
         `max_record_bytes` bounds every record `process` returns (the ring's max_record); None
         means no bound."""
         self.encoder = encoder_for(cfg)
-        self.rules = rules if rules is not None else rules_module.load(cfg)
+        self.rules = ReloadingRules(cfg, rules, cfg.enrichment.reload_seconds)
         self.dedup = Deduplicator(redis, keys, cfg.dedup.ttl_seconds)
         self.correlation = Correlation(cfg, redis, keys)
         self.maintenance = Windows(cfg, redis, keys)
         self.batch_max = cfg.workers.batch_max
         self.max_record_bytes = max_record_bytes
         self.notify = bool(cfg.notify.url)
+        gc.set_threshold(*GC_THRESHOLDS)  # the process runs batches from now on: see above
+        self.raw_sampler = RawSampler(cfg.store.raw_sample) if cfg.store.raw_sample else None
         self._enrich_errors = 0
         self._enrich_logged = 0.0
 
@@ -195,7 +210,8 @@ class Pipeline:
         except (OverflowError, OSError, ValueError):
             return self.dead_batch(raw, f"'sent_at' {batch.sent_at!r} is not a time farm can "
                                    f"store", "decode")
-        rules = self.rules.for_batch(batch.tenant, batch.provider, batch.provider_id)
+        rules = self.rules.current().for_batch(batch.tenant, batch.provider,
+                                               batch.provider_id)
         alerts, digests, bad_events, empty_events = self.canonical(batch, rules, now, out)
         received = len(alerts)
         alerts, digests, memo_id = self.maintain(batch, rules, alerts, digests, out)
@@ -203,6 +219,8 @@ class Pipeline:
         decided, lost = self.decide_chunks(batch, rules, now, alerts, digests, memo_id, out)
         if alerts:
             out.memo_ids.append(memo_id)
+        if out.raw:
+            self.encode_raw(batch, out)
         if not out.records:  # every item was dead-lettered; the worker needs one record to ack
             self.encode(batch, [], out, lost)
 
@@ -255,7 +273,9 @@ class Pipeline:
         alerts: list[dict] = []
         digests: list[bytes] = []
         bad_events = empty_events = 0
-        for event in batch.events:
+        kept = self.raw_sampler.positions(batch.id, len(batch.events)) if self.raw_sampler \
+            else ()
+        for position, event in enumerate(batch.events):
             try:
                 produced = canonical_alerts(event, batch.provider, now, rules, batch.provider_id,
                                             batch.fingerprint)
@@ -277,6 +297,8 @@ class Pipeline:
                 alert["processedAt"] = processed
                 alerts.append(alert)
             digests += produced_digests
+            if position in kept:
+                out.raw.append(raw_event(batch, position, event, produced, now))
         return alerts, digests, bad_events, empty_events
 
     def maintain(self, batch: Batch, rules: BatchRules, alerts: list[dict],
@@ -334,6 +356,17 @@ class Pipeline:
         out.dead_letters.append(dead_letter(problem, "store", alert, batch.id, batch.tenant,
                                             batch.provider))
         lost[decision] += 1
+
+    def encode_raw(self, batch: Batch, out: Outcome) -> None:
+        """One record of the batch's kept raw events, when it fits a ring record (a sample
+        may lose an event; an alert may not)."""
+        events = [e for e in out.raw if e is not None]
+        record = pack_record(batch.sent_at, 0, self.encoder.encode_raw(events))
+        if self.max_record_bytes is None or len(record) <= self.max_record_bytes:
+            out.records.append(record)
+        else:
+            log.warning("batch %s: %d kept raw events (%d bytes) do not fit a ring record; "
+                        "not kept", batch.id, len(events), len(record))
 
     def collect_notifications(self, out: Outcome, items: list[tuple[dict, str]],
                               incidents: Correlated | None) -> None:

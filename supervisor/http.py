@@ -1,5 +1,6 @@
-"""The supervisor's admin endpoint: /metrics, /healthz, /livez, /status (Starlette on uvicorn, in
-a thread). supervisor/health.py says what the two health endpoints mean.
+"""The supervisor's admin endpoint: /metrics, /healthz, /livez, /status and the web console
+under /ui (Starlette on uvicorn, in a thread). supervisor/health.py says what the two health
+endpoints mean.
 
 /metrics merges every process's multiprocess files and adds what only Redis knows at scrape
 time: queue depths, inflight batches, dead letters and the farm's accounting counters.
@@ -22,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from farm import queue
+from farm.console import console_routes
 from farm.redis_keys import LANES, STAT_NAMES
 from supervisor.errors import FarmError
 from supervisor.fleet_metrics import FleetCollector
@@ -96,8 +98,11 @@ def make_app(supervisor) -> Starlette:
     async def status(_request):
         return JSONResponse(await asyncio.to_thread(supervisor.status))
 
-    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz),
-                             Route("/livez", livez), Route("/status", status)])
+    routes = [Route("/metrics", metrics), Route("/healthz", healthz), Route("/livez", livez),
+              Route("/status", status)]
+    if supervisor.cfg.console.enabled:  # the web console (farm/console/, docs/console.md)
+        routes += console_routes(supervisor.cfg, lambda: supervisor.redis)
+    return Starlette(routes=routes)
 
 
 class AdminServer:

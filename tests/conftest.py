@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import redis as redis_lib
 
+from tests.support import browser as browser_mod
 from tests.support import engine as engine_mod
 from tests.support.private_redis import private_redis
 from tests.support.redis_cluster import RedisCluster
@@ -78,3 +79,18 @@ def engine_node(tmp_path_factory):
 @pytest.fixture
 def engine_url(engine_node) -> str:
     return engine_node.url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Selenium (chromedriver) for the whole session. Without
+    one: a loud skip, or a failure under FARM_REQUIRE_BROWSER=1 (CI)."""
+    reason = browser_mod.unavailable_reason()
+    if reason:
+        message = f"BROWSER TESTS NOT RUN: {reason}"
+        if os.environ.get("FARM_REQUIRE_BROWSER") == "1":
+            pytest.fail(message + " (FARM_REQUIRE_BROWSER=1)")
+        pytest.skip(message)
+    driver = browser_mod.headless_chromium()
+    yield driver
+    driver.quit()

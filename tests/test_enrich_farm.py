@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import orjson
 
+from farm.sinks.sqlite_schema import open_reader
 from farm.wire import encode_batch
 from tests.support.farms import FarmProcess, write_config
 
@@ -49,7 +49,7 @@ fingerprint_fields = ["name"]
     assert counters["alerts_received"] == 8 and counters["alerts_dead"] == 0
     assert counters["alerts_duplicate"] == 2  # the repeated Prometheus and Zabbix notifications
 
-    db = sqlite3.connect(tmp_path / "data" / "farm.db")
+    db = open_reader(tmp_path / "data" / "farm.db")  # the current state is in its own file
     docs = {row[0]: orjson.loads(row[1]) for row in db.execute("SELECT eventId, doc FROM alerts")}
     assert set(docs) == {"batch0:0", "batch2:0", "batch3:0", "batch4:0", "batch5:0", "batch7:0"}
     firing, resolved = docs["batch0:0"], docs["batch2:0"]

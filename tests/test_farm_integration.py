@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import psutil
 
+from farm.sinks.sqlite_schema import open_reader
 from tests.support.batches import batch_ids, push_batches
 from tests.support.farms import FarmProcess, write_config
 
@@ -24,7 +23,7 @@ def test_two_workers_store_exactly_the_expected_rows(tmp_path, redis, redis_url)
     assert counters["alerts_dead"] == 0
     assert counters["batches_received"] == 120
 
-    db = sqlite3.connect(tmp_path / "data" / "farm.db")
+    db = open_reader(tmp_path / "data" / "farm.db")  # the current state is in its own file
     stored = {row[0] for row in db.execute("SELECT eventId FROM alerts")}
     assert len(stored) == 3000
     # Every alert is stored once, under whichever copy was decided first.

@@ -8,6 +8,7 @@ import base64
 import concurrent.futures
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -214,6 +215,51 @@ def test_unknown_provider_wrong_method_and_wrong_path_get_json_errors(gateway):
     nowhere = post(f"{gateway.url}/alerts", {"name": "x"})
     assert nowhere.status_code == 404
     assert "/alerts/event" in nowhere.json()["detail"]
+
+
+def test_paths_beside_the_webhook_routes_get_json_404_and_store_nothing(gateway, redis):
+    for path in ("/alerts/event/prometheus/extra", "/alerts/events", "/alerts/event/x/y"):
+        response = post(f"{gateway.url}{path}", ALERTMANAGER)
+        assert response.status_code == 404, path
+        assert "/alerts/event" in response.json()["detail"]
+    assert stored_batches(redis) == {}
+
+
+def test_webhooks_on_one_kept_alive_connection_are_each_answered_in_full(gateway, redis):
+    import orjson
+
+    body = orjson.dumps(ALERTMANAGER)
+    request = (f"POST /alerts/event/prometheus HTTP/1.1\r\nHost: gw\r\nX-API-KEY: {ACME_KEY}"
+               f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+               ).encode() + body
+    host, port = gateway.url.removeprefix("http://").split(":")
+    answers = []
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        reader = conn.makefile("rb")
+        for _ in range(3):
+            conn.sendall(request)
+            status = reader.readline()
+            headers = {}
+            while (line := reader.readline()) != b"\r\n":
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            answers.append((status, headers, reader.read(int(headers["content-length"]))))
+    ids = set()
+    for status, headers, content in answers:
+        assert status.startswith(b"HTTP/1.1 202")
+        assert headers["content-type"] == "application/json"
+        assert "ratelimit-remaining" in headers
+        ids.add(orjson.loads(content)["batch"])
+    assert ids <= set(stored_batches(redis)) and len(ids) == 3
+
+
+def test_a_webhook_whose_strings_hold_many_brackets_is_taken(gateway, redis):
+    # More brackets than max_depth, all inside strings: the document itself is shallow.
+    event = {"name": "brackets", "description": "{[" * 200}
+    response = post(f"{gateway.url}/alerts/event/keep", event)
+    assert response.status_code == 202
+    lane, batch = stored_batches(redis)[response.json()["batch"]]
+    assert batch.events == [event]
 
 
 def test_an_empty_list_is_accepted_and_stores_nothing(gateway, redis):

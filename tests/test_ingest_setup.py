@@ -195,3 +195,14 @@ def test_keys_are_read_from_header_query_basic_and_bearer(headers, query, expect
 def test_critical_alerts_are_recognised_by_each_providers_own_severity(provider, event,
                                                                        critical):
     assert is_critical(provider, [event]) is critical
+
+
+def test_a_key_ring_remembers_valid_keys_only_and_a_reloaded_ring_forgets_revoked_ones():
+    ring = KeyRing({"acme": [hash_key("farm_valid")]})
+    assert ring.tenant_for("farm_valid") == "acme"
+    assert ring.tenant_for("farm_valid") == "acme"   # now from memory
+    for n in range(KeyRing.REMEMBERED + 10):          # a flood of wrong keys
+        assert ring.tenant_for(f"farm_wrong{n}") is None
+    assert ring.tenant_for("farm_valid") == "acme"
+    revoked = KeyRing({"acme": [hash_key("farm_other")]})
+    assert revoked.tenant_for("farm_valid") is None

@@ -81,6 +81,7 @@ def test_current_state_is_searchable_by_text(tmp_path):
     w.write([payload([(alert("b:0", description="replication lag on pg-3"), "n"),
                       (alert("b:1", fp="fp2", description="disk full"), "n")])])
     w.write([payload([(alert("c:0", description="replication healthy"), "p")], sent_at=200)])
+    w.catch_up_fts()  # the index catches up in the background; now, for the test
     hits = rows(w, "SELECT c.eventId FROM alerts_current_fts f JOIN alerts_current c "
                    "ON c.id = f.rowid WHERE alerts_current_fts MATCH 'replication'")
     assert hits == [("c:0",)]

@@ -7,6 +7,7 @@
     correlation.py  [correlation]
     ingest.py    [ingest], and the parsers the gateway shares with its keys
     notify.py    [notify] (the outbound webhook)
+    console.py   [console] (the web console at /ui)
     loader.py    load() -> Config, ConfigError
     docs.py      python -m farm.config.docs: configs/farm.toml and docs/configuration.md's table
 

@@ -149,12 +149,24 @@ class StoreSettings:
             "Also index history (not only current state) for full-text search. Cuts SQLite insert "
             "speed about threefold. Without it `farm search --history` scans every stored event: "
             "the same matches, found more slowly.")
+    raw_sample: float = key(0.0,
+            "Share (0 to 1) of raw provider events kept as they arrived, beside the alerts they "
+            "became (SQLite table alerts_raw, engine index <index_prefix>-raw), for the "
+            "console's alert page. Chosen by batch id and position, so a redelivered batch keeps "
+            "the same events. 0 keeps none.",
+            minimum=0.0, maximum=1.0)
+    raw_retention_days: int = key(7,
+            "Kept raw events older than this many days are deleted; 0 keeps them as long as "
+            "the history (retention_days).",
+            minimum=0, maximum=36_500)
     commit_rows: int = key(5000,
-            "The indexer commits a transaction once this many alerts are pending, or commit_ms "
-            "after the oldest of them arrived, whichever comes first.",
+            "The indexer hands its pending alerts to the store at once when the store has no "
+            "transaction in flight (group commit); while one commits, once this many alerts are "
+            "pending, or commit_ms after the oldest of them arrived, whichever comes first.",
             minimum=1, maximum=1_000_000)
     commit_ms: int = key(200,
-            "Longest time an alert waits in the indexer before its transaction commits.",
+            "Longest time an alert waits in the indexer, while an earlier transaction is still "
+            "committing, before its own is handed to the store.",
             minimum=1, maximum=60_000)
 
 

@@ -118,7 +118,8 @@ class IngestSettings:
             minimum=10, maximum=60_000)
     flush_ms: int = key(2,
             "How long the first request of a batch waits for others of the same tenant and "
-            "provider before the batch is pushed to Redis; 0 pushes on the next loop turn.",
+            "provider before the batch is pushed to Redis (longer while an earlier push is on "
+            "its way); 0 pushes on the next loop turn.",
             minimum=0, maximum=1000)
     batch_events: int = key(1000,
             "A batch is pushed as soon as it holds this many events...",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from farm.config.console import ConsoleSettings
 from farm.config.core import (
     FarmSettings,
     RedisSettings,
@@ -51,6 +52,7 @@ class Config:
     correlation: CorrelationSettings
     ingest: IngestSettings
     notify: NotifySettings
+    console: ConsoleSettings
     source: str | None = None
 
     @property

@@ -48,5 +48,10 @@ class EnrichmentSettings:
     files: list[str] = key([],
             "Rule files (TOML with [[extraction]] and [[mapping]] tables; see "
             "configs/enrichment/example.toml). Relative paths are relative to the folder of this "
-            "config file. Read and compiled once when workers start; a bad file stops start-up.",
+            "config file. Compiled when workers start (a bad file stops start-up) and again "
+            "within reload_seconds of a change to one of them or to a CSV file beside one; a "
+            "changed file with problems is reported and the rules in force stay.",
             check=_files)
+    reload_seconds: int = key(5,
+            "How often workers look whether an enrichment rule file changed.",
+            minimum=1, maximum=3600)

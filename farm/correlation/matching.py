@@ -69,20 +69,22 @@ def matched_subrules(rule: CorrelationRule, doc: dict) -> int:
 
 
 class _Subrule:
-    """A sub-rule with the field tests it cannot hold without (`terms`: path, "==" or a string
-    method, string), and its condition, or None when the tests are the whole condition."""
+    """A sub-rule with the field tests it cannot hold without (`terms`: the field's position in
+    RuleIndex.paths, None for `==` or a string method, string), and its condition, or None when
+    the tests are the whole condition."""
 
-    __slots__ = ("terms", "holds")
+    __slots__ = ("tests", "terms", "holds")
 
     def __init__(self, holds: Callable[[dict], bool]):
         terms, whole = field_terms(getattr(holds, "source", ""))
-        self.terms = tuple((path, None if test == "==" else STRING_TESTS[test], literal)
+        self.tests = tuple((path, None if test == "==" else STRING_TESTS[test], literal)
                            for path, test, literal in terms)
+        self.terms: tuple = ()
         self.holds = None if whole else holds
 
     def keys(self) -> list[tuple[tuple[str, ...], str]]:
         """The (path, string) of its `==` terms."""
-        return [(path, literal) for path, test, literal in self.terms if test is None]
+        return [(path, literal) for path, test, literal in self.tests if test is None]
 
 
 class RuleIndex:
@@ -91,34 +93,40 @@ class RuleIndex:
     else. An alert reads each tested field once, is evaluated only against the rules its own
     values can match (plus the rules without such a comparison), and a sub-rule made of nothing
     but field tests is decided from those values without evaluating its condition. A rule is
-    indexed when every one of its sub-rules has an `==` term (its first one is the key)."""
+    indexed when every one of its sub-rules has an `==` term (its first one is the key).
+    Fields are referred to by their position in `paths` (a list lookup, where a dict keyed by
+    path tuples hashed every tuple on every read)."""
 
     def __init__(self, rules: list[CorrelationRule]):
         self.rules = rules
         self.subrules = [tuple(_Subrule(holds) for holds in rule.subrules) for rule in rules]
         self.unindexed: list[int] = []
-        self.by_value: dict[tuple[str, ...], dict[str, list[int]]] = {}
         self.paths = sorted({term[0] for subs in self.subrules for sub in subs
-                             for term in sub.terms})
+                             for term in sub.tests})
+        slot = {path: i for i, path in enumerate(self.paths)}
+        self._reads = [(path[0], None if len(path) == 1 else path) for path in self.paths]
+        by_value: dict[int, dict[str, list[int]]] = {}
         for position, subs in enumerate(self.subrules):
+            for sub in subs:
+                sub.terms = tuple((slot[path], test, literal) for path, test, literal in sub.tests)
             if not all(sub.keys() for sub in subs):
                 self.unindexed.append(position)
                 continue
             for path, literal in {sub.keys()[0] for sub in subs}:
-                self.by_value.setdefault(path, {}).setdefault(literal, []).append(position)
+                by_value.setdefault(slot[path], {}).setdefault(literal, []).append(position)
+        self.by_value = list(by_value.items())
         self.reads_source = any("source" in getattr(holds, "source", "")
                                 for rule in rules for holds in rule.subrules)
 
-    def fields(self, doc: dict) -> dict[tuple[str, ...], object]:
-        """The value of every tested field in `doc` (None when missing)."""
-        return {path: doc.get(path[0]) if len(path) == 1 else _walk(doc, path)
-                for path in self.paths}
+    def fields(self, doc: dict) -> list[object]:
+        """The value of every tested field in `doc` (None when missing), in `paths` order."""
+        return [doc.get(key) if path is None else _walk(doc, path) for key, path in self._reads]
 
-    def candidates(self, values: dict[tuple[str, ...], object]) -> list[int]:
+    def candidates(self, values: list[object]) -> list[int]:
         """The positions of the rules an alert with these field values may match, in order."""
         hits: set[int] | None = None
-        for path, by_literal in self.by_value.items():
-            value = values[path]
+        for slot, by_literal in self.by_value:
+            value = values[slot]
             found = by_literal.get(value) if isinstance(value, str) else None
             if found:
                 hits = set(found) if hits is None else hits.union(found)
@@ -126,7 +134,7 @@ class RuleIndex:
             return self.unindexed
         return sorted(hits.union(self.unindexed))
 
-    def mask(self, position: int, doc: dict, values: dict[tuple[str, ...], object]) -> int:
+    def mask(self, position: int, doc: dict, values: list[object]) -> int:
         """`matched_subrules` of rule `position`, skipping the sub-rules the values rule out."""
         mask = 0
         every = self.rules[position].create_on_all
@@ -140,9 +148,9 @@ class RuleIndex:
         return mask
 
 
-def _passes(terms: tuple, values: dict[tuple[str, ...], object]) -> bool:
-    for path, test, literal in terms:
-        value = values[path]
+def _passes(terms: tuple, values: list[object]) -> bool:
+    for slot, test, literal in terms:
+        value = values[slot]
         if test is None:
             if value != literal:
                 return False

@@ -14,8 +14,10 @@ from farm.sinks.sqlite import connect
 
 
 def list_incidents(cfg: Config, status: str | None = None, tenant: str | None = None,
-                   everything: bool = False, text: str = "", limit: int = 20) -> list[dict]:
-    """Stored incidents, most recently seen first; only visible ones unless `everything`.
+                   everything: bool = False, text: str = "", limit: int = 20,
+                   before: str | None = None) -> list[dict]:
+    """Stored incidents, most recently seen first; only visible ones unless `everything`;
+    only those last seen before `before` (a page's cursor: the last one's last_seen_time).
     Raises farm.search.SearchError when the store cannot be read."""
     if cfg.store.kind == "sqlite":
         where, args = [], []
@@ -30,6 +32,9 @@ def list_incidents(cfg: Config, status: str | None = None, tenant: str | None = 
                 args.append(value)
         if not everything:
             where.append("i.is_visible = 1")
+        if before:
+            where.append("i.last_seen_time < ?")
+            args.append(before)
         sql = (f"SELECT i.doc FROM {table} {'WHERE ' + ' AND '.join(where) if where else ''} "
                f"ORDER BY i.last_seen_time DESC LIMIT ?")
         return [orjson.loads(row[0]) for row in _sqlite_rows(cfg, sql, [*args, limit])]
@@ -38,6 +43,8 @@ def list_incidents(cfg: Config, status: str | None = None, tenant: str | None = 
         filters.append({"term": {"tenant": tenant}})
     if not everything:
         filters.append({"term": {"is_visible": True}})
+    if before:
+        filters.append({"range": {"last_seen_time": {"lt": before}}})
     must = [{"simple_query_string": {"query": text, "fields": ["name.text"],
                                      "default_operator": "and"}}] if text else []
     body = {"size": limit, "sort": [{"last_seen_time": "desc"}],

@@ -128,6 +128,9 @@ def links_index(prefix: str) -> str:
     return f"{prefix}-incident-alerts"
 
 
+ENGINE_DATES = frozenset({"start_time", "last_seen_time", "end_time", "creation_time"})
+
+
 def engine_actions(prefix: str, tenant: str, incidents) -> list[bytes]:
     """NDJSON items (action line + body line, each ending in a newline) of one chunk's
     incidents: a scripted upsert per snapshot, an index per link (`_id` incident/fingerprint,
@@ -138,8 +141,11 @@ def engine_actions(prefix: str, tenant: str, incidents) -> list[bytes]:
     for snap in incidents.snapshots:
         action = orjson.dumps({"update": {"_index": incidents_index(prefix), "_id": snap["id"],
                                           "retry_on_conflict": 5}})
+        # '' is the Redis state's "not yet" (an open incident's end_time); a date field of
+        # the engine refuses it, so the document leaves the field out.
+        doc = {k: v for k, v in snap.items() if v != "" or k not in ENGINE_DATES}
         body = orjson.dumps({"scripted_upsert": True, "upsert": {},
-                             "script": {"id": INCIDENT_SCRIPT_ID, "params": {"doc": snap}}})
+                             "script": {"id": INCIDENT_SCRIPT_ID, "params": {"doc": doc}}})
         out.append(action + b"\n" + body + b"\n")
     for incident, fp, event_id, at in incidents.links:
         action = orjson.dumps({"index": {"_index": links_index(prefix),

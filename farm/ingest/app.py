@@ -1,15 +1,12 @@
-"""The gateway's HTTP application (Starlette): Keep's webhook routes, /healthz, /openapi.json.
+"""The gateway's HTTP application: Keep's webhook routes, /healthz, /openapi.json.
 
-One request, top-down (each step can refuse with a JSON {"detail": ...}):
-    requests held (503) -> authenticate (401) -> known provider (400) -> declared size (413)
-    -> backpressure on both lanes (429) -> body bytes held (503) -> rate limit (429)
-    -> read body in time (408, 413, 503) -> parse within limits (400)
-    -> backpressure on its lane (429) -> join a batch
-    -> 202 once the batch is in Redis (503 if it cannot be stored)
-Everything that can refuse without the body comes before reading it, so a flood costs little
-more than its headers; a request refused for the farm's or this process's load does not spend a
-rate-limit token. Slow headers and connections beyond the cap are refused before this app sees
-them (farm/ingest/connections.py).
+The webhook route (`POST /alerts/event[/{provider}]`) is the hot path: the outermost ASGI
+callable (FrontDoor) hands it straight to a plain ASGI endpoint, without Starlette's
+middleware, routing, Request and Response objects, which cost about a third of a webhook's CPU
+in the gateway (docs/performance.md#ingest-gateway). Everything else (the other routes, 404 and
+405 answers, the lifespan) goes through the Starlette application, which also routes the
+webhook paths to the same endpoint should a request reach it. The steps a webhook goes through
+are in farm/ingest/gateway.py.
 
 Starlette rather than FastAPI: bodies are taken unvalidated, as Keep takes them, so FastAPI's
 per-request pydantic validation would cost time and its generated OpenAPI would describe checks
@@ -19,263 +16,152 @@ endpoint already runs on Starlette.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from farm.config import Config, ConfigError
-from farm.config import load as load_config
-from farm.ingest import auth, limits
-from farm.ingest.backpressure import Gate
-from farm.ingest.batching import EXTRA_KEYS, Batcher, NotReplicated, StoreFailed
-from farm.ingest.connections import BODY_RECEIVED, REQUEST_STARTED
-from farm.ingest.critical import is_critical
+from farm.config import Config
 from farm.ingest.errors import Refused
+from farm.ingest.gateway import Gateway, unavailable
+from farm.ingest.incoming import Incoming
 from farm.ingest.openapi import document
-from farm.ingest.ratelimit import RateLimiter
-from farm.redis_keys import keys_for
-from farm.redisconn import connect_async
-from farm.units import parse_bytes
 from farm.wire import PROVIDERS
 
 log = logging.getLogger("farm.ingest")
 
 GENERIC_ROUTE = "/alerts/event"
 PROVIDER_ROUTE = "/alerts/event/{provider_type}"
-# Retry-After when the farm is behind: long enough for a few backlog checks to see it drain.
-BACKPRESSURE_RETRY_SECONDS = 5
-# Retry-After when Redis cannot take the batch, or this process is at max_inflight(_bytes).
-UNAVAILABLE_RETRY_SECONDS = 1
-REDIS_POOL_SIZE = 64
-CONFIG_POLL_SECONDS = 2.0
+_PROVIDER_PREFIX = GENERIC_ROUTE + "/"
+_JSON = (b"content-type", b"application/json")
 
-
-def _mtime(path: str) -> float | None:
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return None
+Send = Callable[[dict], Awaitable[None]]
 
 
 def json_response(doc: dict, status: int, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(doc), status, headers, media_type="application/json")
 
 
-def refusal(refused: Refused) -> Response:
-    return json_response({"detail": refused.detail}, refused.status, refused.headers)
+async def send_json(send: Send, doc: dict, status: int, headers: dict[str, str]) -> None:
+    """Answer with a JSON document, as json_response would, straight over ASGI."""
+    body = orjson.dumps(doc)
+    raw = [_JSON, (b"content-length", str(len(body)).encode())]
+    for name, value in headers.items():
+        raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
-class Gateway:
-    """What one gateway process holds: Redis client, keys, limiter, batcher, backlog gate."""
+class FrontDoor:
+    """The process's ASGI application: webhooks straight to WebhookEndpoint, the rest to the
+    Starlette app. `state` is the Starlette app's (its `gateway` and `openapi`)."""
 
-    def __init__(self, cfg: Config, redis_url: str, metrics=None):
-        ingest = cfg.ingest
-        self.cfg = cfg
-        self.redis_url = redis_url
-        self.metrics = metrics
-        self.keyring = auth.KeyRing(ingest.keys)
-        self.allow_anonymous = ingest.allow_anonymous
-        self.max_body = parse_bytes(ingest.max_body)
-        self.max_depth = ingest.max_depth
-        self.max_items = ingest.max_items
-        self.max_inflight = ingest.max_inflight
-        self.body_seconds = ingest.body_timeout_seconds
-        self.request_seconds = ingest.request_timeout_seconds
-        self.inflight = 0
-        self.budget = limits.BodyBudget(parse_bytes(ingest.max_inflight_bytes),
-                                        UNAVAILABLE_RETRY_SECONDS)
-        self._watcher: asyncio.Task | None = None
-        self.redis = connect_async(redis_url, max_connections=REDIS_POOL_SIZE, timeout=10)
-        keys = keys_for(cfg, redis_url)
-        self.limiter = RateLimiter(self.redis, cfg.redis.prefix, ingest.rate,
-                                   ingest.burst_seconds, ingest.rates)
-        self.batcher = Batcher(self.redis, keys, ingest.flush_ms, ingest.batch_events,
-                               parse_bytes(ingest.batch_bytes), metrics,
-                               cfg.redis.wait_replicas, cfg.redis.wait_timeout_ms)
-        self.gate = Gate(self.redis, keys, ingest.high_water, ingest.low_water,
-                         ingest.critical_water, ingest.backlog_check_ms,
-                         on_change=self._gate_changed)
+    def __init__(self, app: Starlette, endpoint: WebhookEndpoint):
+        self.app = app
+        self.endpoint = endpoint
+        self.state = app.state
 
-    def _gate_changed(self, closed: bool, _critical_closed: bool) -> None:
-        if self.metrics is not None:
-            self.metrics.backpressure.set(1 if closed else 0)
+    async def __call__(self, scope: dict, receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            if path == GENERIC_ROUTE:
+                return await self.endpoint.handle(scope, receive, send, "keep", GENERIC_ROUTE)
+            if path.startswith(_PROVIDER_PREFIX):
+                provider = path[len(_PROVIDER_PREFIX):]
+                if provider and "/" not in provider:
+                    return await self.endpoint.handle(scope, receive, send, provider,
+                                                      PROVIDER_ROUTE)
+        await self.app(scope, receive, send)
 
-    async def start(self) -> None:
+
+class WebhookEndpoint:
+    """POST /alerts/event[/{provider_type}]: 202 with the batch id once the events are in
+    Redis, or the JSON refusal of the first step that says no. Also a Starlette endpoint (an
+    ASGI app that reads the route's path parameters)."""
+
+    def __init__(self, gateway: Gateway):
+        self.gateway = gateway
+
+    async def __call__(self, scope: dict, receive, send: Send) -> None:
+        params = scope.get("path_params", {})
+        if "provider_type" in params:
+            await self.handle(scope, receive, send, params["provider_type"], PROVIDER_ROUTE)
+        else:
+            await self.handle(scope, receive, send, "keep", GENERIC_ROUTE)
+
+    async def handle(self, scope: dict, receive, send: Send, provider: str,
+                     route: str) -> None:
         try:
-            await self.redis.ping()
-        except RedisError as exc:
-            log.warning("cannot reach Redis at %s yet (%s); requests get 503 until it answers",
-                        self.redis_url, exc)
-        await self.gate.check_once()
-        self.gate.start()
-        self._watcher = asyncio.ensure_future(self.watch_config())
+            status, doc, headers, tenant, reason = await self.answer(
+                Incoming(scope, receive), provider)
+        except Exception as exc:
+            log.exception("unexpected error in the ingest gateway", exc_info=exc)
+            status, doc, headers, tenant, reason = 500, _internal(exc), {}, "-", None
+        label = provider if provider in PROVIDERS else "-"
+        metrics = self.gateway.metrics
+        if metrics is not None:
+            metrics.answered(route, status, tenant, label)
+            if reason is not None:
+                metrics.refused(reason, tenant, label)
+        await send_json(send, doc, status, headers)
 
-    async def stop(self) -> None:
-        """Push what is still batched, then let go of Redis."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-        await self.batcher.close()
-        await self.gate.stop()
-        # The pool was made here and handed in, so the client would leave it open.
-        await self.redis.aclose(close_connection_pool=True)
-
-    async def watch_config(self) -> None:
-        """Take up [ingest.keys] and [ingest.rates] from the config file when it changes, so
-        that `farm keys add` works without a restart."""
-        path = self.cfg.source
-        if not path:
-            return
-        seen = _mtime(path)
-        while True:
-            await asyncio.sleep(CONFIG_POLL_SECONDS)
-            mtime = _mtime(path)
-            if mtime == seen:
-                continue
-            seen = mtime
-            try:
-                cfg = await asyncio.to_thread(load_config, path)
-            except ConfigError as exc:
-                log.error("config file %s changed but is not valid; keeping the keys and rates "
-                          "in use: %s", path, "; ".join(exc.problems))
-                continue
-            except Exception as exc:  # unreadable now (permissions, bytes): keep watching
-                log.error("config file %s changed but cannot be read; keeping the keys and "
-                          "rates in use: %s: %s", path, type(exc).__name__, exc)
-                continue
-            self.keyring = auth.KeyRing(cfg.ingest.keys)
-            self.limiter.set_overrides(cfg.ingest.rate, cfg.ingest.rates)
-            log.info("took up %d API keys and %d rate overrides from %s", len(self.keyring),
-                     len(cfg.ingest.rates), path)
-
-    def tenant_of(self, request: Request) -> str:
-        key = auth.presented_key(request.headers, request.scope["query_string"])
-        if key is None:
-            if self.allow_anonymous:
-                return auth.ANONYMOUS_TENANT
-            raise Refused(401, "an API key is required: send it as X-API-KEY, as the password "
-                               "of HTTP Basic auth, as a Bearer token or as ?api_key=",
-                          "unauthorized", {"WWW-Authenticate": 'Basic realm="farm"'})
-        tenant = self.keyring.tenant_for(key)
-        if tenant is None:
-            raise Refused(401, "the API key is not valid", "unauthorized",
-                          {"WWW-Authenticate": 'Basic realm="farm"'})
-        return tenant
-
-    async def take(self, request: Request, provider: str,
-                   hold: limits.Hold) -> tuple[str | None, int, int, dict]:
-        """Run one webhook request through every step; returns (batch id, events, body size,
-        extra headers). The body's bytes are counted in `hold`, which the caller releases.
-        Raises Refused."""
-        tenant = request.state.tenant = self.tenant_of(request)
-        if provider not in PROVIDERS:
-            raise Refused(400, f"unknown provider type {provider[:60]!r}; this gateway takes "
-                               f"{', '.join(PROVIDERS)}", "unknown_provider")
-        declared = limits.declared_length(request.headers.get("content-length"), self.max_body)
-        if self.gate.critical_closed:  # refused whatever the body holds: do not read it
-            raise backpressure({})
-        if declared is not None:
-            hold.cover(declared)
+    async def answer(self, request: Incoming,
+                     provider: str) -> tuple[int, dict, dict, str, str | None]:
+        """(status, document, headers, tenant, refusal reason) for one webhook."""
+        gateway = self.gateway
+        started = time.perf_counter()
+        if gateway.inflight >= gateway.max_inflight:
+            refused = unavailable(f"this gateway process holds {gateway.max_inflight} "
+                                  f"requests already ([ingest] max_inflight)")
+            refused.reason = "overloaded"
+            return _refusal(refused, "-")
+        gateway.inflight += 1
+        hold = gateway.budget.hold()
         try:
-            verdict = await self.limiter.admit(tenant, provider)
-        except RedisError as exc:
-            raise unavailable(f"cannot check the rate limit in Redis: {exc}") from None
-        headers = verdict.headers() if verdict is not None else {}
-        if verdict is not None and not verdict.allowed:
-            raise Refused(429, f"rate limit of {verdict.policy.per_second:g} requests/s for "
-                               f"tenant {tenant!r} and provider {provider!r} exceeded; retry "
-                               f"after {headers['Retry-After']}s", "rate_limited", headers)
-        body = await self.read_body(request, hold)
-        events = await limits.parse_body(request.headers.get("content-type", ""),
-                                         request.headers, body, self.max_depth, self.max_items)
-        if not events:
-            return None, 0, len(body), headers
-        critical = is_critical(provider, events)
-        if self.gate.refuses(critical):
-            raise backpressure(headers)
-        try:
-            batch_id = await self.batcher.add(tenant, provider,
-                                              "critical" if critical else "normal", events,
-                                              len(body), extras_of(request))
-        except NotReplicated as exc:
-            raise unavailable(str(exc)) from None
-        except StoreFailed as exc:
-            raise unavailable(f"the alerts could not be stored in Redis ({exc}); nothing was "
-                              f"kept, send them again") from None
-        return batch_id, len(events), len(body), headers
-
-    async def read_body(self, request: Request, hold: limits.Hold) -> bytes:
-        """The body, read within body_timeout_seconds and what request_timeout_seconds leaves
-        of the request (counted from its first byte by farm/ingest/connections.py). Refuses
-        408 past either, closing the connection since the rest of the body would still be on
-        it; and 400 when the client goes away first."""
-        state = request.scope.get("state", {})
-        try:
-            if state.get(BODY_RECEIVED):
-                # Already all in hand (a webhook arrives in one read): nothing to wait for.
-                return await limits.read_body(request.stream(), self.max_body, hold)
-            return await self._read_in_time(request, hold, state.get(REQUEST_STARTED))
-        except ClientDisconnect:
-            raise Refused(400, "the client went away before sending the whole body",
-                          "disconnected") from None
-
-    async def _read_in_time(self, request: Request, hold: limits.Hold,
-                            started: float | None) -> bytes:
-        deadline = asyncio.get_running_loop().time() + self.body_seconds
-        limit = ("body_timeout_seconds", self.body_seconds)
-        if started is not None and started + self.request_seconds < deadline:
-            deadline = started + self.request_seconds
-            limit = ("request_timeout_seconds", self.request_seconds)
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await limits.read_body(request.stream(), self.max_body, hold)
-        except TimeoutError:
-            raise Refused(408, f"the request was not received within [ingest] {limit[0]} "
-                               f"({limit[1]:g} s); nothing was kept, send it again",
-                          "timeout", {"Connection": "close"}) from None
+            batch_id, n_events, size, headers = await gateway.take(request, provider, hold)
+        except Refused as refused:
+            return _refusal(refused, request.tenant)
+        finally:
+            gateway.inflight -= 1
+            hold.release()
+        if gateway.metrics is not None:
+            gateway.metrics.accepted(request.tenant, provider if provider in PROVIDERS else "-",
+                                     size, n_events, time.perf_counter() - started)
+        return (202, {"batch": batch_id, "events": n_events, "task_name": batch_id}, headers,
+                request.tenant, None)
 
 
-def backpressure(headers: dict[str, str]) -> Refused:
-    return Refused(429, "the farm is behind (queue backlog above [ingest] high_water); "
-                        f"retry after {BACKPRESSURE_RETRY_SECONDS}s", "backpressure",
-                   {**headers, "Retry-After": str(BACKPRESSURE_RETRY_SECONDS)})
+def _refusal(refused: Refused, tenant: str) -> tuple[int, dict, dict, str, str | None]:
+    return refused.status, {"detail": refused.detail}, refused.headers, tenant, refused.reason
 
 
-def unavailable(detail: str) -> Refused:
-    return Refused(503, detail, "unavailable", {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)})
+def _internal(exc: Exception) -> dict:
+    return {"detail": f"internal error ({type(exc).__name__}); the request was not stored, "
+                      f"send it again"}
 
 
-def extras_of(request: Request) -> tuple:
-    """Keep's provider_id and fingerprint query parameters, for the batch envelope."""
-    if not request.scope["query_string"]:
-        return ()
-    params = request.query_params
-    return tuple((name, params[name]) for name in EXTRA_KEYS if params.get(name))
-
-
-def make_app(cfg: Config, redis_url: str, metrics=None) -> Starlette:
+def make_app(cfg: Config, redis_url: str, metrics=None) -> FrontDoor:
     """The gateway application; its lifespan connects to Redis and drains batches at the end.
     The handlers find the process's Gateway in `app.state.gateway`."""
+    gateway = Gateway(cfg, redis_url, metrics)
+    endpoint = WebhookEndpoint(gateway)
     app = Starlette(
-        routes=[Route(GENERIC_ROUTE, webhook, methods=["POST"]),
-                Route(PROVIDER_ROUTE, webhook, methods=["POST"]),
+        routes=[Route(GENERIC_ROUTE, endpoint, methods=["POST"]),
+                Route(PROVIDER_ROUTE, endpoint, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/openapi.json", openapi_json, methods=["GET"])],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan)
-    app.state.gateway = Gateway(cfg, redis_url, metrics)
+    app.state.gateway = gateway
     app.state.openapi = orjson.dumps(document())
-    return app
+    return FrontDoor(app, endpoint)
 
 
 @contextlib.asynccontextmanager
@@ -286,37 +172,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await gateway.stop()
-
-
-async def webhook(request: Request) -> Response:
-    """POST /alerts/event[/{provider_type}]: 202 with the batch id once the events are in
-    Redis, or the JSON refusal of the first step that says no."""
-    gateway: Gateway = request.app.state.gateway
-    provider = request.path_params.get("provider_type", "keep")
-    route = PROVIDER_ROUTE if "provider_type" in request.path_params else GENERIC_ROUTE
-    label = provider if provider in PROVIDERS else "-"
-    started = time.perf_counter()
-    request.state.tenant = "-"
-    if gateway.inflight >= gateway.max_inflight:
-        response = refusal(unavailable(f"this gateway process holds {gateway.max_inflight} "
-                                       f"requests already ([ingest] max_inflight)"))
-        return _count(gateway, route, response, "-", label, "overloaded")
-    gateway.inflight += 1
-    hold = gateway.budget.hold()
-    try:
-        batch_id, n_events, size, headers = await gateway.take(request, provider, hold)
-    except Refused as refused:
-        return _count(gateway, route, refusal(refused), request.state.tenant, label,
-                      refused.reason)
-    finally:
-        gateway.inflight -= 1
-        hold.release()
-    response = json_response({"batch": batch_id, "events": n_events,
-                              "task_name": batch_id}, 202, headers)
-    if gateway.metrics is not None:
-        gateway.metrics.accepted(request.state.tenant, label, size, n_events,
-                                 time.perf_counter() - started)
-    return _count(gateway, route, response, request.state.tenant, label)
 
 
 async def healthz(request: Request) -> Response:
@@ -354,14 +209,5 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 
 async def server_error(_request: Request, exc: Exception) -> Response:
     log.exception("unexpected error in the ingest gateway", exc_info=exc)
-    return json_response({"detail": f"internal error ({type(exc).__name__}); the request "
-                                    f"was not stored, send it again"}, 500)
+    return json_response(_internal(exc), 500)
 
-
-def _count(gateway: Gateway, route: str, response: Response, tenant: str, provider: str,
-           reason: str | None = None) -> Response:
-    if gateway.metrics is not None:
-        gateway.metrics.answered(route, response.status_code, tenant, provider)
-        if reason is not None:
-            gateway.metrics.refused(reason, tenant, provider)
-    return response

@@ -35,10 +35,17 @@ class KeyRing:
 
     The table is indexed by digest: a lookup's timing can reveal at most something about the
     SHA-256 of the guess, which is of no use without a preimage; the final comparison of the
-    digests is constant-time all the same.
+    digests is constant-time all the same. Keys found valid are remembered (at most
+    REMEMBERED of them), so that a client's every request does not hash its key again: a
+    guess reaches a comparison with a remembered key only if its string hash (SipHash with
+    this process's secret seed) equals that key's, so this lookup tells a guesser nothing
+    either. Invalid keys are never remembered: a flood of them cannot push valid ones out.
     """
 
+    REMEMBERED = 4096
+
     def __init__(self, table: dict[str, list[str]]):
+        self._known: dict[str, str] = {}
         self._by_digest: dict[bytes, tuple[bytes, str]] = {}
         for tenant, entries in table.items():
             for entry in entries:
@@ -50,9 +57,15 @@ class KeyRing:
 
     def tenant_for(self, key: str) -> str | None:
         """The tenant owning key, or None."""
+        tenant = self._known.get(key)
+        if tenant is not None:
+            return tenant
         digest = hashlib.sha256(key.encode()).digest()
         found = self._by_digest.get(digest)
         if found is not None and hmac.compare_digest(found[0], digest):
+            if len(self._known) >= self.REMEMBERED:
+                self._known.clear()
+            self._known[key] = found[1]
             return found[1]
         return None
 

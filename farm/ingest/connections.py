@@ -5,15 +5,18 @@ file descriptor behind it, for as long as it likes.
 
 uvicorn's httptools protocol is subclassed rather than wrapped in ASGI middleware because only the
 protocol sees a connection before its headers are complete; its parser callbacks say where a
-request stands. The body's own limit is kept by the app (farm/ingest/app.py), which can still
+request stands. The body's own limit is kept by the app (farm/ingest/gateway.py), which can still
 answer 408 while it reads; here the whole-request limit also ends a body that nobody reads any
 more (a request answered before its body was read, whose client keeps trickling it).
 
 The hot path: a request that arrives in one read (a webhook of a few KB) begins and ends between
 two checks of `_watch`, so it arms no timer and reads no clock, and it is marked BODY_RECEIVED
 so that the app sets no timer either; only a connection's first request, counted from the
-connection, holds a timer until its headers are in. Relies on HttpToolsProtocol's parser
-callbacks and its `cycle`, `flow`, `connections`, `scope` and `transport` attributes.
+connection, holds a timer until its headers are in. An answer's head and body leave in one
+write (OneWrite), not two: on loopback each write is a send() that also runs the receiving
+side's TCP stack, about a tenth of a webhook's CPU in the gateway. Relies on HttpToolsProtocol's
+parser callbacks and its `cycle`, `flow`, `connections`, `scope`, `loop` and `transport`
+attributes, and on its cycle writing an answer through `cycle.transport`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,41 @@ def error_response(status: int, detail: str, headers: tuple[str, ...] = ()) -> b
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+class OneWrite:
+    """The connection's transport for uvicorn's request cycle: a response head is held until
+    its body is written (in the same step of the app, as every route here answers), then both
+    go in one write. A head that no body follows in that step is written at the end of it."""
+
+    __slots__ = ("transport", "loop", "head")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self.transport = transport
+        self.loop = loop
+        self.head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        head = self.head
+        if head is None:
+            self.head = data
+            self.loop.call_soon(self.flush)
+        else:
+            self.head = None
+            self.transport.write(head + data)
+
+    def flush(self) -> None:
+        head = self.head
+        if head is not None:
+            self.head = None
+            self.transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self.transport, name)
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with [ingest] header_timeout_seconds,
     request_timeout_seconds and max_connections. `on_cut(reason)` is told of each connection
@@ -75,6 +113,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._header_seconds = limits.header_limit[0]
+        self._one_write: OneWrite | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -115,6 +154,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         HttpToolsProtocol.on_headers_complete(self)
         self._phase = _BODY
+        if self.cycle is not None and self.cycle.transport is self.transport:
+            if self._one_write is None:
+                self._one_write = OneWrite(self.transport, self.loop)
+            self.cycle.transport = self._one_write
 
     def on_message_complete(self) -> None:
         HttpToolsProtocol.on_message_complete(self)

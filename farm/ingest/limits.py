@@ -1,5 +1,6 @@
-"""Request bodies: read within the size limit and the process's byte budget, parsed (JSON or
-form) within the depth and item limits, and turned into the provider's raw events.
+"""Request bodies: the size limit and the process's byte budget (kept as the body is read, by
+farm/ingest/incoming.py), parsing (JSON or form) within the depth and item limits, and the
+provider's raw events.
 
 An object body is one event; an array body is one event per item (Keep's generic list, or a
 list of provider payloads). Each event stays exactly as the provider sent it.
@@ -7,7 +8,7 @@ list of provider payloads). Each event stays exactly as the provider sent it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import orjson
@@ -80,21 +81,6 @@ def declared_length(declared: str | None, limit: int) -> int | None:
     return length
 
 
-async def read_body(chunks: AsyncIterator[bytes], limit: int, hold: Hold | None = None) -> bytes:
-    """The whole body, refusing (413) as soon as it exceeds limit (whatever was declared), and
-    (503) when the bytes read so far no longer fit in `hold`'s budget."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        if hold is not None:
-            hold.cover(size)
-        parts.append(chunk)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
 def check_structure(doc: object, max_depth: int, max_items: int) -> None:
     """Refuse (400) a document nested deeper than max_depth or holding more than max_items
     array elements and object members in all. Visits each value once, without recursion."""
@@ -126,12 +112,22 @@ def events_of(doc: object) -> list[dict]:
                   "bad_body")
 
 
+def within_limits_by_size(body: bytes, max_depth: int, max_items: int) -> bool:
+    """True when the raw body cannot break either limit, so the parsed document need not be
+    walked: every level of nesting opens with a '{' or '[' and every item or member takes at
+    least one byte, so a body with at most max_depth brackets (strings' included) and at most
+    max_items bytes is within both. Most webhooks are."""
+    return (len(body) <= max_items
+            and body.count(b"{") + body.count(b"[") <= max_depth)
+
+
 def parse_json(body: bytes, max_depth: int, max_items: int) -> list[dict]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Refused(400, f"the body is not valid JSON: {exc}", "bad_json") from None
-    if type(doc) is dict or type(doc) is list:
+    if (type(doc) is dict or type(doc) is list) and not within_limits_by_size(
+            body, max_depth, max_items):
         check_structure(doc, max_depth, max_items)
     return events_of(doc)
 
@@ -145,6 +141,7 @@ def parse_urlencoded(body: bytes, max_items: int) -> list[dict]:
 
 
 async def parse_multipart(headers, body: bytes, max_items: int) -> list[dict]:
+    """`headers`: Starlette's Headers of the request (the parser reads its boundary)."""
     from python_multipart.exceptions import FormParserError
     from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -160,8 +157,8 @@ async def parse_multipart(headers, body: bytes, max_items: int) -> list[dict]:
     return [{name: value for name, value in form.multi_items() if isinstance(value, str)}]
 
 
-async def parse_body(content_type: str, headers, body: bytes, max_depth: int,
-                     max_items: int) -> list[dict]:
+async def parse_body(content_type: str, headers_of: Callable[[], object], body: bytes,
+                     max_depth: int, max_items: int) -> list[dict]:
     """Events of a body: form bodies as Keep accepts them, anything else as JSON. A "form" body
     that is plainly JSON is read as JSON: `curl -d '{...}'` labels JSON as a form."""
     media = content_type.partition(";")[0].strip().lower()
@@ -170,5 +167,5 @@ async def parse_body(content_type: str, headers, body: bytes, max_depth: int,
             return parse_json(body, max_depth, max_items)
         return parse_urlencoded(body, max_items)
     if media == MULTIPART:
-        return await parse_multipart(headers, body, max_items)
+        return await parse_multipart(headers_of(), body, max_items)
     return parse_json(body, max_depth, max_items)

@@ -33,7 +33,7 @@ log = logging.getLogger("farm.ingest")
 
 LISTEN_BACKLOG = 2048
 # Descriptors a gateway process needs besides its clients' connections: its Redis pool
-# (farm/ingest/app.py REDIS_POOL_SIZE), the listening socket, logs, the metrics files.
+# (farm/ingest/gateway.py REDIS_POOL_SIZE), the listening socket, logs, the metrics files.
 FILES_BESIDE_CONNECTIONS = 128
 
 

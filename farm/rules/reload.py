@@ -1,7 +1,9 @@
-"""A rule file a worker keeps current while it runs: compiled at start, re-read when it changes.
+"""Rule files a worker keeps current while it runs: compiled at start, re-read when they change.
 
-Correlation rules and maintenance windows use it: `load(path)` returns (items, one line per
-problem), as every rule file loader in farm does. Nothing here runs per alert.
+Correlation rules and maintenance windows use `ReloadingFile`: `load(path)` returns (items, one
+line per problem), as every rule file loader in farm does. The enrichment rule files, which
+compile together with the dedup rules into one `Rules`, use `ReloadingRules`. Nothing here runs
+per alert.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from farm.rules.ruleset import RuleError
+from farm.rules.ruleset import RuleError, Rules, rule_paths
 
 log = logging.getLogger("farm.rules")
 T = TypeVar("T")
@@ -75,4 +77,60 @@ class ReloadingFile(Generic[T]):
             return False
         self.items = items
         log.info("%s reloaded from %s: %d", self.what, self.path, len(items))
+        return True
+
+
+def _stamp_of(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+class ReloadingRules:
+    """The compiled dedup and enrichment rules, rebuilt when an enrichment rule file, or a CSV
+    file beside one (mapping tables read them), changes; looked at most every `every` seconds.
+    A changed file with problems is logged, once per change, and the rules in force stay.
+    Rules given ready-made (tests, benches) are kept as they are."""
+
+    def __init__(self, cfg, rules: Rules | None = None, every: float = 5.0):
+        self.cfg = cfg
+        self.every = every
+        self.watched: list[Path] = []
+        if rules is None and cfg.enrichment.enabled:
+            for path in rule_paths(cfg):
+                self.watched += [path, *sorted(path.parent.glob("*.csv"))]
+            self.watched = list(dict.fromkeys(self.watched))
+        self._stamp = self.stamp()  # before reading: a write during the read shows next time
+        self.rules = rules if rules is not None else Rules.from_config(cfg)
+        self._checked = time.monotonic()
+
+    def stamp(self) -> tuple:
+        return tuple(_stamp_of(path) for path in self.watched)
+
+    def current(self) -> Rules:
+        """The rules in force, rebuilt first if a watched file changed."""
+        if self.watched:
+            now = time.monotonic()
+            if now - self._checked >= self.every:
+                self._checked = now
+                self.reload_if_changed()
+        return self.rules
+
+    def reload_if_changed(self) -> bool:
+        """Recompile if a watched file changed; True when new rules are in force."""
+        stamp = self.stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            rules = Rules.from_config(self.cfg)
+        except RuleError as exc:
+            for problem in exc.problems:
+                log.error("enrichment rules not reloaded (the ones in force stay): %s", problem)
+            return False
+        self.rules = rules
+        log.info("enrichment rules reloaded: %d extraction, %d mapping",
+                 len(rules.pre) + len(rules.post), len(rules.mapping))
         return True

@@ -24,14 +24,17 @@ def encoder_for(cfg: Config):
     return ElasticEncoder(cfg)
 
 
-def writer_for(cfg: Config, check: bool = False):
+def writer_for(cfg: Config, check: bool = False, fts_report=None):
     """The store's writer; with check, also prove now that the store can be written (the
-    supervisor does at start, so a bad path or URL is one clear line)."""
+    supervisor does at start, so a bad path or URL is one clear line). `fts_report` receives
+    the SQLite full-text index's freshness after each catch-up pass."""
     if cfg.store.kind == "sqlite":
         from farm.sinks.sqlite import SqliteWriter
 
         return SqliteWriter(cfg.sqlite_path, retention_days=cfg.store.retention_days,
-                            fts_history=cfg.store.fts_history)
+                            fts_history=cfg.store.fts_history, fts_report=fts_report,
+                            raw_retention_days=(cfg.store.raw_retention_days
+                                                or cfg.store.retention_days))
     from farm.sinks.elastic import ElasticWriter
 
     return ElasticWriter(cfg, check=check)

@@ -26,6 +26,7 @@ from farm.config import Config
 from farm.correlation.store import engine_actions
 from farm.deadletters import dead_letter
 from farm.dedup import FULL
+from farm.sinks import raw as raw_events
 from farm.sinks.current import coalesce
 from farm.sinks.engine_client import (
     CURRENT_SCRIPT_ID,
@@ -40,7 +41,7 @@ from farm.units import parse_bytes
 
 log = logging.getLogger("farm.indexer")
 
-HISTORY, CURRENT, INCIDENT = 0, 1, 2
+HISTORY, CURRENT, INCIDENT, RAW = 0, 1, 2, 3
 NDJSON = {"content-type": "application/x-ndjson", "accept": "application/json"}
 BULK_PATH = "/_bulk?filter_path=errors,items.*.status,items.*.error"
 RETRY_ITEM = frozenset({409, 429, 500, 502, 503, 504})
@@ -99,6 +100,15 @@ class ElasticEncoder:
             ends.append(size)
             kinds.append(INCIDENT)
         return msgpack.packb((b"".join(parts), ends, kinds))
+
+    def encode_raw(self, events: list[dict]) -> bytes:
+        """A payload of nothing but kept raw events (farm/sinks/raw.py)."""
+        items = raw_events.engine_items(self.prefix, events)
+        ends, size = [], 0
+        for item in items:
+            size += len(item)
+            ends.append(size)
+        return msgpack.packb((b"".join(items), ends, [RAW] * len(items)))
 
     def _update_action(self, tenant: str, fingerprint: str) -> bytes:
         return orjson.dumps({"update": {"_index": self.current, "_id": f"{tenant}/{fingerprint}",
@@ -253,15 +263,24 @@ class ElasticWriter:
             doc = doc.get("script", {}).get("params", {}).get("doc", doc)
         batch = doc.get("batchId") if isinstance(doc, dict) else None
         tenant = doc.get("tenant") if isinstance(doc, dict) else None
-        stage = {HISTORY: "store", CURRENT: "store-current"}.get(kind, "store-incident")
+        stage = {HISTORY: "store", CURRENT: "store-current", RAW: "store-raw"}.get(
+            kind, "store-incident")
         letter = dead_letter(reason, stage, doc, batch, tenant, "keep")
         return letter, kind == HISTORY
 
     def maintain(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        if self.lifecycle != "farm" or now - self._last_maintenance < 600:
+        if now - self._last_maintenance < 600:
             return
         self._last_maintenance = now
+        raw_cutoff = raw_events.retention_cutoff(self.store, now)
+        try:
+            if raw_cutoff is not None:
+                raw_events.expire_engine(self.engine, self.store.index_prefix, raw_cutoff)
+        except EngineError as exc:
+            log.warning("raw retention: %s", exc)
+        if self.lifecycle != "farm":
+            return
         try:
             deleted = delete_expired(self.engine, self.store.index_prefix,
                                      self.store.retention_days, now)

@@ -25,6 +25,7 @@ from elastic_transport import Transport, TransportError
 from elastic_transport.client_utils import url_to_node_config
 
 from farm.correlation.store import setup_engine as setup_incidents
+from farm.sinks import raw as raw_events
 
 log = logging.getLogger("farm.engine")
 
@@ -203,6 +204,7 @@ def setup(engine: Engine, store) -> str:
     engine.request("PUT", f"/{current_index(prefix)}", ok=(200, 201, 400))  # 400: exists
     setup_incidents(engine, prefix, store.replicas,
                     template_path().with_name("incidents-template.json"))
+    raw_events.setup_engine(engine, prefix, store.replicas)
     return lifecycle
 
 

@@ -1,18 +1,22 @@
 """The embedded SQLite store: `alerts` (history, one row per stored event) and `alerts_current`
-(one row per tenant + fingerprint), in WAL mode.
+(one row per tenant + fingerprint), in WAL mode, in separate files written by separate threads
+(farm/sinks/sqlite_schema.py describes the files).
 
 History stays lean (primary key only) because every index costs insert speed; full-text search
-(FTS5 over name, description, message) covers the current state, and history only when
-`[store] fts_history` is set. `commits` logs each transaction's commit time and last history
-rowid: it drives retention by age and lets loadgen measure sent_at -> commit latency.
+(FTS5 over name, description, message) covers the current state, kept up to date in the
+background (farm/sinks/sqlite_fts.py), and history only when `[store] fts_history` is set.
+`commits` logs each history transaction's commit time and last rowid: it drives retention by age
+and lets loadgen measure sent_at -> commit latency.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -22,76 +26,18 @@ import orjson
 from farm.alert import iso_ms, json_default
 from farm.correlation import store as incident_store
 from farm.dedup import FULL
+from farm.sinks import raw as raw_events
 from farm.sinks.current import coalesce
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    eventId      TEXT PRIMARY KEY,
-    fingerprint  TEXT NOT NULL,
-    tenant       TEXT NOT NULL,
-    lastReceived TEXT NOT NULL,
-    severity     TEXT,
-    status       TEXT,
-    name         TEXT,
-    doc          TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alerts_current (
-    id           INTEGER PRIMARY KEY,
-    tenant       TEXT NOT NULL,
-    fingerprint  TEXT NOT NULL,
-    eventId      TEXT NOT NULL,       -- '' while only duplicates of an uncommitted version exist
-    lastReceived TEXT NOT NULL,
-    severity     TEXT,
-    status       TEXT,
-    name         TEXT,
-    description  TEXT,
-    message      TEXT,
-    duplicates   INTEGER NOT NULL DEFAULT 0,  -- full duplicates of this version (eventId)
-                                              -- since it was stored; a new version restarts it
-    sentAt       REAL NOT NULL,       -- orders versions: an older redelivery never wins
-    doc          TEXT NOT NULL,
-    UNIQUE (tenant, fingerprint)
-);
-CREATE TABLE IF NOT EXISTS commits (
-    txn          INTEGER PRIMARY KEY,
-    committedAt  REAL NOT NULL,
-    lastRowid    INTEGER NOT NULL
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS alerts_current_fts USING fts5(
-    name, description, message, content='alerts_current', content_rowid='id');
-CREATE TRIGGER IF NOT EXISTS alerts_current_ai AFTER INSERT ON alerts_current BEGIN
-    INSERT INTO alerts_current_fts(rowid, name, description, message)
-    VALUES (new.id, new.name, new.description, new.message);
-END;
-CREATE TRIGGER IF NOT EXISTS alerts_current_ad AFTER DELETE ON alerts_current BEGIN
-    INSERT INTO alerts_current_fts(alerts_current_fts, rowid, name, description, message)
-    VALUES ('delete', old.id, old.name, old.description, old.message);
-END;
-CREATE TRIGGER IF NOT EXISTS alerts_current_au AFTER UPDATE ON alerts_current
-WHEN old.name IS NOT new.name OR old.description IS NOT new.description
-     OR old.message IS NOT new.message BEGIN
-    INSERT INTO alerts_current_fts(alerts_current_fts, rowid, name, description, message)
-    VALUES ('delete', old.id, old.name, old.description, old.message);
-    INSERT INTO alerts_current_fts(rowid, name, description, message)
-    VALUES (new.id, new.name, new.description, new.message);
-END;
-"""
-
-HISTORY_FTS = """
-CREATE VIRTUAL TABLE IF NOT EXISTS alerts_fts USING fts5(
-    name, description, message, content='alerts_fts_source', content_rowid='rowid');
-CREATE VIEW IF NOT EXISTS alerts_fts_source AS
-    SELECT rowid, name, doc ->> '$.description' AS description, doc ->> '$.message' AS message
-    FROM alerts;
-CREATE TRIGGER IF NOT EXISTS alerts_ai AFTER INSERT ON alerts BEGIN
-    INSERT INTO alerts_fts(rowid, name, description, message)
-    VALUES (new.rowid, new.name, new.doc ->> '$.description', new.doc ->> '$.message');
-END;
-CREATE TRIGGER IF NOT EXISTS alerts_ad AFTER DELETE ON alerts BEGIN
-    INSERT INTO alerts_fts(alerts_fts, rowid, name, description, message)
-    VALUES ('delete', old.rowid, old.name, old.doc ->> '$.description', old.doc ->> '$.message');
-END;
-"""
+from farm.sinks.sqlite_fts import Freshness, FtsCatchUp
+from farm.sinks.sqlite_schema import (
+    CURRENT_SCHEMA,
+    HISTORY_FTS,
+    HISTORY_SCHEMA,
+    current_path,
+    open_reader,
+    open_writable,
+    prepare,
+)
 
 INSERT_HISTORY = """
 INSERT OR REPLACE INTO alerts (eventId, fingerprint, tenant, lastReceived, severity, status,
@@ -99,34 +45,33 @@ INSERT OR REPLACE INTO alerts (eventId, fingerprint, tenant, lastReceived, sever
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 
+# The current state keeps no document of its own: readers take the version's from history
+# (farm/sinks/sqlite_schema.py, the `alerts_current` view).
 UPSERT_VERSION = """
-INSERT INTO alerts_current (tenant, fingerprint, eventId, lastReceived, severity, status, name,
-                            description, message, duplicates, sentAt, doc)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO current_state (tenant, fingerprint, eventId, lastReceived, severity, status, name,
+                           description, message, duplicates, sentAt)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant, fingerprint) DO UPDATE SET
     eventId = excluded.eventId,
-    lastReceived = CASE WHEN alerts_current.eventId = ''
-                        THEN max(excluded.lastReceived, alerts_current.lastReceived)
+    lastReceived = CASE WHEN current_state.eventId = ''
+                        THEN max(excluded.lastReceived, current_state.lastReceived)
                         ELSE excluded.lastReceived END,
     severity = excluded.severity, status = excluded.status, name = excluded.name,
     description = excluded.description, message = excluded.message,
     duplicates = excluded.duplicates
-                 + CASE WHEN alerts_current.eventId = '' THEN alerts_current.duplicates ELSE 0 END,
-    sentAt = excluded.sentAt, doc = excluded.doc
-WHERE excluded.sentAt >= alerts_current.sentAt
+                 + CASE WHEN current_state.eventId = '' THEN current_state.duplicates ELSE 0 END,
+    sentAt = excluded.sentAt
+WHERE excluded.sentAt >= current_state.sentAt
 """
 
 # A full duplicate's version may still be on its way (decided by another worker, not yet
 # committed): then a placeholder row ('' eventId) keeps the count until the version lands.
 BUMP_DUPLICATES = """
-INSERT INTO alerts_current (tenant, fingerprint, eventId, lastReceived, duplicates, sentAt, doc)
-VALUES (?, ?, '', ?, ?, 0, '{}')
+INSERT INTO current_state (tenant, fingerprint, eventId, lastReceived, duplicates, sentAt)
+VALUES (?, ?, '', ?, ?, 0)
 ON CONFLICT (tenant, fingerprint) DO UPDATE SET
-    duplicates = alerts_current.duplicates + excluded.duplicates,
-    lastReceived = max(alerts_current.lastReceived, excluded.lastReceived),
-    doc = CASE WHEN alerts_current.eventId = '' THEN alerts_current.doc
-               ELSE json_set(alerts_current.doc, '$.lastReceived',
-                             max(alerts_current.lastReceived, excluded.lastReceived)) END
+    duplicates = current_state.duplicates + excluded.duplicates,
+    lastReceived = max(current_state.lastReceived, excluded.lastReceived)
 """
 
 
@@ -136,24 +81,23 @@ class SqliteEncoder:
 
     def encode(self, tenant: str, sent_at: float, items: list[tuple[dict, str]],
                incidents=None) -> bytes:
-        history = []
-        docs: dict[int, str] = {}
-        for alert, decision in items:
-            if decision == FULL:
-                continue
-            doc = orjson.dumps(alert, default=json_default).decode()
-            docs[id(alert)] = doc
-            history.append((alert["eventId"], alert["fingerprint"], tenant, alert["lastReceived"],
-                            alert["severity"], alert["status"], alert["name"], doc))
+        history = [(alert["eventId"], alert["fingerprint"], tenant, alert["lastReceived"],
+                    alert["severity"], alert["status"], alert["name"],
+                    orjson.dumps(alert, default=json_default).decode())
+                   for alert, decision in items if decision != FULL]
         versions, bumps = coalesce(items)
         current = [(tenant, a["fingerprint"], a["eventId"], a["lastReceived"], a["severity"],
                     a["status"], a["name"], _text(a.get("description")), _text(a.get("message")),
-                    dups, sent_at, docs[id(a)]) for a, dups in versions]
+                    dups, sent_at) for a, dups in versions]
         bump_rows = [(tenant, fp, seen, count) for fp, count, seen in bumps]
         if not incidents:
             return msgpack.packb((history, current, bump_rows))
         incident_rows, links = incident_store.sqlite_rows(tenant, incidents)
         return msgpack.packb((history, current, bump_rows, incident_rows, links))
+
+    def encode_raw(self, events: list[dict]) -> bytes:
+        """A payload of nothing but kept raw events (farm/sinks/raw.py)."""
+        return msgpack.packb(([], [], [], [], [], events))
 
 
 def _text(value: object) -> str | None:
@@ -161,21 +105,11 @@ def _text(value: object) -> str | None:
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """Open the store with farm's pragmas (creating schema unless readonly)."""
-    if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the indexer lets workers ack it, even across a
-        # power loss. It costs one fsync per transaction (a few per second).
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA recursive_triggers=ON")  # REPLACE fires delete triggers (FTS)
-        db.executescript(SCHEMA)
-        db.executescript(incident_store.SCHEMA)
-    db.execute("PRAGMA busy_timeout=30000")
-    return db
+    """farm.db with the current state and its full-text index attached (creating or migrating
+    the store first unless readonly): every table by its plain name."""
+    if not readonly:
+        prepare(path)
+    return open_reader(path, readonly=readonly)
 
 
 log = logging.getLogger("farm.indexer")
@@ -185,115 +119,283 @@ log = logging.getLogger("farm.indexer")
 CHECKPOINT_EVERY_SECONDS = 1.0
 WAL_HARD_LIMIT_PAGES = 100_000
 
+# Queue entries the full-text index has covered go in a later current-state transaction.
+TRIM_PENDING = """
+DELETE FROM fts_pending WHERE seq <= ?
+"""
+# The first commit that left the queue at a sequence number keeps its time (a later one that
+# queued nothing must not make the index look fresher than it is).
+MARK_CURRENT_COMMIT = """
+INSERT OR IGNORE INTO current_commits (lastSeq, committedAt)
+VALUES (coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'fts_pending'), 0), ?)
+"""
+
+
+# What the console's reads need on a store of millions of rows (farm/console/): the current
+# state newest first, and one fingerprint's history.
+HISTORY_READ_INDEXES = """
+CREATE INDEX IF NOT EXISTS alerts_fingerprint ON alerts (fingerprint);
+"""
+CURRENT_READ_INDEXES = """
+CREATE INDEX IF NOT EXISTS current_state_received ON current_state (lastReceived);
+"""
+
 
 class Checkpointer(threading.Thread):
-    """Copies the WAL into the database on its own connection, off the commit path (a PASSIVE
-    checkpoint never blocks the writer; SQLite runs it with the GIL released)."""
+    """Copies each file's WAL into its database on its own connection, off the commit path (a
+    PASSIVE checkpoint never blocks the writer; SQLite runs it with the GIL released)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, paths: list[Path]):
         super().__init__(name="farm-sqlite-checkpoint", daemon=True)
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.dbs = [sqlite3.connect(p, check_same_thread=False, isolation_level=None)
+                    for p in paths]
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(CHECKPOINT_EVERY_SECONDS):
-            try:
-                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:
-                log.warning("background checkpoint failed: %s", exc)
+            for db in self.dbs:
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.warning("background checkpoint failed: %s", exc)
 
     def stop(self) -> None:
         self.stopped.set()
         self.join()
+        for db in self.dbs:
+            db.close()
+
+
+class Lane(threading.Thread):
+    """One database file's writer thread: runs calls on its own connection, in the order they
+    were submitted, each resolving its Future."""
+
+    def __init__(self, name: str, db: sqlite3.Connection):
+        super().__init__(name=name, daemon=True)
+        self.db = db
+        self.calls: queue.SimpleQueue = queue.SimpleQueue()
+
+    def call(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        self.calls.put((fn, args, future))
+        return future
+
+    def run(self) -> None:
+        while (item := self.calls.get()) is not None:
+            fn, args, future = item
+            try:
+                future.set_result(fn(self.db, *args))
+            except BaseException as exc:  # handed to whoever waits on the Future
+                future.set_exception(exc)
+
+    def stop(self) -> None:
+        self.calls.put(None)
+        self.join()
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
 
 
-class SqliteWriter:
-    """Indexer side: commits many encoded payloads in one transaction.
+def both(first: Future, second: Future) -> Future:
+    """A Future done when both are: the first exception, or [] (SQLite rejects nothing)."""
+    out: Future = Future()
+    lock = threading.Lock()
+    left = [2]
 
-    `write` commits every payload or none (a failure rolls back and raises it, and
-    the indexer retries the whole flush); it rejects nothing, so it returns no dead letters.
-    Commits are durable before they return (WAL, synchronous=FULL), and idempotent: history is
-    keyed by eventId, and the current state takes a version only if its batch's sent_at is not
-    older than the stored one. One writer, so `max_in_flight` is 1.
+    def one_done(_f: Future) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0]:
+                return
+        problem = first.exception() or second.exception()
+        if problem is not None:
+            out.set_exception(problem)
+        else:
+            out.set_result([])
+
+    first.add_done_callback(one_done)
+    second.add_done_callback(one_done)
+    return out
+
+
+def transaction(db: sqlite3.Connection, steps: Callable[[], None]) -> None:
+    """Run `steps` in one write transaction; roll back and re-raise on any failure."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        steps()
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def write_history(db: sqlite3.Connection, history: list, incidents: list, links: list,
+                  raws: list) -> None:
+    def steps() -> None:
+        db.executemany(INSERT_HISTORY, history)
+        incident_store.write_sqlite(db, incidents, links)
+        if raws:
+            raw_events.write_sqlite(db, raws)
+        db.execute("INSERT INTO commits (committedAt, lastRowid) "
+                   "VALUES (?, coalesce((SELECT max(rowid) FROM alerts), 0))", (time.time(),))
+    transaction(db, steps)
+
+
+def write_current(db: sqlite3.Connection, current: list, bumps: list, trim_to: int) -> None:
+    def steps() -> None:
+        db.executemany(UPSERT_VERSION, current)
+        db.executemany(BUMP_DUPLICATES, bumps)
+        if trim_to:
+            db.execute(TRIM_PENDING, (trim_to,))
+            db.execute("DELETE FROM current_commits WHERE lastSeq <= ?", (trim_to,))
+        db.execute(MARK_CURRENT_COMMIT, (time.time(),))
+    transaction(db, steps)
+
+
+class SqliteWriter:
+    """Indexer side: commits many encoded payloads, history and current state each in one
+    transaction of its own file, on its own thread, at the same time.
+
+    A flush is committed when both transactions are: only then does its Future resolve and the
+    indexer let workers ack. A failure of either raises, and the indexer sends the whole flush
+    again; that is safe because both halves are idempotent: history is keyed by eventId, and the
+    current state takes a version only if its batch's sent_at is not older than the stored one
+    (a redelivered or retried half adds its full duplicates' count again, as a redelivered batch
+    always has). Commits are durable before they resolve (WAL, synchronous=FULL in both files).
+    Two flushes may be in flight: the indexer takes the next while one commits.
     """
 
-    def __init__(self, path: Path, retention_days: int = 0, fts_history: bool = False):
-        self.path = Path(path)
-        self.retention_days = retention_days
-        self.db = connect(self.path)
-        if fts_history:
-            self.db.executescript(HISTORY_FTS)
-        self.db.execute("PRAGMA cache_size=-65536")
-        self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_HARD_LIMIT_PAGES}")
-        self.db.execute("PRAGMA journal_size_limit=67108864")
-        self._last_maintenance = 0.0
-        self.checkpointer = Checkpointer(self.path)
-        self.checkpointer.start()
-
-    max_in_flight = 1
+    max_in_flight = 2
     flush_bytes = 64 * 1024 * 1024
 
-    def submit(self, payloads: list[bytes]) -> Future:
-        """Commit synchronously (SQLite has one writer); the Future is already resolved."""
-        future: Future = Future()
-        try:
-            future.set_result(self.write(payloads))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
+    def __init__(self, path: Path, retention_days: int = 0, fts_history: bool = False,
+                 fts_report: Callable[[Freshness], None] | None = None,
+                 raw_retention_days: int = 0):
+        self.path = Path(path)
+        self.retention_days = retention_days
+        self.raw_retention_days = raw_retention_days
+        prepare(self.path)
+        history = open_writable(self.path, HISTORY_SCHEMA)
+        history.executescript(raw_events.SQLITE_SCHEMA + HISTORY_READ_INDEXES)
+        if fts_history:
+            history.executescript(HISTORY_FTS)
+        current = open_writable(current_path(self.path), CURRENT_SCHEMA)
+        current.executescript(CURRENT_READ_INDEXES)
+        for db in (history, current):
+            db.execute("PRAGMA cache_size=-65536")
+            db.execute(f"PRAGMA wal_autocheckpoint={WAL_HARD_LIMIT_PAGES}")
+            db.execute("PRAGMA journal_size_limit=67108864")
+        self.history = Lane("farm-sqlite-history", history)
+        self.current = Lane("farm-sqlite-current", current)
+        self.fts = FtsCatchUp(self.path, fts_report)
+        self.checkpointer = Checkpointer([self.path, current_path(self.path)])
+        self._last_maintenance = 0.0
+        self._trimmed = self.fts.done
+        self._inspect: sqlite3.Connection | None = None
+        for thread in (self.history, self.current, self.fts, self.checkpointer):
+            thread.start()
 
-    def write(self, payloads: list[bytes]) -> list:
-        """Commit every payload or none. Returns rejected items (SQLite rejects none)."""
-        history, current, bumps, incidents, links = [], [], [], [], []
+    def submit(self, payloads: list[bytes]) -> Future:
+        """Both halves of the flush to their threads; a Future of [] once both committed."""
+        history, current, bumps, incidents, links, raws = [], [], [], [], [], []
         for payload in payloads:
-            h, c, b, *correlated = msgpack.unpackb(payload)  # incidents only when there are
+            # incidents only when there are; kept raw events after them
+            h, c, b, *correlated = msgpack.unpackb(payload)
             history += h
             current += c
             bumps += b
             if correlated:
                 incidents += correlated[0]
                 links += correlated[1]
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany(INSERT_HISTORY, history)
-            db.executemany(UPSERT_VERSION, current)
-            db.executemany(BUMP_DUPLICATES, bumps)
-            incident_store.write_sqlite(db, incidents, links)
-            db.execute("INSERT INTO commits (committedAt, lastRowid) "
-                       "VALUES (?, coalesce((SELECT max(rowid) FROM alerts), 0))", (time.time(),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return []
+                raws += correlated[2] if len(correlated) > 2 else ()
+        trim_to = self.fts.done if self.fts.done > self._trimmed else 0
+        self._trimmed = max(self._trimmed, trim_to)
+        done = both(self.history.call(write_history, history, incidents, links, raws),
+                    self.current.call(write_current, current, bumps, trim_to))
+        done.add_done_callback(lambda _f: self.fts.wake.set())
+        return done
+
+    def write(self, payloads: list[bytes]) -> list:
+        """Commit every payload (both files) before returning; raises what failed."""
+        return self.submit(payloads).result()
+
+    def catch_up_fts(self) -> None:
+        """Index everything committed so far into the full-text index, now (for tests and
+        tools; the indexer lets it catch up in the background)."""
+        self.fts.catch_up()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """A connection with every table attached, to inspect the store (tests, tools)."""
+        if self._inspect is None:
+            self._inspect = open_reader(self.path, readonly=False)
+        return self._inspect
 
     def maintain(self, now: float | None = None) -> int:
-        """Delete history and current state older than retention_days; returns rows deleted."""
+        """Delete history and current state older than retention_days, and kept raw events
+        older than raw_retention_days; returns rows deleted."""
         now = time.time() if now is None else now
-        if not self.retention_days or now - self._last_maintenance < 600:
+        if not (self.retention_days or self.raw_retention_days) \
+                or now - self._last_maintenance < 600:
             return 0
         self._last_maintenance = now
-        cutoff = now - self.retention_days * 86_400
-        db = self.db
-        row = db.execute("SELECT max(lastRowid), max(txn) FROM commits WHERE committedAt < ?",
-                         (cutoff,)).fetchone()
         deleted = 0
-        db.execute("BEGIN IMMEDIATE")
+        if self.raw_retention_days:
+            deleted += self.history.call(_expire_raw,
+                                         now - self.raw_retention_days * 86_400).result()
+        if not self.retention_days:
+            return deleted
+        cutoff = now - self.retention_days * 86_400
+        deleted += self.current.call(_expire_current, iso_ms(cutoff)).result()
+        # After the current state's, so history kept only for it can go in the same pass.
+        return deleted + self.history.call(_expire_history, cutoff,
+                                           current_path(self.path)).result()
+
+    def close(self) -> None:
+        if self._inspect is not None:
+            self._inspect.close()
+        self.checkpointer.stop()
+        self.history.stop()
+        self.current.stop()
+        self.fts.stop()
+
+
+def _expire_history(db: sqlite3.Connection, cutoff: float, current: Path) -> int:
+    """History committed before `cutoff`, except the versions the current state still shows
+    (their documents are the current state's)."""
+    row = db.execute("SELECT max(lastRowid), max(txn) FROM commits WHERE committedAt < ?",
+                     (cutoff,)).fetchone()
+    if row[0] is None:
+        return 0
+    db.execute("ATTACH DATABASE ? AS cur", (str(current),))
+    try:
+        db.execute("BEGIN")  # deferred: farm-current.db is only read, never locked for writing
         try:
-            if row[0] is not None:
-                deleted += db.execute("DELETE FROM alerts WHERE rowid <= ?", (row[0],)).rowcount
-                db.execute("DELETE FROM commits WHERE txn < ?", (row[1],))
-            deleted += db.execute("DELETE FROM alerts_current WHERE lastReceived < ?",
-                                  (iso_ms(cutoff),)).rowcount
+            deleted = db.execute("DELETE FROM alerts WHERE rowid <= ? AND eventId NOT IN "
+                                 "(SELECT eventId FROM cur.current_state)", (row[0],)).rowcount
+            db.execute("DELETE FROM commits WHERE txn < ?", (row[1],))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return deleted
+    finally:
+        db.execute("DETACH DATABASE cur")
+    return deleted
 
-    def close(self) -> None:
-        self.checkpointer.stop()
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.db.close()
+
+def _expire_current(db: sqlite3.Connection, cutoff: str) -> int:
+    deleted = [0]
+
+    def steps() -> None:
+        deleted[0] = db.execute("DELETE FROM current_state WHERE lastReceived < ?",
+                                (cutoff,)).rowcount
+    transaction(db, steps)
+    return deleted[0]
+
+
+def _expire_raw(db: sqlite3.Connection, cutoff: float) -> int:
+    deleted = [0]
+
+    def steps() -> None:
+        deleted[0] = raw_events.expire_sqlite(db, cutoff)
+    transaction(db, steps)
+    return deleted[0]

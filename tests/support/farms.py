@@ -53,7 +53,7 @@ heartbeat_seconds = 10
 def engine_store_table(url: str, prefix: str, replicas: int = 0, **more) -> str:
     """The [store] table of a test farm that indexes into the engine at url (one node: no
     replicas, unless asked)."""
-    lines = [f'{key} = {value!r}' if isinstance(value, int) else f'{key} = "{value}"'
+    lines = [f'{key} = {value!r}' if isinstance(value, (int, float)) else f'{key} = "{value}"'
              for key, value in more.items()]
     return "\n".join(['[store]', 'kind = "elasticsearch"', f'url = "{url}"',
                       f'index_prefix = "{prefix}"', f"replicas = {replicas}", *lines]) + "\n"
