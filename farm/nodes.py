@@ -48,8 +48,13 @@ def live_nodes(redis, prefix: str) -> list[dict]:
     keys = sorted(redis.scan_iter(match=node_key(prefix, "*"), count=500))
     if not keys:
         return []
+    # GETs in a pipeline, not MGET: on a Redis Cluster the records live in different slots
+    # (MGET would be refused with CROSSSLOT); the pipeline makes one request per node.
+    pipe = redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
     records = []
-    for raw in redis.mget(keys):
+    for raw in pipe.execute():
         if raw is None:
             continue
         try:

@@ -184,6 +184,18 @@ def _pipelined(client, calls: list[tuple]) -> list:
     return replies
 
 
+def wait_replicas(client, replicas: int, timeout_ms: int) -> int:
+    """Redis WAIT for every write this client made so far: how many replicas confirmed them
+    (the fewest over the masters, on a cluster). WAIT counts only its own connection's writes
+    on the master it is sent to, so on a cluster it goes to every master over the connection
+    this (single-threaded) client used there: its pool per node hands out that one connection
+    again. Masters in turn; each answers at once when its replicas are up to date."""
+    if not isinstance(client, RedisCluster):
+        return client.wait(replicas, timeout_ms)
+    return min((client.get_redis_connection(node).wait(replicas, timeout_ms)
+                for node in client.get_primaries()), default=0)
+
+
 @dataclass
 class Rider:
     """A command that need not reach Redis at once: a script call (script set) or a plain

@@ -24,7 +24,15 @@ from farm.log import setup_logging
 from farm.pipeline import Pipeline
 from farm.queue import ShardAck, WorkQueue
 from farm.redis_keys import keys_for
-from farm.redisconn import RedisUnavailable, Rider, Riders, connect, describe, unlink_later
+from farm.redisconn import (
+    RedisUnavailable,
+    Rider,
+    Riders,
+    connect,
+    describe,
+    unlink_later,
+    wait_replicas,
+)
 from farm.ring import Ring
 from farm.rules.ruleset import RuleError
 from farm.units import parse_duration
@@ -277,7 +285,7 @@ class Worker:
         wanted = self.cfg.redis.wait_replicas
         if not wanted:
             return True
-        confirmed = self.redis.wait(wanted, self.cfg.redis.wait_timeout_ms)
+        confirmed = wait_replicas(self.redis, wanted, self.cfg.redis.wait_timeout_ms)
         if confirmed >= wanted:
             return True
         self.metrics.redis_errors.inc()

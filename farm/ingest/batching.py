@@ -22,6 +22,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
 
@@ -155,6 +157,8 @@ class Batcher:
             (queue, raws), = raws_by_queue.items()
             await self.redis.lpush(queue, *raws)
             return {queue: None}
+        if self.wait_replicas and isinstance(self.redis, AsyncCluster):
+            return await self._store_on_cluster(raws_by_queue)
         pipe = self.redis.pipeline(transaction=False)
         for queue, raws in raws_by_queue.items():
             pipe.lpush(queue, *raws)
@@ -169,6 +173,36 @@ class Batcher:
             if isinstance(confirmed, Exception) or confirmed < self.wait_replicas:
                 shortfall = self.not_replicated(confirmed)
                 outcomes = {queue: error or shortfall for queue, error in outcomes.items()}
+        return outcomes
+
+    async def _store_on_cluster(self, raws_by_queue: dict[str, list[bytes]]
+                                ) -> dict[str, Exception | None]:
+        """_store with wait_replicas on a Redis Cluster: WAIT counts only its own connection's
+        writes on the node it is sent to, so each master that takes LPUSHes gets its own WAIT
+        after them, all named to that node (one request per node, sent together); unnamed, a
+        WAIT would go to the client's default node, which may have seen no write."""
+        await self.redis.initialize()  # a no-op once the slot map is known
+        by_node: dict[str, tuple] = {}
+        for queue in raws_by_queue:
+            node = self.redis.get_node_from_key(queue)
+            by_node.setdefault(node.name, (node, []))[1].append(queue)
+        pipe = self.redis.pipeline(transaction=False)
+        for node, queues in by_node.values():
+            for queue in queues:
+                pipe.execute_command("LPUSH", queue, *raws_by_queue[queue], target_nodes=node)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms,
+                                 target_nodes=node)
+        results = iter(await pipe.execute(raise_on_error=False))
+        outcomes: dict[str, Exception | None] = {}
+        for node, queues in by_node.values():
+            pushed = {queue: next(results) for queue in queues}
+            confirmed = next(results)
+            if any(self.redis.get_node_from_key(q).name != node.name for q in queues):
+                confirmed = 0  # a slot moved meanwhile: the WAIT may not have seen the push
+            short = isinstance(confirmed, Exception) or confirmed < self.wait_replicas
+            for queue, result in pushed.items():
+                error = result if isinstance(result, Exception) else None
+                outcomes[queue] = error or (self.not_replicated(confirmed) if short else None)
         return outcomes
 
     def not_replicated(self, confirmed) -> NotReplicated:

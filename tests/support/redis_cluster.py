@@ -81,8 +81,8 @@ class RedisCluster:
             c.close()
         return self.url
 
-    def _spawn(self, index: int) -> tuple[int, subprocess.Popen]:
-        port = _free_pair()
+    def _spawn(self, index: int, port: int | None = None) -> tuple[int, subprocess.Popen]:
+        port = port or _free_pair()
         folder = self.folder / f"node-{index}"
         folder.mkdir(parents=True, exist_ok=True)
         args = [find_binary(), "--port", str(port), "--bind", "127.0.0.1",
@@ -118,12 +118,41 @@ class RedisCluster:
                 raise AssertionError(f"timed out waiting for {what}")
             time.sleep(0.05)
 
+    def master_indexes(self) -> list[int]:
+        """The nodes that are masters now (a failover changes which)."""
+        found = []
+        for i, (_, proc) in enumerate(self.nodes):
+            if proc.poll() is not None:
+                continue
+            client = self.client(i)
+            try:
+                if client.info("replication")["role"] == "master":
+                    found.append(i)
+            except redis.ConnectionError:
+                pass
+            finally:
+                client.close()
+        return found
+
+    def kill(self, index: int) -> None:
+        """SIGKILL one node (its replica takes over after cluster-node-timeout)."""
+        proc = self.nodes[index][1]
+        proc.kill()
+        proc.wait()
+
+    def restart(self, index: int, timeout: float = 60) -> None:
+        """Start a killed node again on its port and folder: its nodes.conf makes it rejoin,
+        as a replica of whoever took its slots."""
+        port = self.nodes[index][0]
+        self.nodes[index] = self._spawn(index, port)
+        self._wait_answer(index, time.monotonic() + timeout).close()
+
     def flush(self) -> None:
         """Empty every master (replicas follow)."""
         for i in range(self.count):
             client = self.client(i)
             try:
-                if b"role:master" in client.execute_command("INFO", "replication"):
+                if client.info("replication")["role"] == "master":  # INFO comes back parsed
                     client.flushall()
             finally:
                 client.close()
