@@ -102,17 +102,12 @@ def connect(url: str, check: bool = True):
     reason if that fails."""
     if is_cluster_url(url):
         client = connect_cluster(url)
-        if check:
-            try:
-                client.ping()
-            except redis.RedisError as exc:
-                raise RedisUnavailable(describe(url, exc)) from None
-        return client
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5,
-                                      health_check_interval=30)
-    except ValueError as exc:
-        raise RedisUnavailable(_not_a_url(url, exc)) from None
+    else:
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5,
+                                          health_check_interval=30)
+        except ValueError as exc:
+            raise RedisUnavailable(_not_a_url(url, exc)) from None
     if check:
         try:
             client.ping()

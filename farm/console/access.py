@@ -12,25 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 
 from starlette.requests import Request
 
 from farm.config import Config
 from farm.ingest.auth import presented_key
+from farm.ingest.process import is_loopback
 
 COOKIE = "farm_console"
 
 
-def is_loopback(address: str) -> bool:
+def listens_on_loopback(address: str) -> bool:
     """Whether HOST:PORT listens only on this machine."""
-    host = address.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(address.rpartition(":")[0].strip("[]"))
 
 
 def matches(key: str | None, stored: str) -> bool:
@@ -48,7 +42,7 @@ class Access:
         self.key = cfg.console.key
         self.admin_key = cfg.console.admin_key
         self.address = cfg.supervisor.http
-        self.loopback = is_loopback(self.address)
+        self.loopback = listens_on_loopback(self.address)
 
     @property
     def closed_reason(self) -> str | None:

@@ -21,6 +21,16 @@ log = logging.getLogger("farm.rules")
 T = TypeVar("T")
 
 
+def _stamp_of(path: Path) -> tuple | None:
+    """What tells a changed file: modification time, size and inode (an editor that saves by
+    renaming a new file over the old one changes the inode); None when it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 class ReloadingFile(Generic[T]):
     """The items compiled from one rule file (none when `path` is None), reloaded when the
     file's modification time, size or inode changes (an editor that saves by renaming a new file
@@ -45,11 +55,7 @@ class ReloadingFile(Generic[T]):
             self.items = items
 
     def stamp(self) -> tuple | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
+        return _stamp_of(self.path)
 
     def current(self) -> list[T]:
         """The items in force, reloading first if the file changed (looked at most every
@@ -78,14 +84,6 @@ class ReloadingFile(Generic[T]):
         self.items = items
         log.info("%s reloaded from %s: %d", self.what, self.path, len(items))
         return True
-
-
-def _stamp_of(path: Path) -> tuple | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 class ReloadingRules:
