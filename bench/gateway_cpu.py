@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -33,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +41,10 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from farm.ingest.auth import hash_key, new_key  # noqa: E402
+import ingest as ingest_bench  # noqa: E402  (bench/ingest.py, beside this script)
+
+from farm.ingest.auth import new_key  # noqa: E402
 from farm.redis_server import RedisServer  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
 
 SAMPLE_SECONDS = 0.05
 SCRIPT_COMMANDS = ("cmdstat_time", "cmdstat_get", "cmdstat_set")
@@ -72,40 +71,8 @@ def parse_tree(text: str) -> Tree:
 
 def start_gateways(tree: Tree, folder: Path, redis_url: str, processes: int,
                    key: str) -> tuple[str, list[subprocess.Popen]]:
-    port = free_port()
-    config = folder / "farm.toml"
-    config.write_text(f"""
-[farm]
-data_dir = "{folder / 'data'}"
-[ingest]
-http = "127.0.0.1:{port}"
-rate = "1000000/s"
-high_water = "20GB"
-low_water = "10GB"
-critical_water = "20GB"
-[ingest.keys]
-bench = ["{hash_key(key)}"]
-""")
-    metrics = folder / "metrics"
-    metrics.mkdir(exist_ok=True)
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
-    procs = [subprocess.Popen([tree.python, "-m", "farm.ingest.process", "--config",
-                               str(config), "--index", str(i), "--redis-url", redis_url],
-                              cwd=tree.path, env=env,
-                              stdout=(folder / f"gw{i}.log").open("wb"),
-                              stderr=subprocess.STDOUT) for i in range(processes)]
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise SystemExit(f"{tree.name}: gateways did not start; see {folder}/gw0.log")
-    time.sleep(0.5)  # let every process bind before the first connection
-    return url, procs
+    return ingest_bench.start_gateways(folder, redis_url, processes, key, python=tree.python,
+                                       tree=tree.path, name=tree.name, start_seconds=60)
 
 
 def cpu_of(procs: list[psutil.Process]) -> float:

@@ -83,7 +83,11 @@ wrk.headers["Authorization"] = "Basic {basic}"
 """
 
 
-def start_gateways(folder: Path, redis_url: str, processes: int, key: str) -> tuple[str, list]:
+def start_gateways(folder: Path, redis_url: str, processes: int, key: str,
+                   python: str = sys.executable, tree: Path = ROOT, name: str = "",
+                   start_seconds: float = 30) -> tuple[str, list]:
+    """`processes` gateway processes of the checkout at `tree` (run by `python`) on a free
+    port, with one API key; returns their URL and processes once /healthz answers."""
     port = free_port()
     config = folder / "farm.toml"
     config.write_text(f"""
@@ -99,14 +103,14 @@ critical_water = "20GB"
 bench = ["{hash_key(key)}"]
 """)
     metrics = folder / "metrics"
-    metrics.mkdir()
+    metrics.mkdir(exist_ok=True)
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
-    procs = [subprocess.Popen([sys.executable, "-m", "farm.ingest.process", "--config",
+    procs = [subprocess.Popen([python, "-m", "farm.ingest.process", "--config",
                                str(config), "--index", str(i), "--redis-url", redis_url],
-                              cwd=ROOT, env=env, stdout=(folder / f"gw{i}.log").open("wb"),
+                              cwd=tree, env=env, stdout=(folder / f"gw{i}.log").open("wb"),
                               stderr=subprocess.STDOUT) for i in range(processes)]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + start_seconds
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2):
@@ -114,7 +118,7 @@ bench = ["{hash_key(key)}"]
         except OSError:
             time.sleep(0.1)
     else:
-        raise SystemExit(f"gateways did not start; see {folder}/gw0.log")
+        raise SystemExit(f"{name or 'this tree'}: gateways did not start; see {folder}/gw0.log")
     time.sleep(0.5)  # let every process bind before the first connection
     return url, procs
 

@@ -14,6 +14,7 @@ from farm.sinks.engine_client import Engine
 from tests.support import engine as engine_mod
 from tests.support.batches import batch_ids, push_batches
 from tests.support.engine_cluster import EngineCluster
+from tests.support.engine_store import stored_event_ids
 from tests.support.farms import FarmProcess, engine_store_table, write_config
 from tests.support.waiting import wait_until
 
@@ -36,21 +37,6 @@ def engine_cluster(tmp_path):
         cluster.stop()
 
 
-def history_ids(engine: Engine, prefix: str) -> list[str]:
-    engine.request("POST", f"/{prefix}-alerts-*/_refresh")
-    ids, after = [], None
-    while True:
-        body = {"size": 5000, "_source": False, "sort": [{"eventId": "asc"}],
-                "query": {"bool": {"must_not": {"term": {"eventId": ""}}}}}
-        if after:
-            body["search_after"] = after
-        hits = engine.request("POST", f"/{prefix}-alerts-2*/_search", body=body)[1]["hits"]["hits"]
-        if not hits:
-            return ids
-        ids += [h["_id"] for h in hits]
-        after = hits[-1]["sort"]
-
-
 def test_killing_one_engine_node_loses_nothing(tmp_path, redis, redis_url, engine_cluster):
     assert engine_cluster.health()["number_of_nodes"] == 2
     prefix = f"t{uuid.uuid4().hex[:10]}"
@@ -69,7 +55,7 @@ def test_killing_one_engine_node_loses_nothing(tmp_path, redis, redis_url, engin
     survivor = next(node for node in engine_cluster.nodes if node is not victim)
     engine = Engine(load(config, env={"FARM_STORE_URL": survivor.url}).store)
     try:
-        ids = history_ids(engine, prefix)
+        ids = stored_event_ids(engine, prefix)
     finally:
         engine.close()
     assert len(ids) == len(set(ids))

@@ -13,26 +13,12 @@ import pytest
 from farm.config import load
 from farm.sinks.engine_client import Engine
 from tests.support.batches import batch_ids, push_batches
+from tests.support.engine_store import stored_event_ids
 from tests.support.farms import FarmProcess, engine_store_table, write_config
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 BATCHES, PER_BATCH = 150, 40
-
-
-def all_event_ids(engine: Engine, prefix: str) -> list[str]:
-    engine.request("POST", f"/{prefix}-alerts-*/_refresh")
-    ids, after = [], None
-    while True:
-        body = {"size": 5000, "_source": False, "sort": [{"eventId": "asc"}],
-                "query": {"bool": {"must_not": {"term": {"eventId": ""}}}}}
-        if after:
-            body["search_after"] = after
-        hits = engine.request("POST", f"/{prefix}-alerts-2*/_search", body=body)[1]["hits"]["hits"]
-        if not hits:
-            return ids
-        ids += [h["_id"] for h in hits]
-        after = hits[-1]["sort"]
 
 
 def test_killing_the_engine_mid_run_loses_nothing(tmp_path, redis, redis_url, engine_node):
@@ -62,7 +48,7 @@ def test_killing_the_engine_mid_run_loses_nothing(tmp_path, redis, redis_url, en
         doc = farm.wait_drained(expected_received=BATCHES * PER_BATCH, timeout=300)
     engine = Engine(cfg.store)
     try:
-        ids = all_event_ids(engine, prefix)
+        ids = stored_event_ids(engine, prefix)
     finally:
         engine.request("DELETE", f"/{prefix}-alerts-*", ok=(200, 404))
         engine.close()

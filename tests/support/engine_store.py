@@ -49,3 +49,19 @@ class EngineStore:
         self.engine.request("DELETE", f"/{self.prefix}-alerts-*", ok=(200, 404))
         self.writer.close()
         self.engine.close()
+
+
+def stored_event_ids(engine: Engine, prefix: str) -> list[str]:
+    """Every eventId in the prefix's history indices (refreshed first), in order, paged."""
+    engine.request("POST", f"/{prefix}-alerts-*/_refresh")
+    ids, after = [], None
+    while True:
+        body = {"size": 5000, "_source": False, "sort": [{"eventId": "asc"}],
+                "query": {"bool": {"must_not": {"term": {"eventId": ""}}}}}
+        if after:
+            body["search_after"] = after
+        hits = engine.request("POST", f"/{prefix}-alerts-2*/_search", body=body)[1]["hits"]["hits"]
+        if not hits:
+            return ids
+        ids += [h["_id"] for h in hits]
+        after = hits[-1]["sort"]
