@@ -94,22 +94,27 @@ def test_a_restarted_worker_reuses_its_metrics_files(tmp_path, redis, redis_url)
     config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url)
     metrics = tmp_path / "data" / "metrics"
 
-    def worker_0_files() -> list[str]:
-        # Only worker-0's: the other processes may write their first files at any time.
-        return sorted(f for f in os.listdir(metrics) if "worker-0" in f)
+    def files_of(worker: str) -> list[str]:
+        # Only that worker's: the other processes may write their first files at any time.
+        return sorted(f for f in os.listdir(metrics) if f.endswith(f"_{worker}.db"))
 
     with FarmProcess(config, workers=2) as farm:
         push_batches(redis, 4, 5)
         farm.wait_drained(expected_received=20)
-        files = worker_0_files()
-        assert "counter_worker-0.db" in files
-        os.kill(farm.children()["worker-0"], signal.SIGKILL)
-        wait_until(lambda: farm.status()["workers"][0]["alive"]
-                   and farm.status()["workers"][0]["restarts"] >= 1,
-                   "worker-0 to be restarted", 300, 0.1)
+        # A worker writes its files when it first counts something: kill one that has.
+        worker = next(w for w in ("worker-0", "worker-1") if files_of(w))
+        files = files_of(worker)
+        assert f"counter_{worker}.db" in files
+        slot = int(worker.rpartition("-")[2])
+        os.kill(farm.children()[worker], signal.SIGKILL)
+        wait_until(lambda: farm.status()["workers"][slot]["alive"]
+                   and farm.status()["workers"][slot]["restarts"] >= 1,
+                   f"{worker} to be restarted", 300, 0.1)
         push_batches(redis, 4, 5)
         farm.wait_drained(expected_received=40)
-        assert worker_0_files() == files
+        restarted = str(farm.children()[worker])
+        assert set(files) <= set(files_of(worker))  # the same files, written on
+        assert not [f for f in os.listdir(metrics) if restarted in f]  # none per process id
 
 
 def test_every_reason_the_gateway_refuses_with_gets_a_series_at_start():
