@@ -2,7 +2,7 @@
 batches waiting (LLEN), their bytes (MEMORY USAGE with a few sampled elements, an estimate), and
 the age of the oldest one (LINDEX of the consuming end, reading only the envelope's `sent_at`).
 
-`read_queue` measures one queue list; `merge` sums several (a lane spread over queue shards), so
+`read_queue` measures one queue list (`read_queues` several in one pipeline); `merge` sums several (a lane spread over queue shards), so
 callers that know more lists than one per lane combine them without reading anything twice.
 """
 
@@ -40,13 +40,23 @@ EMPTY = QueueSignal(0, 0, None)
 
 def read_queue(redis, key: str) -> QueueSignal:
     """Measure one queue list in one round trip."""
+    return read_queues(redis, [key])[0]
+
+
+def read_queues(redis, keys: list[str]) -> list[QueueSignal]:
+    """Measure queue lists, all in one pipeline (one request per node on a cluster)."""
     pipe = redis.pipeline(transaction=False)
-    pipe.llen(key)
-    pipe.memory_usage(key, samples=MEMORY_SAMPLES)
-    pipe.lindex(key, -1)  # workers take from the right: this is the oldest batch
-    batches, size, oldest = pipe.execute()
-    return QueueSignal(int(batches or 0), int(size or 0) if batches else 0,
-                       sent_at_of(oldest) if oldest is not None else None)
+    for key in keys:
+        pipe.llen(key)
+        pipe.memory_usage(key, samples=MEMORY_SAMPLES)
+        pipe.lindex(key, -1)  # workers take from the right: this is the oldest batch
+    replies = pipe.execute()
+    out = []
+    for at in range(0, len(replies), 3):
+        batches, size, oldest = replies[at:at + 3]
+        out.append(QueueSignal(int(batches or 0), int(size or 0) if batches else 0,
+                               sent_at_of(oldest) if oldest is not None else None))
+    return out
 
 
 def merge(signals: list[QueueSignal]) -> QueueSignal:
@@ -57,9 +67,11 @@ def merge(signals: list[QueueSignal]) -> QueueSignal:
 
 
 def read_lanes(redis, keys: Keys) -> dict[str, QueueSignal]:
-    """Every lane's signal, its queue shards merged."""
-    return {lane: merge([read_queue(redis, keys.queue(lane, shard))
-                         for shard in keys.all_shards()]) for lane in LANES}
+    """Every lane's signal, its queue shards merged; one pipeline for them all."""
+    shards = list(keys.all_shards())
+    signals = read_queues(redis, [keys.queue(lane, shard) for lane in LANES for shard in shards])
+    return {lane: merge(signals[i * len(shards):(i + 1) * len(shards)])
+            for i, lane in enumerate(LANES)}
 
 
 def sent_at_of(raw: bytes) -> float | None:
