@@ -2,8 +2,9 @@
 batches waiting (LLEN), their bytes (MEMORY USAGE with a few sampled elements, an estimate), and
 the age of the oldest one (LINDEX of the consuming end, reading only the envelope's `sent_at`).
 
-`read_queue` measures one queue list (`read_queues` several in one pipeline); `merge` sums several (a lane spread over queue shards), so
-callers that know more lists than one per lane combine them without reading anything twice.
+`read_queue` measures one queue list, `read_queues` several in one pipeline; `merge` sums
+several (a lane spread over queue shards), so callers that know more lists than one per lane
+combine them without reading anything twice.
 """
 
 from __future__ import annotations
