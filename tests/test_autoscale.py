@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import urllib.request
 
+import psutil
 import pytest
 
 from farm import backlog
@@ -113,10 +114,17 @@ def metric(farm: FarmProcess, name: str) -> float | None:
 def test_an_auto_farm_grows_under_a_backlog_and_shrinks_when_idle(tmp_path, redis, redis_url):
     config = auto_config(tmp_path, redis_url)
     with FarmProcess(config, workers=None) as farm:  # no --workers: count = "auto" decides
-        assert farm.status()["scaling"]["target"] == 1
-        batches = push_backlog(redis)
-        wait_until(lambda: farm.status()["scaling"]["target"] == 2, "a second worker", 120)
-        wait_until(lambda: farm.status()["scaling"]["running"] == 2, "it running", 120)
+        assert farm.status()["scaling"] == dict(farm.status()["scaling"], target=1, max=2)
+        # One worker alone can drain this backlog in under a second on a quiet machine, before
+        # the backlog has been behind for scale_up_after_seconds; stalled, it cannot.
+        stalled = psutil.Process(farm.children()["worker-0"])
+        stalled.suspend()  # SIGSTOP
+        try:
+            batches = push_backlog(redis)
+            wait_until(lambda: farm.status()["scaling"]["target"] == 2, "a second worker", 120)
+            wait_until(lambda: farm.status()["scaling"]["running"] == 2, "it running", 120)
+        finally:
+            stalled.resume()
         check_everything_stored_once(farm, tmp_path / "data", batches, redis)
         wait_until(lambda: farm.status()["scaling"]["target"] == 1, "a retirement", 120)
         wait_until(lambda: farm.status()["scaling"]["running"] == 1, "the drain", 120)
@@ -131,5 +139,6 @@ def test_an_auto_farm_grows_under_a_backlog_and_shrinks_when_idle(tmp_path, redi
         more = push_batches(redis, BATCHES, PER_BATCH, offset=BATCHES * PER_BATCH)
         check_everything_stored_once(farm, tmp_path / "data", batches + more, redis)
     log = farm.log.read_text()
-    assert "autoscale up: 1 -> 2 workers" in log and "autoscale down: 2 -> 1 workers" in log
+    # Decided while the only worker was stalled: the whole backlog was waiting.
+    assert f"autoscale up: 1 -> 2 workers ({BATCHES} batches waiting" in log and "autoscale down: 2 -> 1 workers" in log
     assert "worker-1 retired" in log
