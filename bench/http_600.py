@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--rate", default="600GB/day")
     parser.add_argument("--duration", type=int, default=60, help="seconds")
     parser.add_argument("--producers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="requests in flight per producer")
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--farm", type=Path, default=ROOT, help="checkout that runs the farm")
     parser.add_argument("--loadgen", type=Path, default=ROOT,
@@ -117,6 +119,7 @@ def main() -> None:
             [sys.executable, "-c", "from loadgen.cli import main; main()", "--config",
              str(config), "--target", url, "--api-key", key, "--rate", args.rate,
              "--duration", f"{args.duration}s", "--producers", str(args.producers),
+             "--concurrency", str(args.concurrency),
              "--seed", str(args.seed), "--verify", "--json", "--quiet", "--min-achieved", "0"],
             cwd=args.loadgen, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         tree = psutil.Process(loadgen.pid)
@@ -132,16 +135,17 @@ def main() -> None:
         out, err = loadgen.communicate()
         used = {role: cpu(procs) - before[role] for role, procs in by_role.items()}
         used["loadgen (with its set-up and --verify)"] = sum(seen.values())
+        counters = status(admin)["counters"]
     finally:
         farm.send_signal(signal.SIGTERM)
         farm.wait(180)
     if not out.strip():
         raise SystemExit(f"farm-loadgen printed no report: {err.decode()[-1500:]}")
-    report(json.loads(out), used)
+    report(json.loads(out), used, counters)
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def report(doc: dict, used: dict[str, float]) -> None:
+def report(doc: dict, used: dict[str, float], counters: dict) -> None:
     mb = doc["sent"]["payload_bytes"] / 1e6
     verify = doc.get("verify", {})
     print(f"asked {doc['asked_rate']['text']}: reached {doc['achieved']['mb_per_second']} MB/s "
@@ -150,6 +154,9 @@ def report(doc: dict, used: dict[str, float]) -> None:
           f"{doc.get('http')}")
     print(f"verify: ok={verify.get('ok')} loss={verify.get('loss')} "
           f"latency={json.dumps(verify.get('latency_seconds'))}")
+    batches = counters.get("batches_received") or 0
+    print(f"queue batches: {batches:,}, {counters.get('alerts_received', 0) / max(batches, 1):.1f} "
+          f"alerts each (the gateways' batching)")
     print(f"CPU-seconds per MB of webhooks ({os.cpu_count()} CPUs):")
     for role, seconds in used.items():
         print(f"  {role:>40}: {seconds / mb:.4f}  ({seconds:.1f} CPU-s)")
