@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--rate", default="600GB/day")
     parser.add_argument("--duration", type=int, default=60, help="seconds")
     parser.add_argument("--producers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=32,
+    parser.add_argument("--concurrency", type=int, default=128,
                         help="requests in flight per producer")
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--farm", type=Path, default=ROOT, help="checkout that runs the farm")

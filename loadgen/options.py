@@ -114,7 +114,7 @@ class PlanOptions:
     batch_bytes: str = "256KiB"
     batch_wait: str = "100ms"
     tenant: str = "default"
-    concurrency: int = 32
+    concurrency: int = 128
     max_backlog: str = "1GB"
     verify: bool = False
     storm_hosts: int = storm_mod.StormSpec.hosts      # --profile incident-storm

@@ -22,7 +22,7 @@ class Stat:
 class HttpSpec:
     url: str
     api_key: str | None
-    concurrency: int = 32
+    concurrency: int = 128
     timeout: float = 30.0
 
 
