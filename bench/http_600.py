@@ -4,10 +4,13 @@ at a fixed rate on the same machine; prints the rate reached, the loss, send->co
 and the CPU-seconds per MB of webhooks of each kind of process (gateways, workers, indexer,
 Redis, supervisor, load generator), read from /proc over the run. On a shared machine the
 rate reached depends on what else runs; CPU per MB does much less, and the capacity of a quiet
-machine follows from it (the number of CPUs over the sum of the CPU-seconds per MB).
+machine follows from it (the number of CPUs over the sum of the CPU-seconds per MB). With
+--redis the load generator pushes its batches into Redis itself, as the Redis-fed runs do (the
+gateways then idle), to split the same figures without the front door.
 
     .venv/bin/python bench/http_600.py [--rate 600GB/day] [--duration 60] [--producers 2]
                                        [--farm CHECKOUT] [--loadgen CHECKOUT] [--seed 31]
+                                       [--redis] [--profile max]
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=128,
                         help="requests in flight per producer")
     parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--redis", action="store_true",
+                        help="push into Redis directly instead of through the gateways")
+    parser.add_argument("--profile", default="steady", help="farm-loadgen --profile")
     parser.add_argument("--farm", type=Path, default=ROOT, help="checkout that runs the farm")
     parser.add_argument("--loadgen", type=Path, default=ROOT,
                         help="checkout whose load generator runs")
@@ -115,11 +121,12 @@ def main() -> None:
     try:
         by_role = roles(wait_ready(admin, farm), farm)
         before = {role: cpu(procs) for role, procs in by_role.items()}
+        front = [] if args.redis else ["--target", url, "--api-key", key,
+                                       "--concurrency", str(args.concurrency)]
         loadgen = subprocess.Popen(
             [sys.executable, "-c", "from loadgen.cli import main; main()", "--config",
-             str(config), "--target", url, "--api-key", key, "--rate", args.rate,
+             str(config), *front, "--rate", args.rate, "--profile", args.profile,
              "--duration", f"{args.duration}s", "--producers", str(args.producers),
-             "--concurrency", str(args.concurrency),
              "--seed", str(args.seed), "--verify", "--json", "--quiet", "--min-achieved", "0"],
             cwd=args.loadgen, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         tree = psutil.Process(loadgen.pid)
