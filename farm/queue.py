@@ -4,6 +4,7 @@ inflight list of a dead worker. See farm/redis_keys.py for the keys.
 
 from __future__ import annotations
 
+import fnmatch
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,13 +54,15 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """.replace("N_STATS", str(len(STAT_NAMES))).replace("OVERFLOW_REASON", OVERFLOW_REASON)
 
-# KEYS: inflight, hb, target queue, redelivered counter; ARGV: '1' to skip the heartbeat check.
+# KEYS: inflight, hb, target queue, redelivered counter, the shard's worker set; ARGV: '1' to
+# skip the heartbeat check, the worker id, '1' to drop it from the worker set (its host is dead).
 # Moves newest-first onto the consuming end, so the oldest batch is taken again first.
 RECOVER_LUA = """
 if ARGV[1] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local n = 0
 while redis.call('LMOVE', KEYS[1], KEYS[3], 'LEFT', 'RIGHT') do n = n + 1 end
 if n > 0 then redis.call('INCRBY', KEYS[4], n) end
+if ARGV[3] == '1' then redis.call('SREM', KEYS[5], ARGV[2]) end
 return n
 """
 
@@ -107,13 +110,15 @@ class WorkQueue:
         self.requeue_own()
         self.token = secrets.token_hex(8)
         pipe = self.redis.pipeline(transaction=False)
-        for heartbeat in self.heartbeat:
+        for shard, heartbeat in zip(self.shards, self.heartbeat, strict=True):
             pipe.set(heartbeat, self.token, px=self.lease_ms)
+            pipe.sadd(self.keys.workers(shard), self.worker_id)  # before anything is taken
         pipe.execute()
 
     def requeue_own(self) -> int:
         return sum(run_scripts(self.redis, [
-            (self._recover, _recover_keys(self.keys, self.worker_id, s), ["1"])
+            (self._recover, _recover_keys(self.keys, self.worker_id, s),
+             ["1", self.worker_id, "0"])
             for s in self.shards]))
 
     def take(self, block_seconds: float) -> list[tuple[int, bytes]]:
@@ -198,14 +203,22 @@ class WorkQueue:
     def release(self) -> None:
         """On a clean exit: the inflight lists are empty; drop the lease."""
         pipe = self.redis.pipeline(transaction=False)
-        for heartbeat in self.heartbeat:
+        for shard, heartbeat in zip(self.shards, self.heartbeat, strict=True):
             pipe.delete(heartbeat)
+            pipe.srem(self.keys.workers(shard), self.worker_id)
         pipe.execute()
 
 
 def _recover_keys(keys: Keys, worker_id: str, shard: int) -> list[str]:
     return [keys.inflight(worker_id, shard), keys.heartbeat(worker_id, shard),
-            keys.queue("critical", shard), keys.stat("batches_redelivered", shard)]
+            keys.queue("critical", shard), keys.stat("batches_redelivered", shard),
+            keys.workers(shard)]
+
+
+def _recover_call(script, keys: Keys, worker_id: str, shard: int, force: bool,
+                  forget: bool) -> tuple:
+    return (script, _recover_keys(keys, worker_id, shard),
+            ["1" if force else "0", worker_id, "1" if forget else "0"])
 
 
 def recover(redis, keys: Keys, worker_id: str, force: bool = False,
@@ -215,23 +228,52 @@ def recover(redis, keys: Keys, worker_id: str, force: bool = False,
     shard's critical lane. Returns how many batches moved; atomic per shard."""
     script = redis.register_script(RECOVER_LUA)
     shards = list(keys.all_shards()) if shards is None else shards
-    return sum(run_scripts(redis, [(script, _recover_keys(keys, worker_id, s),
-                                    ["1" if force else "0"]) for s in shards]))
+    return sum(run_scripts(redis, [_recover_call(script, keys, worker_id, s, force, False)
+                                   for s in shards]))
 
 
-def inflight_lists(redis, keys: Keys, worker_glob: str = "*") -> list[tuple[str, int]]:
-    """(worker id, shard) of every inflight list in Redis (on every node of a cluster)."""
-    found = []
-    for key in redis.scan_iter(match=keys.inflight_pattern(worker_glob), count=500):
-        found.append(keys.of_inflight(key.decode() if isinstance(key, bytes) else key))
-    return found
+def inflight_lists(redis, keys: Keys, worker_glob: str = "*",
+                   sweep: bool = False) -> list[tuple[str, int]]:
+    """(worker id, shard) of every worker that may hold an inflight list (on every node of a
+    cluster), from the shards' worker sets; a listed worker's list may be empty. With sweep,
+    the keyspace is scanned as well, and what it finds outside the sets is added to them: the
+    lists of a farm that predates the sets, or of a worker that took a batch after a recovery
+    had already dropped it (its host was presumed dead). A scan costs Redis time in proportion
+    to every key it holds, so supervisors sweep at start and then rarely."""
+    pipe = redis.pipeline(transaction=False)
+    for shard in keys.all_shards():
+        pipe.smembers(keys.workers(shard))
+    found = {(member.decode() if isinstance(member, bytes) else member, shard)
+             for shard, members in zip(keys.all_shards(), pipe.execute(), strict=True)
+             for member in members}
+    if sweep:
+        swept = {keys.of_inflight(key.decode() if isinstance(key, bytes) else key)
+                 for key in redis.scan_iter(match=keys.inflight_pattern(), count=500)}
+        if swept - found:
+            pipe = redis.pipeline(transaction=False)
+            for worker_id, shard in sorted(swept - found):
+                pipe.sadd(keys.workers(shard), worker_id)
+            pipe.execute()
+        found |= swept
+    return sorted((w, s) for w, s in found if fnmatch.fnmatchcase(w, worker_glob))
 
 
-def recover_orphans(redis, keys: Keys) -> int:
+def recover_orphans(redis, keys: Keys, live_nodes: set[str] | None = None) -> int:
     """Requeue every inflight list whose worker's heartbeat has expired, on any host and
-    shard."""
-    return sum(recover(redis, keys, worker_id, shards=[shard])
-               for worker_id, shard in inflight_lists(redis, keys))
+    shard, in one request (one per node of a cluster). A worker of a node not in live_nodes
+    (the node registry's live ids, when given) leaves its shard's worker set once its
+    heartbeat is gone: its host is dead, and a host that comes back re-adds its workers
+    before they take anything."""
+    script = redis.register_script(RECOVER_LUA)
+    calls = [_recover_call(script, keys, worker_id, shard, False,
+                           live_nodes is not None and node_of(worker_id) not in live_nodes)
+             for worker_id, shard in inflight_lists(redis, keys)]
+    return sum(run_scripts(redis, calls)) if calls else 0
+
+
+def node_of(worker_id: str) -> str:
+    """The node id part of a worker id (`<node id>.<slot>`)."""
+    return worker_id.rpartition(".")[0]
 
 
 def depths(redis, keys: Keys) -> dict[str, int]:

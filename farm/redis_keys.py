@@ -20,6 +20,10 @@ On a single Redis `<D>`, `<T>` and `<M>` are plain `<p>`.
 - `<S>:hb:<worker id>`                 string, the worker's lease token on that shard, with a TTL
   of `[workers] heartbeat_seconds`. Refreshed by the shard's ack script (every shard's at least
   once a second); when it is gone, the shard's inflight list is requeued.
+- `<S>:workers`                        set of the worker ids that may hold `<S>:inflight:<id>`:
+  a worker adds itself when it takes its lease, before it takes anything, and removes itself
+  when it stops cleanly; a recovery removes a dead host's workers. Supervisors and `/status`
+  read it instead of scanning the keyspace, whose size grows with the dedup keys.
 - `<S>:stats:<counter>`                integer counters (see STAT_NAMES), per shard, incremented by
   the shard's ack script with the batches it acks, so they count each batch exactly once;
   readers sum the shards.
@@ -76,6 +80,9 @@ On a single Redis `<D>`, `<T>` and `<M>` are plain `<p>`.
   Each worker GETs it at most once a second, to notice new or ended windows cheaply.
 - `<p>:node:<node id>`                 string, the node registry (farm/nodes.py): each supervisor's
   record as JSON, TTL `[workers] heartbeat_seconds`; its expiry marks a dead host.
+- `<p>:nodes`                          sorted set: node id -> when its record expires (unix ms),
+  written with the record; the index of the registry (live nodes score in the future). A dead
+  node stays until its notify sender's inflight lists have been put back.
 """
 
 from __future__ import annotations
@@ -162,6 +169,9 @@ class Keys:
 
     def heartbeat(self, worker_id: str, shard: int = 0) -> str:
         return f"{self.shard_prefix(shard)}:hb:{worker_id}"
+
+    def workers(self, shard: int = 0) -> str:
+        return f"{self.shard_prefix(shard)}:workers"
 
     def stat(self, name: str, shard: int = 0) -> str:
         return f"{self.shard_prefix(shard)}:stats:{name}"

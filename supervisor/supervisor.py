@@ -22,7 +22,7 @@ import psutil
 import redis
 
 from farm import indexer as indexer_proc
-from farm import metrics, queue, ring
+from farm import metrics, nodes, queue, ring
 from farm import worker as worker_proc
 from farm.autoscale import Autoscaler
 from farm.config import Config
@@ -32,6 +32,7 @@ from farm.redis_keys import LANES, keys_for
 from farm.redis_server import RedisServer, RedisServerError, embedded_dir
 from farm.redisconn import connect, describe
 from farm.sinks import writer_for
+from farm.sweep import KeyspaceSweep
 from supervisor import leftovers
 from supervisor.children import Child, RestartPolicy, became_ready, exit_reason
 from supervisor.errors import FarmError
@@ -41,6 +42,9 @@ from supervisor.presence import Presence
 from supervisor.scaling import WorkerScaling
 
 log = logging.getLogger("farm.supervisor")
+
+# How often the keyspace sweep (farm/sweep.py) makes a pass, a few SCAN pages per loop turn.
+KEYSPACE_SWEEP_SECONDS = 600.0
 
 __all__ = ["FarmError", "Supervisor", "serve"]
 
@@ -90,6 +94,7 @@ class Supervisor:
         self.control = None
         self.metrics = None
         self._next_orphan_scan = 0.0
+        self.sweep: KeyspaceSweep | None = None
         self.scaling = WorkerScaling(self, scaler, workers)
         self.presence = Presence(self)
 
@@ -172,7 +177,7 @@ class Supervisor:
         (we hold the pid file), so they are requeued without waiting for heartbeats."""
         return sum(queue.recover(self.redis, self.keys, worker_id, force=True, shards=[shard])
                    for worker_id, shard in queue.inflight_lists(self.redis, self.keys,
-                                                                f"{self.node}.*"))
+                                                                f"{self.node}.*", sweep=True))
 
     def _create_rings(self) -> None:
         doorbell = self.ctx.Semaphore(0)
@@ -438,18 +443,34 @@ class Supervisor:
 
     def recover_orphans(self) -> None:
         """Requeue inflight batches of workers on any host whose heartbeat expired."""
+        self.sweep_keyspace()
         now = time.monotonic()
         if now < self._next_orphan_scan:
             return
         self._next_orphan_scan = now + max(1.0, self.cfg.workers.heartbeat_seconds / 3)
         try:
-            moved = queue.recover_orphans(self.redis, self.keys)
+            live = nodes.live_names(self.redis, self.keys.prefix)
+            moved = queue.recover_orphans(self.redis, self.keys, live)
         except redis.RedisError as exc:
             log.warning("%s", describe(self.redis_url, exc))
             return
         if moved:
             self.metrics.recovered.inc(moved)
             log.warning("requeued %d batches of workers whose heartbeat expired", moved)
+
+    def sweep_keyspace(self) -> None:
+        """A few pages of the keyspace sweep (farm/sweep.py): what it finds outside the
+        registries is registered, and then recovered like any other list."""
+        if self.sweep is None:  # start-up swept already (_requeue_own_leftovers, Presence)
+            self.sweep = KeyspaceSweep(self.redis, self.keys, KEYSPACE_SWEEP_SECONDS)
+        try:
+            found = self.sweep.step()
+        except redis.RedisError as exc:
+            log.warning("keyspace sweep: %s", describe(self.redis_url, exc))
+            return
+        if found and any(found):
+            log.warning("the keyspace sweep found %d worker and %d notify inflight lists that no "
+                        "registry named; they are recovered like any other", *found)
 
     # -- stop ----------------------------------------------------------------------------
     def drain(self) -> int:

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -75,11 +76,34 @@ def test_a_dead_host_is_finished_by_the_live_one(tmp_path, redis, redis_url):
 def test_a_dead_nodes_notify_inflight_goes_back_once_its_record_expired(redis):
     keys = NotifyKeys("farm")
     nodes.announce(redis, "farm", {"node": "live"}, ttl_seconds=60)
+    nodes.announce(redis, "farm", {"node": "dead"}, ttl_seconds=0.05)
     for node in ("live", "dead"):
         redis.lpush(keys.inflight(node), f"{node}-1", f"{node}-2")  # -2 taken last
+    wait_until(lambda: not redis.exists(nodes.node_key("farm", "dead")), "dead's record to expire")
     assert nodes.recover_dead_senders(redis, Keys("farm")) == 2
     assert redis.llen(keys.inflight("live")) == 2 and not redis.exists(keys.inflight("dead"))
     assert redis.lrange(keys.queue, 0, -1) == [b"dead-2", b"dead-1"]  # dead-1 is taken first
     assert [r["node"] for r in nodes.live_nodes(redis, "farm")] == ["live"]
+    # Once its lists are back, the dead node leaves the index: later calls cost nothing for it.
+    assert redis.zrange(nodes.index_key("farm"), 0, -1) == [b"live"]
     nodes.withdraw(redis, "farm", "live")
     assert nodes.live_nodes(redis, "farm") == []
+
+
+def test_a_sweep_finds_the_notify_lists_of_nodes_in_no_index(redis):
+    keys = NotifyKeys("farm")
+    redis.lpush(keys.inflight("before"), "a")  # a node of a farm from before the index
+    assert nodes.recover_dead_senders(redis, Keys("farm")) == 0
+    assert nodes.recover_dead_senders(redis, Keys("farm"), sweep=True) == 1
+    assert redis.lrange(keys.queue, 0, -1) == [b"a"]
+
+
+def test_a_node_that_announced_again_since_it_was_read_as_dead_stays_in_the_index(redis):
+    index = nodes.index_key("farm")
+    forget = redis.register_script(nodes.FORGET_DEAD_LUA)
+    read_at = int(time.time() * 1000)
+    redis.zadd(index, {"gone": 1, "back": 1})  # both read as dead at read_at...
+    nodes.announce(redis, "farm", {"node": "back"}, ttl_seconds=60)  # ...then one came back
+    assert forget(keys=[index], args=[read_at, "gone", "back"]) == 1
+    assert redis.zrange(index, 0, -1) == [b"back"]
+    assert [r["node"] for r in nodes.live_nodes(redis, "farm")] == ["back"]

@@ -78,9 +78,43 @@ def test_recover_keeps_order_and_counts_redeliveries(redis):
 
 
 def test_depths_report_lanes_and_inflight(redis):
-    redis.lpush(KEYS.queue("normal"), b"a", b"b")
-    redis.lpush(KEYS.inflight("x.0"), b"c")
+    redis.lpush(KEYS.queue("normal"), b"c", b"a", b"b")
+    q = WorkQueue(redis, KEYS, "x.0", 10)
+    q.claim()
+    q.take(0)
     assert queue.depths(redis, KEYS) == {"critical": 0, "normal": 2, "inflight": 1}
+
+
+def test_workers_are_found_through_their_shard_sets_and_leave_them_on_a_clean_stop(redis):
+    keys = Keys("farm", shards=2)
+    q = WorkQueue(redis, keys, "n.0", 10)
+    q.claim()
+    assert queue.inflight_lists(redis, keys) == [("n.0", 0), ("n.0", 1)]
+    assert queue.inflight_lists(redis, keys, "m.*") == []
+    q.release()
+    assert queue.inflight_lists(redis, keys) == []
+
+
+def test_a_sweep_finds_lists_no_set_names_and_adds_them(redis):
+    redis.lpush(KEYS.inflight("old.0"), b"a")  # written by a farm from before the sets
+    assert queue.inflight_lists(redis, KEYS) == []
+    assert queue.recover_orphans(redis, KEYS) == 0  # the registry alone cannot see it
+    assert queue.inflight_lists(redis, KEYS, sweep=True) == [("old.0", 0)]
+    assert queue.recover_orphans(redis, KEYS) == 1  # the sweep added it to the set
+    assert redis.lrange(KEYS.queue("critical"), 0, -1) == [b"a"]
+
+
+def test_a_dead_hosts_workers_leave_the_sets_and_a_live_hosts_stay(redis):
+    for worker_id in ("dead.0", "live.0"):
+        redis.lpush(KEYS.queue("normal"), worker_id.encode())
+        q = WorkQueue(redis, KEYS, worker_id, 10)
+        q.claim()
+        q.take(0)
+        redis.delete(KEYS.heartbeat(worker_id))  # both leases lapsed
+    assert queue.recover_orphans(redis, KEYS, live_nodes={"live"}) == 2
+    assert sorted(redis.lrange(KEYS.queue("critical"), 0, -1)) == [b"dead.0", b"live.0"]
+    # The live host's worker may take again before it notices; it stays findable.
+    assert queue.inflight_lists(redis, KEYS) == [("live.0", 0)]
 
 
 def test_sharded_queue_takes_every_shard_in_turn_and_recovers_each(redis):
