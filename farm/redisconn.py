@@ -14,6 +14,14 @@ from redis.crc import key_slot
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
+# What a failed request of the asyncio client can raise. Besides RedisError, redis-py's asyncio
+# cluster client raises AttributeError or RuntimeError from a connection that another task tears
+# down while a failover reshapes the cluster ("'NoneType' object has no attribute 'writelines'",
+# "unable to perform operation on <TCPTransport closed=True ...>"; redis/redis-py#3815 and #3835
+# report the same class of fault). To a caller they mean the same: Redis could not be asked this
+# time; answer 503, or try again.
+REDIS_TROUBLE = (redis.RedisError, AttributeError, RuntimeError)
+
 
 class RedisUnavailable(Exception):
     """Redis cannot be reached; str() is one line that says what to check."""

@@ -31,7 +31,7 @@ from farm.ingest.errors import Refused
 from farm.ingest.incoming import ClientGone, Incoming, refused_as_disconnect
 from farm.ingest.ratelimit import RateLimiter
 from farm.redis_keys import keys_for
-from farm.redisconn import connect_async
+from farm.redisconn import REDIS_TROUBLE, connect_async
 from farm.units import parse_bytes
 from farm.wire import PROVIDERS
 
@@ -91,7 +91,7 @@ class Gateway:
     async def start(self) -> None:
         try:
             await self.redis.ping()
-        except RedisError as exc:
+        except REDIS_TROUBLE as exc:
             log.warning("cannot reach Redis at %s yet (%s); requests get 503 until it answers",
                         self.redis_url, exc)
         await self.gate.check_once()
@@ -165,7 +165,10 @@ class Gateway:
             hold.cover(declared)
         try:
             verdict = await self.limiter.admit(tenant, provider)
-        except RedisError as exc:
+        except REDIS_TROUBLE as exc:
+            if not isinstance(exc, RedisError):  # the client's fault, not Redis's: keep a trace
+                log.warning("rate-limit check failed inside the Redis client (%s: %s); "
+                            "answered 503", type(exc).__name__, exc)
             raise unavailable(f"cannot check the rate limit in Redis: {exc}") from None
         headers = verdict.headers() if verdict is not None else {}
         if verdict is not None and not verdict.allowed:
