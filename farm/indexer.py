@@ -262,6 +262,7 @@ class Indexer:
 
     def stop(self, *_args) -> None:
         self.stopping = True
+        self.doorbell.release()  # a loop asleep until its gathering window ends drains now
 
 
 def main(cfg: Config, ring_handles: dict, control, doorbell, redis_url: str,
