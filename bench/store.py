@@ -15,11 +15,13 @@ bump), like steady traffic; the default 0 stores every alert as new, the worst c
 population of --fingerprints alerts with text from farm-loadgen's vocabulary, batches of 9
 (uuid4 batch ids, as the gateways make them), half of each batch full duplicates and a third
 new versions of stored alerts (current-state updates with changed text for the full-text
-index), in flushes of 40 alerts paced at 90 flushes a second (the cadence measured there), so
-the time-driven threads (full-text catch-up, checkpointer) count as they do in the farm. It
-also prints each thread's CPU, user and system apart, per flush:
+index), in flushes of 5 batches paced at 90 flushes a second (about the cadence measured
+there; --records and --pace change them), so the time-driven threads (full-text catch-up,
+checkpointer) count as they do in the farm. It also prints each thread's CPU, user and system
+apart, per flush:
 
-    python bench/store.py --realistic --alerts 40000 --runs 3
+    python bench/store.py --realistic --alerts 30000 --runs 3
+    python bench/store.py --realistic --alerts 30000 --runs 3 --records 15 --pace 30
 """
 
 from __future__ import annotations
@@ -194,6 +196,10 @@ def main() -> None:
                         help="600 GB/day's small flushes of realistic alerts (see above)")
     parser.add_argument("--fingerprints", type=int, default=10_000,
                         help="distinct alerts with --realistic")
+    parser.add_argument("--records", type=int, default=5,
+                        help="batches of 9 per flush with --realistic")
+    parser.add_argument("--pace", type=float, default=90.0,
+                        help="flushes a second with --realistic")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(args.tree or ROOT).resolve()))
     for name in [m for m in sys.modules if m == "farm" or m.startswith("farm.")]:
@@ -201,7 +207,7 @@ def main() -> None:
     sqlite = importlib.import_module("farm.sinks.sqlite")
     if args.realistic:
         bodies = realistic_payloads(sqlite, args.alerts, args.fingerprints, seed=1)
-        per_flush, pace = 5, 90.0  # records of 9 alerts, 90 flushes a second
+        per_flush, pace = args.records, args.pace
     else:
         bodies = payloads(sqlite, args.alerts, args.repeat, seed=1)
         per_flush, pace = max(1, args.flush // 200), 0.0
