@@ -166,10 +166,11 @@ class StoreSettings:
             "the oldest of them arrived, whichever comes first.",
             minimum=1, maximum=1_000_000)
     gather_ms: int = key(25,
-            "How long the indexer gathers alerts into a transaction when the store is idle, "
-            "before handing them over: every transaction costs about the same fixed work "
-            "(fsyncs, index pages), so a few larger ones cost less CPU per alert than many tiny "
-            "ones, for at most this much added latency. 0 hands them over at once.",
+            "How long the indexer gathers alerts when the store is idle before handing them "
+            "over: every commit (an SQLite transaction with its fsyncs, an engine _bulk request) "
+            "has a fixed cost, so a few larger ones cost less CPU per alert than many tiny "
+            "ones, for at most this much added latency (and never more than commit_ms). 0 hands "
+            "them over at once.",
             minimum=0, maximum=60_000)
     commit_ms: int = key(200,
             "Longest time an alert waits in the indexer, while an earlier transaction is still "
