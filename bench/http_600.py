@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -149,7 +150,22 @@ def main() -> None:
     if not out.strip():
         raise SystemExit(f"farm-loadgen printed no report: {err.decode()[-1500:]}")
     report(json.loads(out), used, counters)
+    store_transactions(folder / "data" / "farm.db", counters)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def store_transactions(path: Path, counters: dict) -> None:
+    """How many history transactions the SQLite store committed (its `commits` log), and how
+    many alerts each held on average: the indexer's cost per alert follows its flush size."""
+    if not path.exists():
+        return
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        count = db.execute("SELECT count(*) FROM commits").fetchone()[0]
+    finally:
+        db.close()
+    alerts = counters.get("alerts_received") or 0
+    print(f"store transactions: {count:,}, {alerts / max(count, 1):.1f} alerts each")
 
 
 def report(doc: dict, used: dict[str, float], counters: dict) -> None:

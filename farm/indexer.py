@@ -60,7 +60,7 @@ class Indexer:
     """The one process that writes to the store, fed by every worker's ring.
 
     Takes records round-robin, commits them in flushes sized by `[store] commit_rows`,
-    `bulk_bytes` and `commit_ms`, keeps at most the writer's `max_in_flight` flushes
+    `bulk_bytes`, `gather_ms` and `commit_ms`, keeps at most the writer's `max_in_flight` flushes
     outstanding, and publishes each ring's committed seq strictly in flush order, so a worker
     never acks a record that is not committed. A failed flush is retried with backoff for as
     long as it takes (the rings fill and the workers pause meanwhile); items the store rejects
@@ -83,6 +83,7 @@ class Indexer:
         self.writer = writer_for(cfg, fts_report=self._fts_report)
         self.commit_alerts = cfg.store.commit_rows
         self.commit_seconds = cfg.store.commit_ms / 1000
+        self.gather_seconds = min(cfg.store.gather_ms, cfg.store.commit_ms) / 1000
         self.pending: list[Taken] = []
         self.pending_alerts = 0
         self.pending_bytes = 0
@@ -103,8 +104,10 @@ class Indexer:
                 self.settle(block=True)
                 if not self.pending:
                     break
-            if self.pending and not self._full() and self.in_flight:
-                timeout = max(0.0, self.oldest + self.commit_seconds - time.monotonic())
+            if self.pending and not self._full() and not self.stopping:
+                # a commit ending rings the doorbell; else wake when the flush falls due
+                due = self.commit_seconds if self.in_flight else self.gather_seconds
+                timeout = max(0.0, self.oldest + due - time.monotonic())
             else:
                 timeout = 0.0 if self.pending else 0.5
             wait_doorbell(self.doorbell, timeout)
@@ -118,11 +121,12 @@ class Indexer:
         log.info("indexer drained and stopped")
 
     def _flush_due(self) -> bool:
-        """Group commit: flush as soon as the store has nothing in flight (an alert waits only
-        for the commit ahead of it); while one commits, gather until it is done, the flush is
-        full, or commit_ms passed."""
-        return (not self.in_flight or self._full() or self.stopping
-                or time.monotonic() >= self.oldest + self.commit_seconds)
+        """Group commit: flush when the store has nothing in flight and the oldest pending
+        record has waited gather_ms (a transaction's fixed cost shared by more alerts); while
+        one commits, gather until it is done, the flush is full, or commit_ms passed."""
+        age = time.monotonic() - self.oldest
+        return (self._full() or self.stopping or age >= self.commit_seconds
+                or (not self.in_flight and age >= self.gather_seconds))
 
     def _full(self) -> bool:
         return (self.pending_alerts >= self.commit_alerts
@@ -258,6 +262,7 @@ class Indexer:
 
     def stop(self, *_args) -> None:
         self.stopping = True
+        self.doorbell.release()  # a loop asleep until its gathering window ends drains now
 
 
 def main(cfg: Config, ring_handles: dict, control, doorbell, redis_url: str,

@@ -160,10 +160,18 @@ class StoreSettings:
             "the history (retention_days).",
             minimum=0, maximum=36_500)
     commit_rows: int = key(5000,
-            "The indexer hands its pending alerts to the store at once when the store has no "
-            "transaction in flight (group commit); while one commits, once this many alerts are "
-            "pending, or commit_ms after the oldest of them arrived, whichever comes first.",
+            "The indexer hands its pending alerts to the store once gather_ms passed since the "
+            "oldest of them arrived, when the store has no transaction in flight (group "
+            "commit); while one commits, once this many alerts are pending, or commit_ms after "
+            "the oldest of them arrived, whichever comes first.",
             minimum=1, maximum=1_000_000)
+    gather_ms: int = key(25,
+            "How long the indexer gathers alerts when the store is idle before handing them "
+            "over: every commit (an SQLite transaction with its fsyncs, an engine _bulk request) "
+            "has a fixed cost, so a few larger ones cost less CPU per alert than many tiny "
+            "ones, for at most this much added latency (and never more than commit_ms). 0 hands "
+            "them over at once.",
+            minimum=0, maximum=60_000)
     commit_ms: int = key(200,
             "Longest time an alert waits in the indexer, while an earlier transaction is still "
             "committing, before its own is handed to the store.",
