@@ -123,18 +123,20 @@ def describe(url: str, exc: Exception) -> str:
 
 
 def run_scripts(client, calls: list[tuple]) -> list:
-    """Run several (Script, keys, args) calls in one pipeline (on a cluster: one request per
-    node) and return their replies in order; a single call goes without a pipeline. Calls that
-    met a node without the script (NOSCRIPT: they did not run) are sent again after loading it,
-    and only those. Raises the first other error.
+    """Run several (Script, keys, args) calls (or (None, keys, command) for a plain command) in
+    one pipeline (on a cluster: one request per node) and return their replies in order; a
+    single call goes without a pipeline. Calls that met a node without the script (NOSCRIPT:
+    they did not run) are sent again after loading it, and only those. Raises the first other
+    error.
 
-    On a cluster, the client's riders (Riders.of) bound for the nodes these calls reach go in
-    the same requests, so they cost no round trip of their own."""
+    The client's riders (Riders.of) bound for the nodes these calls reach (on a single Redis:
+    all of them) go in the same requests, so they cost no round trip of their own."""
     riders = _RIDERS.get(client)
     riding = riders.take_for(client, [keys[0] for _, keys, _ in calls]) if riders else []
     if len(calls) == 1 and not riding:
         script, keys, args = calls[0]
-        return [script(keys=keys, args=args)]
+        return [client.execute_command(*args) if script is None
+                else script(keys=keys, args=args)]
     everything = [*calls, *((r.script, r.keys, r.args) for r in riding)]
     replies = _pipelined(client, everything)
     done = [] if not riding else riders.answer(client, riding, replies[len(calls):])
@@ -213,8 +215,9 @@ RIDE_SECONDS = 1.0
 @dataclass
 class Riders:
     """Writes waiting for the next pipelined request to their node (run_scripts takes them
-    along), or for flush(). On a Redis Cluster a batch's dedup reaches every master anyway, so
-    a worker's acks and memo UNLINKs ride it instead of costing requests of their own."""
+    along), or for flush(). A batch's dedup reaches every master anyway (the one Redis, or
+    every master of a cluster), so a worker's acks, next take and (on a cluster) memo UNLINKs
+    ride it instead of costing requests of their own."""
 
     waiting: list[Rider] = field(default_factory=list)
     unlinks: dict[int, Rider] = field(default_factory=dict)  # the last UNLINK made per slot
@@ -231,9 +234,14 @@ class Riders:
         self.waiting.append(rider)
 
     def take_for(self, client, keys: list[str]) -> list[Rider]:
-        """Remove and return the riders bound for the nodes that serve `keys`."""
-        if not self.waiting or not isinstance(client, RedisCluster):
+        """Remove and return the riders bound for the nodes that serve `keys` (on a single
+        Redis, every one)."""
+        if not self.waiting:
             return []
+        if not isinstance(client, RedisCluster):
+            going, self.waiting = self.waiting, []
+            self.unlinks.clear()
+            return going
         nodes = {client.get_node_from_key(key).name for key in keys}
         going, staying = [], []
         for rider in self.waiting:
