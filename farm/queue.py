@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from farm.notify import outbox
 from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
 from farm.redis_keys import LANES, STAT_NAMES, Keys
-from farm.redisconn import Rider, Riders, run_scripts
+from farm.redisconn import Rider, Riders, command, run_scripts
 
 # KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), [notify group], memo keys...
 # ARGV: lease token, lease ms, batches to trim, one increment per stat, [notify group],
@@ -135,8 +135,8 @@ class WorkQueue:
         self._idle = not got
         if got or block_seconds <= 0 or Riders.of(self.redis).waiting:
             return got  # riders the sweep did not take (for other nodes) must not wait on us
-        raw = self.redis.blmove(self._queues[first][-1], self.inflight[first], block_seconds,
-                                "RIGHT", "LEFT")
+        raw = command(self.redis, "BLMOVE", self._queues[first][-1], self.inflight[first],
+                      "RIGHT", "LEFT", block_seconds)
         return [(first, raw)] if raw is not None else []
 
     @property
