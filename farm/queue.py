@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from farm.notify import outbox
 from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
 from farm.redis_keys import LANES, STAT_NAMES, Keys
-from farm.redisconn import Rider, run_scripts
+from farm.redisconn import Rider, Riders, command, run_scripts
 
 # KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), [notify group], memo keys...
 # ARGV: lease token, lease ms, batches to trim, one increment per stat, [notify group],
@@ -138,24 +138,32 @@ class WorkQueue:
             if not got and n > 1:
                 got = self._take_from([(first + k) % n for k in range(1, n)])
         self._idle = not got
-        if got or block_seconds <= 0:
-            return got
-        raw = self.redis.blmove(self._queues[first][-1], self.inflight[first], block_seconds,
-                                "RIGHT", "LEFT")
+        if got or block_seconds <= 0 or Riders.of(self.redis).waiting:
+            return got  # riders the sweep did not take (for other nodes) must not wait on us
+        raw = command(self.redis, "BLMOVE", self._queues[first][-1], self.inflight[first],
+                      "RIGHT", "LEFT", block_seconds)
         return [(first, raw)] if raw is not None else []
+
+    @property
+    def idle(self) -> bool:
+        """Whether the last take (or take riders) found every lane it looked at empty."""
+        return self._idle
 
     def take_riders(self, got: Callable[[int, bytes], None]) -> list[Rider]:
         """The first step of take() as riders (farm/redisconn.py) for a caller that sends it
         along with other requests to the shard's node: the LMOVEs of the shard whose turn it
         is, critical first; got(shard, batch) is called for each batch they take, in the
-        order the batches entered the inflight list. The turn passes once they ran."""
+        order the batches entered the inflight list. The turn passes once they ran, and they
+        count as a take for `idle`."""
         shard = self._next
 
         def lane(index: int):
             def answer(raw) -> None:
                 if index == 0:  # the lanes ride together: one turn
                     self._next = (shard + 1) % len(self.shards)
+                    self._idle = True
                 if raw is not None:
+                    self._idle = False
                     got(shard, raw)
             return answer
 
@@ -164,11 +172,12 @@ class WorkQueue:
                 for i, queue in enumerate(self._queues[shard])]
 
     def _take_from(self, shards: list[int]) -> list[tuple[int, bytes]]:
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in shards:
-            for queue in self._queues[shard]:
-                pipe.lmove(queue, self.inflight[shard], "RIGHT", "LEFT")
-        replies = pipe.execute()
+        """The LMOVEs of those shards' lanes, critical first, in one pipelined request per node,
+        with the riders waiting for those nodes (an ack that is due goes along)."""
+        replies = run_scripts(self.redis, [
+            (None, [queue, self.inflight[shard]],
+             ["LMOVE", queue, self.inflight[shard], "RIGHT", "LEFT"])
+            for shard in shards for queue in self._queues[shard]])
         lanes = len(LANES)
         return [(shards[i // lanes], raw) for i, raw in enumerate(replies) if raw is not None]
 

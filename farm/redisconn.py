@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+import hiredis
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
@@ -131,18 +133,20 @@ def describe(url: str, exc: Exception) -> str:
 
 
 def run_scripts(client, calls: list[tuple]) -> list:
-    """Run several (Script, keys, args) calls in one pipeline (on a cluster: one request per
-    node) and return their replies in order; a single call goes without a pipeline. Calls that
-    met a node without the script (NOSCRIPT: they did not run) are sent again after loading it,
-    and only those. Raises the first other error.
+    """Run several (Script, keys, args) calls (or (None, keys, command) for a plain command) in
+    one pipeline (on a cluster: one request per node) and return their replies in order; a
+    single call goes without a pipeline. Calls that met a node without the script (NOSCRIPT:
+    they did not run) are sent again after loading it, and only those. Raises the first other
+    error.
 
-    On a cluster, the client's riders (Riders.of) bound for the nodes these calls reach go in
-    the same requests, so they cost no round trip of their own."""
+    The client's riders (Riders.of) bound for the nodes these calls reach (on a single Redis:
+    all of them) go in the same requests, so they cost no round trip of their own."""
     riders = _RIDERS.get(client)
     riding = riders.take_for(client, [keys[0] for _, keys, _ in calls]) if riders else []
-    if len(calls) == 1 and not riding:
+    if len(calls) == 1 and not riding and isinstance(client, RedisCluster):
         script, keys, args = calls[0]
-        return [script(keys=keys, args=args)]
+        return [client.execute_command(*args) if script is None
+                else script(keys=keys, args=args)]
     everything = [*calls, *((r.script, r.keys, r.args) for r in riding)]
     replies = _pipelined(client, everything)
     done = [] if not riding else riders.answer(client, riding, replies[len(calls):])
@@ -159,18 +163,12 @@ def _pipelined(client, calls: list[tuple]) -> list:
     todo = list(range(len(calls)))
     cluster = isinstance(client, RedisCluster)
     for attempt in (1, 2):
-        pipe = client.pipeline(transaction=False)
-        for i in todo:
-            script, keys, args = calls[i]
-            # redis-py's cluster pipeline refuses evalsha() by name, not the command itself;
-            # and given no target it asks a node for EVALSHA's keys (COMMAND GETKEYS) once per
-            # call, so the node is named here from the first key's slot.
-            target = {"target_nodes": client.get_node_from_key(keys[0])} if cluster else {}
-            if script is None:
-                pipe.execute_command(*args, **target)
-            else:
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **target)
-        got = pipe.execute(raise_on_error=False)
+        if cluster:
+            got = _cluster_pipeline(client, [calls[i] for i in todo])
+        else:
+            got = request(client, [args if script is None
+                                   else ("EVALSHA", script.sha, len(keys), *keys, *args)
+                                   for script, keys, args in (calls[i] for i in todo)])
         missing = []
         for i, reply in zip(todo, got, strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 1:
@@ -187,14 +185,84 @@ def _pipelined(client, calls: list[tuple]) -> list:
     return replies
 
 
+def _cluster_pipeline(client: RedisCluster, calls: list[tuple]) -> list:
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        # redis-py's cluster pipeline refuses evalsha() by name, not the command itself; and
+        # given no target it asks a node for EVALSHA's keys (COMMAND GETKEYS) once per call, so
+        # the node is named here from the first key's slot.
+        target = {"target_nodes": client.get_node_from_key(keys[0])}
+        if script is None:
+            pipe.execute_command(*args, **target)
+        else:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **target)
+    return pipe.execute(raise_on_error=False)
+
+
+# A single-Redis client's own connection for request(): (the thread that took it, the
+# connection), taken from the client's pool once and kept.
+_HELD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def request(client: redis.Redis, commands: list[tuple | list]) -> list:
+    """Send commands (each its whole argument list) to a single Redis as one pipelined request
+    and return their raw replies in order (no response callbacks; an error reply as its
+    exception, not raised). A worker sends a few of these per batch, so they skip redis-py's
+    per-call machinery: packed by hiredis, one write, on a connection the client's first
+    caller thread holds (another thread borrows one from the pool). A connection error is
+    raised, not retried (the caller cannot know what ran), and the next request reconnects."""
+    pool = client.connection_pool
+    held = _HELD.get(client)
+    if held is None:
+        held = _HELD[client] = (threading.get_ident(), pool.get_connection())
+    owner, conn = held
+    if owner == threading.get_ident():
+        return _send(conn, commands)
+    conn = pool.get_connection()
+    try:
+        return _send(conn, commands)
+    finally:
+        pool.release(conn)
+
+
+def _send(conn, commands: list[tuple | list]) -> list:
+    try:
+        conn.send_packed_command([b"".join([hiredis.pack_command(tuple(c)) for c in commands])])
+        replies = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        conn.disconnect()
+        raise
+
+
+def command(client, *args):
+    """One command's reply, over request()'s connection on a single Redis; raises an error
+    reply."""
+    if isinstance(client, RedisCluster):
+        return client.execute_command(*args)
+    [reply] = request(client, [args])
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
 def wait_replicas(client, replicas: int, timeout_ms: int) -> int:
     """Redis WAIT for every write this client made so far: how many replicas confirmed them
     (the fewest over the masters, on a cluster). WAIT counts only its own connection's writes
     on the master it is sent to, so on a cluster it goes to every master over the connection
     this (single-threaded) client used there: its pool per node hands out that one connection
-    again. Masters in turn; each answers at once when its replicas are up to date."""
+    again. Masters in turn; each answers at once when its replicas are up to date. On a single
+    Redis, request()'s connection (if the client has one) is asked too."""
     if not isinstance(client, RedisCluster):
-        return client.wait(replicas, timeout_ms)
+        confirmed = client.wait(replicas, timeout_ms)
+        if _HELD.get(client, (None,))[0] == threading.get_ident():
+            confirmed = min(confirmed, command(client, "WAIT", replicas, timeout_ms))
+        return confirmed
     return min((client.get_redis_connection(node).wait(replicas, timeout_ms)
                 for node in client.get_primaries()), default=0)
 
@@ -221,8 +289,9 @@ RIDE_SECONDS = 1.0
 @dataclass
 class Riders:
     """Writes waiting for the next pipelined request to their node (run_scripts takes them
-    along), or for flush(). On a Redis Cluster a batch's dedup reaches every master anyway, so
-    a worker's acks and memo UNLINKs ride it instead of costing requests of their own."""
+    along), or for flush(). A batch's dedup reaches every master anyway (the one Redis, or
+    every master of a cluster), so a worker's acks, next take and (on a cluster) memo UNLINKs
+    ride it instead of costing requests of their own."""
 
     waiting: list[Rider] = field(default_factory=list)
     unlinks: dict[int, Rider] = field(default_factory=dict)  # the last UNLINK made per slot
@@ -239,9 +308,14 @@ class Riders:
         self.waiting.append(rider)
 
     def take_for(self, client, keys: list[str]) -> list[Rider]:
-        """Remove and return the riders bound for the nodes that serve `keys`."""
-        if not self.waiting or not isinstance(client, RedisCluster):
+        """Remove and return the riders bound for the nodes that serve `keys` (on a single
+        Redis, every one)."""
+        if not self.waiting:
             return []
+        if not isinstance(client, RedisCluster):
+            going, self.waiting = self.waiting, []
+            self.unlinks.clear()
+            return going
         nodes = {client.get_node_from_key(key).name for key in keys}
         going, staying = [], []
         for rider in self.waiting:

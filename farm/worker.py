@@ -89,8 +89,8 @@ class Worker:
         self.pending: deque[Pending] = deque()
         # (shard, batch) taken into that shard's inflight list, not yet handed over
         self.taken: deque[tuple[int, bytes]] = deque()
-        # On a cluster, acks and memo UNLINKs wait here for the next batch's dedup requests,
-        # which reach every master anyway (farm/redisconn.py, Riders).
+        # Acks, the next take and (on a cluster) memo UNLINKs wait here for the next batch's
+        # dedup requests, which reach every master anyway (farm/redisconn.py, Riders).
         self.riders = Riders.of(self.redis)
         self.stopping = False
         self.resync = True  # the first thing the loop does: requeue leftovers, take a lease
@@ -143,20 +143,23 @@ class Worker:
         log.info("%s drained and stopped", self.worker_id)
 
     def take(self) -> None:
-        """Take what the queues have; with nothing to take, send what waits for a ride first
-        (without blocking), so that no ack waits on an idle queue."""
+        """Take what the queues have; what waits for a ride goes along (an ack that is due
+        costs no request of its own), and anything left (bound for another node) is sent
+        before the worker blocks, so that no ack waits on an idle queue."""
         block = 0.02 if self.pending else IDLE_BLOCK_SECONDS
-        got = self.queue.take(0 if self.riders.waiting else block)
+        got = self.queue.take(block)
         if not got:
             self.riders.flush(self.redis)
         self.taken.extend(got)
 
     def take_along(self) -> list[Rider]:
-        """On a cluster, when the batch about to be handed over is the last one taken: the
-        next shard's LMOVEs (critical first), to ride the batch's dedup requests, which reach
-        every master; what they take joins `taken` in the order it entered the inflight list.
-        Returns those riders (to forget if no request went their way)."""
-        if not self.keys.cluster or self.stopping or len(self.taken) > 1:
+        """When the batch about to be handed over is the last one taken: the next shard's
+        LMOVEs (critical first), to ride the batch's dedup requests, which reach every master;
+        what they take joins `taken` in the order it entered the inflight list. Returns those
+        riders (to forget if no request went their way). Not while the queues look idle (the
+        last take found them empty): the LMOVEs would most likely find nothing, and take()
+        probes them anyway before it blocks."""
+        if self.stopping or len(self.taken) > 1 or self.queue.idle:
             return []
         riders = self.queue.take_riders(lambda shard, raw: self.taken.append((shard, raw)))
         for rider in riders:
@@ -219,7 +222,8 @@ class Worker:
 
     def ack_committed(self) -> None:
         """Ack every pending batch the indexer has committed, one atomic call per shard they
-        came from (pipelined); refresh every shard's lease at least every second."""
+        came from, riding the next request (see ack_later); refresh every shard's lease at
+        least every second."""
         committed = self.ring.committed
         done = []
         while self.pending and self.pending[0].last_seq <= committed:
@@ -244,20 +248,19 @@ class Worker:
                 one.memo_keys += p.memo_keys
         if refresh or len(acks) == len(self.queue.shards):
             self._last_ack = now
-        if self.keys.cluster:
-            self.ack_later(acks, done, refresh)
-        elif self.queue.ack(acks, refresh_all=refresh):
-            self.lease_lost()
+        self.ack_later(acks, done, refresh)
 
     def ack_later(self, acks: dict[int, ShardAck], done: list[Pending], refresh: bool) -> None:
-        """On a cluster: each shard's ack rides the next request to its node (the next batch's
-        dedup reaches every master), or goes on its own after the batch (Worker.run). Once a
-        shard's ack is confirmed, its batches' memos are dropped the same way. A memo outlives
-        a lost ack (its batch is redelivered and replays it); after a crash between the ack
-        and its UNLINK it expires by itself (a day)."""
+        """Each shard's ack rides the next request to its node (the next batch's dedup, which
+        reaches every master, or the next take), or goes on its own after the batch
+        (Worker.run). On a single Redis the ack script deletes the batches' memos itself; on a
+        cluster, once a shard's ack is confirmed, its batches' memos are dropped the same way.
+        A memo outlives a lost ack (its batch is redelivered and replays it); after a crash
+        between the ack and its UNLINK it expires by itself (a day)."""
         memos: dict[int, list[str]] = {}
-        for p in done:
-            memos.setdefault(p.shard, []).extend(p.memo_keys)
+        if self.keys.cluster:
+            for p in done:
+                memos.setdefault(p.shard, []).extend(p.memo_keys)
 
         def answer(shard: int):
             def acked(ok) -> None:

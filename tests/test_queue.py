@@ -7,6 +7,7 @@ import msgpack
 from farm import queue
 from farm.queue import ShardAck, WorkQueue
 from farm.redis_keys import Keys
+from farm.redisconn import Rider, Riders
 
 KEYS = Keys("farm")
 
@@ -147,3 +148,22 @@ def test_an_idle_take_sweeps_every_shard_in_turn_critical_first(redis):
         redis.lpush(keys.queue("normal", shard), f"m{shard}".encode())
     assert q.take(0) == [(2, b"m2")]  # busy again: one shard per take, the next in turn
     assert q.take(0) == [(3, b"m3")]
+
+
+def test_a_waiting_ack_rides_the_next_take_on_a_single_redis(redis):
+    """An ack waiting for a ride goes in the take's request, its reply handed back, and the
+    take still returns what it moved, oldest first."""
+    q = WorkQueue(redis, KEYS, "w0", 10)
+    q.claim()
+    redis.lpush(KEYS.queue("normal"), b"a")
+    assert q.take(0) == [(0, b"a")]
+    redis.lpush(KEYS.queue("normal"), b"b")
+    replies: list = []
+    riders = Riders.of(redis)
+    for _, (script, keys, args) in q.ack_calls({0: ShardAck(trim=1,
+                                                             counts={"batches_received": 1})}):
+        riders.add(Rider(script, keys, args, replies.append))
+    assert q.take(0.05) == [(0, b"b")]
+    assert replies == [1] and riders.waiting == []
+    assert redis.lrange(KEYS.inflight("w0"), 0, -1) == [b"b"]
+    assert queue.read_stats(redis, KEYS)["batches_received"] == 1
