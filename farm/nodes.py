@@ -98,24 +98,20 @@ def live_names(redis, prefix: str) -> set[str]:
     return set(_decoded(redis.zrangebyscore(index_key(prefix), int(time.time() * 1000), "+inf")))
 
 
-def recover_dead_senders(redis, keys: Keys, sweep: bool = False) -> int:
+def recover_dead_senders(redis, keys: Keys) -> int:
     """Put the notify inflight lists of every node whose record expired back on their shard's
     notify list, atomically per list; returns how many entries moved. The record lives in
     another slot than the lists on a cluster, so it is looked at first: a node that comes back
     after that resends what it still holds, which the receiver sees as a repeat, not a loss.
 
-    The dead nodes come from the index, and leave it once their lists are back. With sweep, the
-    keyspace is scanned too (the supervisor does so rarely): it finds lists of nodes that are
-    in no index, such as those of a farm that predates it."""
+    The dead nodes come from the index, and leave it once their lists are back; the keyspace
+    sweep (farm/sweep.py) adds the nodes of lists it finds outside the index."""
     script = redis.register_script(REQUEUE_LUA)
     index = index_key(keys.prefix)
     now_ms = int(time.time() * 1000)
     dead = set(_decoded(redis.zrangebyscore(index, "-inf", now_ms)))
-    lists = [(node, shard) for node in dead for shard in keys.all_shards()]
-    if sweep:
-        lists += _swept_sender_lists(redis, keys)
     moved, done = 0, set(dead)
-    for node, shard in lists:
+    for node, shard in ((node, shard) for node in dead for shard in keys.all_shards()):
         if redis.exists(node_key(keys.prefix, node)):
             done.discard(node)  # it came back: its sender holds these
             continue
@@ -124,16 +120,6 @@ def recover_dead_senders(redis, keys: Keys, sweep: bool = False) -> int:
     if done:
         redis.register_script(FORGET_DEAD_LUA)(keys=[index], args=[now_ms, *sorted(done)])
     return moved
-
-
-def _swept_sender_lists(redis, keys: Keys) -> list[tuple[str, int]]:
-    found = []
-    for shard in keys.all_shards():
-        marker = NotifyKeys(keys.shard_prefix(shard)).inflight("")
-        for key in redis.scan_iter(match=marker + "*", count=500):
-            key = key.decode() if isinstance(key, bytes) else key
-            found.append((key[len(marker):], shard))
-    return found
 
 
 def _decoded(names) -> list[str]:

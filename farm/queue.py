@@ -241,29 +241,16 @@ def recover(redis, keys: Keys, worker_id: str, force: bool = False,
                                    for s in shards]))
 
 
-def inflight_lists(redis, keys: Keys, worker_glob: str = "*",
-                   sweep: bool = False) -> list[tuple[str, int]]:
+def inflight_lists(redis, keys: Keys, worker_glob: str = "*") -> list[tuple[str, int]]:
     """(worker id, shard) of every worker that may hold an inflight list (on every node of a
-    cluster), from the shards' worker sets; a listed worker's list may be empty. With sweep,
-    the keyspace is scanned as well, and what it finds outside the sets is added to them: the
-    lists of a farm that predates the sets, or of a worker that took a batch after a recovery
-    had already dropped it (its host was presumed dead). A scan costs Redis time in proportion
-    to every key it holds, so supervisors sweep at start and then rarely."""
+    cluster), from the shards' worker sets; a listed worker's list may be empty. Lists that
+    no set names are found by the keyspace sweep (farm/sweep.py), which adds them."""
     pipe = redis.pipeline(transaction=False)
     for shard in keys.all_shards():
         pipe.smembers(keys.workers(shard))
     found = {(member.decode() if isinstance(member, bytes) else member, shard)
              for shard, members in zip(keys.all_shards(), pipe.execute(), strict=True)
              for member in members}
-    if sweep:
-        swept = {keys.of_inflight(key.decode() if isinstance(key, bytes) else key)
-                 for key in redis.scan_iter(match=keys.inflight_pattern(), count=500)}
-        if swept - found:
-            pipe = redis.pipeline(transaction=False)
-            for worker_id, shard in sorted(swept - found):
-                pipe.sadd(keys.workers(shard), worker_id)
-            pipe.execute()
-        found |= swept
     return sorted((w, s) for w, s in found if fnmatch.fnmatchcase(w, worker_glob))
 
 

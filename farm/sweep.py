@@ -49,6 +49,15 @@ class KeyspaceSweep:
         self._workers: set[tuple[str, int]] = set()
         self._senders: set[str] = set()
 
+    def run_pass(self) -> tuple[int, int]:
+        """A whole pass now, at once (at start-up, before anything is recovered); returns what
+        step() returns at the end of a pass."""
+        now = time.monotonic()
+        self.next_pass = now
+        while (found := self.step(now)) is None:
+            pass
+        return found
+
     def step(self, now: float | None = None) -> tuple[int, int] | None:
         """Scan a few pages; at the end of a pass, register what it found and return how many
         (worker lists, notify lists) were not registered. Redis errors are the caller's: the

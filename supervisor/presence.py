@@ -20,7 +20,6 @@ class Presence:
         self.sup = sup
         self.ttl = sup.cfg.workers.heartbeat_seconds
         self._next = 0.0
-        self._swept = False  # the first tick also scans the keyspace (farm/sweep.py after it)
 
     def record(self) -> dict:
         sup = self.sup
@@ -40,12 +39,10 @@ class Presence:
         self._next = now + max(1.0, self.ttl / 3)
         try:
             nodes.announce(self.sup.redis, self.sup.keys.prefix, self.record(), self.ttl)
-            moved = nodes.recover_dead_senders(self.sup.redis, self.sup.keys,
-                                               sweep=not self._swept)
+            moved = nodes.recover_dead_senders(self.sup.redis, self.sup.keys)
         except redis.RedisError as exc:
             log.warning("node registry: %s", describe(self.sup.redis_url, exc))
             return
-        self._swept = True
         if moved:
             log.warning("requeued %d notifications a dead host's sender held", moved)
 

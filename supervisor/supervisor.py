@@ -94,7 +94,6 @@ class Supervisor:
         self.control = None
         self.metrics = None
         self._next_orphan_scan = 0.0
-        self.sweep: KeyspaceSweep | None = None
         self.scaling = WorkerScaling(self, scaler, workers)
         self.presence = Presence(self)
 
@@ -162,6 +161,7 @@ class Supervisor:
             self.redis_slot.spawned_at = time.time()
             self.record.process("redis-server", self.redis_server.pid)
         self.redis = connect(self.redis_url)
+        self.sweep = KeyspaceSweep(self.redis, self.keys, KEYSPACE_SWEEP_SECONDS)
 
     def _check_store(self) -> None:
         """Open the store once here, so that a bad path or URL stops start-up with one line."""
@@ -174,10 +174,12 @@ class Supervisor:
 
     def _requeue_own_leftovers(self) -> int:
         """Inflight lists of this node's worker ids belong to a previous run of this farm
-        (we hold the pid file), so they are requeued without waiting for heartbeats."""
+        (we hold the pid file), so they are requeued without waiting for heartbeats. A whole
+        keyspace sweep first registers the lists no registry names (a farm from before them)."""
+        self._report_swept(self.sweep.run_pass())
         return sum(queue.recover(self.redis, self.keys, worker_id, force=True, shards=[shard])
                    for worker_id, shard in queue.inflight_lists(self.redis, self.keys,
-                                                                f"{self.node}.*", sweep=True))
+                                                                f"{self.node}.*"))
 
     def _create_rings(self) -> None:
         doorbell = self.ctx.Semaphore(0)
@@ -461,13 +463,13 @@ class Supervisor:
     def sweep_keyspace(self) -> None:
         """A few pages of the keyspace sweep (farm/sweep.py): what it finds outside the
         registries is registered, and then recovered like any other list."""
-        if self.sweep is None:  # start-up swept already (_requeue_own_leftovers, Presence)
-            self.sweep = KeyspaceSweep(self.redis, self.keys, KEYSPACE_SWEEP_SECONDS)
         try:
-            found = self.sweep.step()
+            self._report_swept(self.sweep.step())
         except redis.RedisError as exc:
             log.warning("keyspace sweep: %s", describe(self.redis_url, exc))
-            return
+
+    @staticmethod
+    def _report_swept(found: tuple[int, int] | None) -> None:
         if found and any(found):
             log.warning("the keyspace sweep found %d worker and %d notify inflight lists that no "
                         "registry named; they are recovered like any other", *found)

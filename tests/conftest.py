@@ -16,6 +16,17 @@ from tests.support.private_redis import private_redis
 from tests.support.redis_cluster import RedisCluster
 
 
+def skip_unless_available(what: str, reason: str | None, required_by: str) -> None:
+    """A loud skip when a tool the tests need is missing, or a failure where the environment
+    variable required_by is 1 (CI), so that tests never pass by not running."""
+    if not reason:
+        return
+    message = f"{what} TESTS NOT RUN: {reason}"
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{message} ({required_by}=1)")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> str:
     """A real Redis for the whole session: FARM_TEST_REDIS_URL, or a private redis-server
@@ -64,12 +75,7 @@ def engine_node(tmp_path_factory):
     if url:
         yield SimpleNamespace(url=url, node=None)
         return
-    reason = engine_mod.unavailable_reason()
-    if reason:
-        message = f"ENGINE TESTS NOT RUN: {reason}"
-        if os.environ.get("FARM_REQUIRE_ENGINE") == "1":
-            pytest.fail(message + " (FARM_REQUIRE_ENGINE=1)")
-        pytest.skip(message)
+    skip_unless_available("ENGINE", engine_mod.unavailable_reason(), "FARM_REQUIRE_ENGINE")
     node = engine_mod.EngineNode(tmp_path_factory.mktemp("engine"))
     node.start(timeout=300)
     yield SimpleNamespace(url=node.url, node=node)
@@ -85,12 +91,7 @@ def engine_url(engine_node) -> str:
 def browser():
     """A headless Chromium driven by Selenium (chromedriver) for the whole session. Without
     one: a loud skip, or a failure under FARM_REQUIRE_BROWSER=1 (CI)."""
-    reason = browser_mod.unavailable_reason()
-    if reason:
-        message = f"BROWSER TESTS NOT RUN: {reason}"
-        if os.environ.get("FARM_REQUIRE_BROWSER") == "1":
-            pytest.fail(message + " (FARM_REQUIRE_BROWSER=1)")
-        pytest.skip(message)
+    skip_unless_available("BROWSER", browser_mod.unavailable_reason(), "FARM_REQUIRE_BROWSER")
     driver = browser_mod.headless_chromium()
     yield driver
     driver.quit()

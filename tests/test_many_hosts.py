@@ -15,6 +15,7 @@ import pytest
 from farm import nodes
 from farm.notify.outbox import NotifyKeys
 from farm.redis_keys import Keys
+from farm.sweep import KeyspaceSweep
 from tests.support.farms import FarmProcess, write_config
 from tests.support.waiting import wait_until
 
@@ -94,7 +95,8 @@ def test_a_sweep_finds_the_notify_lists_of_nodes_in_no_index(redis):
     keys = NotifyKeys("farm")
     redis.lpush(keys.inflight("before"), "a")  # a node of a farm from before the index
     assert nodes.recover_dead_senders(redis, Keys("farm")) == 0
-    assert nodes.recover_dead_senders(redis, Keys("farm"), sweep=True) == 1
+    assert KeyspaceSweep(redis, Keys("farm"), every=600).run_pass() == (0, 1)
+    assert nodes.recover_dead_senders(redis, Keys("farm")) == 1
     assert redis.lrange(keys.queue, 0, -1) == [b"a"]
 
 

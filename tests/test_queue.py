@@ -8,6 +8,7 @@ from farm import queue
 from farm.queue import ShardAck, WorkQueue
 from farm.redis_keys import Keys
 from farm.redisconn import Rider, Riders
+from farm.sweep import KeyspaceSweep
 
 KEYS = Keys("farm")
 
@@ -100,7 +101,8 @@ def test_a_sweep_finds_lists_no_set_names_and_adds_them(redis):
     redis.lpush(KEYS.inflight("old.0"), b"a")  # written by a farm from before the sets
     assert queue.inflight_lists(redis, KEYS) == []
     assert queue.recover_orphans(redis, KEYS) == 0  # the registry alone cannot see it
-    assert queue.inflight_lists(redis, KEYS, sweep=True) == [("old.0", 0)]
+    assert KeyspaceSweep(redis, KEYS, every=600).run_pass() == (1, 0)
+    assert queue.inflight_lists(redis, KEYS) == [("old.0", 0)]
     assert queue.recover_orphans(redis, KEYS) == 1  # the sweep added it to the set
     assert redis.lrange(KEYS.queue("critical"), 0, -1) == [b"a"]
 

@@ -12,7 +12,8 @@ from farm.sweep import KeyspaceSweep
 
 
 def run_pass(sweep: KeyspaceSweep) -> tuple[tuple[int, int], int]:
-    """Steps until the pass ends: (what it registered, how many steps it took)."""
+    """Steps until the pass ends, as the supervisor's loop makes them: (what it registered,
+    how many steps it took)."""
     for steps in range(1, 10_000):
         found = sweep.step(now=sweep.next_pass)
         if found is not None:
