@@ -3,6 +3,7 @@ dedup decision (a real Redis round trip per chunk) -> enrich -> encode, per prov
 
     python bench/pipeline.py                       # every provider, 3 runs each, median
     python bench/pipeline.py --providers prometheus --alerts 300000 --profile
+    python bench/pipeline.py --providers keep --profile --profile-sort cumulative --profile-lines 60
 
 Each provider's stream holds realistic payloads in the provider's real shape (as its webhook
 sends them) for --population distinct alerts, sent over and over: the first pass is new, later
@@ -233,6 +234,9 @@ def parse_args() -> argparse.Namespace:
                         help="[store] raw_sample: the share of raw events kept (0 to 1)")
     parser.add_argument("--redis-url", default="", help="default: a private redis-server")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra run")
+    parser.add_argument("--profile-sort", default="tottime", choices=["tottime", "cumulative"],
+                        help="order of --profile's table: own time, or time with callees")
+    parser.add_argument("--profile-lines", type=int, default=18, help="rows of that table")
     parser.add_argument("--cpu", type=int, default=None,
                         help="pin this process to one CPU, as farm pins a worker")
     return parser.parse_args()
@@ -274,7 +278,8 @@ def bench_provider(args: argparse.Namespace, cfg, client, provider: str) -> None
         run_once(pipeline, client, raws)
         profiler.disable()
         text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+        pstats.Stats(profiler, stream=text).sort_stats(args.profile_sort).print_stats(
+            args.profile_lines)
         print(text.getvalue())
 
 

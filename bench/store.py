@@ -217,7 +217,7 @@ def main() -> None:
         print(f"  {1e6 * r['cpu'] / n:.1f} us CPU/alert, {1e6 * r['wall'] / n:.1f} us wall/alert "
               f"({1e6 * r['committed'] / n:.1f} until committed), "
               f"{r['bytes'] / n:.0f} B on disk/alert", file=sys.stderr)
-    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "threads"}
     print(f"{sqlite.__file__}: median of {args.runs}: {1e6 * med['cpu'] / n:.1f} us CPU per "
           f"alert, {1e6 * med['wall'] / n:.1f} us wall ({1e6 * med['committed'] / n:.1f} until "
           f"committed), {med['bytes'] / n:.0f} B on disk per alert")

@@ -191,6 +191,18 @@ class ContentHasher:
         self.ignored = tuple(self.top_level - BOOKKEEPING_FIELDS)  # farm's own are strings
         self.nested = [f.split(".") for f in ignore_fields if "." in f]
 
+    def covers(self, paths) -> bool:
+        """Whether alerts with the same digest hold the same values at every one of `paths`
+        (field paths as tuples): none is an ignored field, inside one, or holds one."""
+        for path in paths:
+            if path[0] in self.top_level:
+                return False
+            for ignored in self.nested:
+                common = min(len(path), len(ignored))
+                if tuple(ignored[:common]) == tuple(path[:common]):
+                    return False
+        return True
+
     def content(self, alert: dict) -> dict:
         doc = alert.copy()  # a C-level copy and a few pops beat a filtering comprehension
         for key in self.top_level:

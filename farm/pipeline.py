@@ -28,7 +28,7 @@ from farm.config import Config
 from farm.correlation.stage import Correlated, Correlation, CorrelationCounts
 from farm.deadletters import dead_letter
 from farm.dedup import DECISION_NAMES, FULL, NEW, PARTIAL, Deduplicator
-from farm.maintenance.screen import screen
+from farm.maintenance.screen import Verdicts, screen
 from farm.maintenance.sources import Windows
 from farm.notify.entries import alert_entry, incident_entry
 from farm.providers import normalizer_for
@@ -167,6 +167,7 @@ class Pipeline:
         self.dedup = Deduplicator(redis, keys, cfg.dedup.ttl_seconds)
         self.correlation = Correlation(cfg, redis, keys)
         self.maintenance = Windows(cfg, redis, keys)
+        self.verdicts = Verdicts()
         self.batch_max = cfg.workers.batch_max
         self.max_record_bytes = max_record_bytes
         self.notify = bool(cfg.notify.url)
@@ -312,7 +313,7 @@ class Pipeline:
         windows = self.maintenance.active_at(batch.sent_at) if alerts else ()
         if not windows:
             return alerts, digests, batch.id
-        screened = screen(windows, alerts, digests, rules.hasher.digest)
+        screened = screen(windows, alerts, digests, rules.hasher, self.verdicts)
         if not screened.effects:
             return alerts, digests, batch.id
         out.maintenance = screened.effects

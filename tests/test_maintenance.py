@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from farm.alert import new_alert
 from farm.cli import main as cli
 from farm.dedup import ContentHasher
 from farm.maintenance.cron import Cron, CronError
-from farm.maintenance.screen import screen
+from farm.maintenance.screen import Verdicts, screen
 from farm.maintenance.sources import (
     MaintenanceError,
     Windows,
@@ -152,7 +153,7 @@ def digests(alerts: list[dict]) -> list[bytes]:
 def test_a_dropping_window_removes_what_it_takes_and_counts_it():
     w = window(name="db work", condition='service == "db"')
     batch = [alert(service="db"), alert(service="web"), alert(service="db")]
-    out = screen([w], batch, digests(batch), HASHER.digest)
+    out = screen([w], batch, digests(batch), HASHER)
     assert [a["service"] for a in out.alerts] == ["web"]
     assert out.digests == [HASHER.digest(batch[1])]
     assert out.dropped == 2 and out.effects == {("db work", "dropped"): 2}
@@ -163,7 +164,7 @@ def test_a_suppressing_window_keeps_the_alert_as_suppressed_with_a_new_digest():
     w = window(name="quiet", suppress=True)
     batch = [alert()]
     before = HASHER.digest(batch[0])
-    out = screen([w], batch, digests(batch), HASHER.digest)
+    out = screen([w], batch, digests(batch), HASHER)
     assert out.dropped == 0 and out.alerts[0]["status"] == "suppressed"
     assert "previous_status" not in out.alerts[0]
     assert out.digests == [HASHER.digest(out.alerts[0])] != [before]
@@ -172,7 +173,7 @@ def test_a_suppressing_window_keeps_the_alert_as_suppressed_with_a_new_digest():
 
 def test_recover_previous_status_marks_maintenance_and_keeps_the_original():
     w = window(suppress=True, recover_previous_status=True)
-    out = screen([w], [alert(status="acknowledged")], [b""], HASHER.digest)
+    out = screen([w], [alert(status="acknowledged")], [b""], HASHER)
     assert out.alerts[0]["status"] == "maintenance"
     assert out.alerts[0]["previous_status"] == "acknowledged"
 
@@ -181,7 +182,7 @@ def test_the_first_window_that_takes_an_alert_decides():
     suppress_db = window(name="a", condition='service == "db"', suppress=True)
     drop_all = window(name="b")
     batch = [alert(service="db"), alert(service="web")]
-    out = screen([suppress_db, drop_all], batch, digests(batch), HASHER.digest)
+    out = screen([suppress_db, drop_all], batch, digests(batch), HASHER)
     assert [(a["service"], a["status"]) for a in out.alerts] == [("db", "suppressed")]
     assert out.effects == {("a", "suppressed"): 1, ("b", "dropped"): 1}
 
@@ -189,12 +190,75 @@ def test_the_first_window_that_takes_an_alert_decides():
 def test_an_untouched_batch_comes_back_as_it_was_and_signatures_follow_the_effect():
     w = window(condition='service == "db"')
     batch = [alert(service="web")]
-    out = screen([w], batch, [b"x"], HASHER.digest)
+    out = screen([w], batch, [b"x"], HASHER)
     assert out.alerts is batch and out.signature == "" and not out.effects
-    one = screen([w], [alert(service="db"), alert()], [b"1", b"2"], HASHER.digest).signature
-    again = screen([w], [alert(service="db"), alert()], [b"1", b"2"], HASHER.digest).signature
-    other = screen([w], [alert(), alert(service="db")], [b"1", b"2"], HASHER.digest).signature
+    one = screen([w], [alert(service="db"), alert()], [b"1", b"2"], HASHER).signature
+    again = screen([w], [alert(service="db"), alert()], [b"1", b"2"], HASHER).signature
+    other = screen([w], [alert(), alert(service="db")], [b"1", b"2"], HASHER).signature
     assert one == again != other
+
+
+def varied_alerts(rng: random.Random, n: int) -> list[dict]:
+    """Alerts drawn from a small space, so that many are copies of one another."""
+    return [alert(service=rng.choice(["db", "web", "mainframe", None]),
+                  status=rng.choice(["firing", "resolved", "acknowledged"]),
+                  labels=rng.choice([{}, {"team": "storage"}, {"team": "web"},
+                                     {"instance": "lab-3", "team": "storage"}]),
+                  severity=rng.choice(["info", "warning", "critical"]),
+                  source=rng.choice([["nagios"], ["prometheus"], []]))
+            for _ in range(n)]
+
+
+def test_remembered_verdicts_are_the_verdicts_of_the_windows():
+    """Whatever is remembered, each alert goes where the windows themselves would send it."""
+    windows = [window(name="storage",
+                      condition='labels.team == "storage" && severity < "critical"'),
+               window(name="mainframe", condition='service == "mainframe"', suppress=True),
+               window(name="nagios", condition='source == "nagios"',
+                      ignore_statuses=["resolved"]),
+               window(name="lab", condition='labels.instance.startsWith("lab-")', suppress=True,
+                      recover_previous_status=True)]
+    rng = random.Random(5)
+    verdicts = Verdicts()
+    for _ in range(20):
+        batch = varied_alerts(rng, 50)
+        plain = screen(windows, [dict(a) for a in batch], digests(batch), HASHER)
+        remembered = screen(windows, batch, digests(batch), HASHER, verdicts)
+        assert remembered.alerts == plain.alerts and remembered.effects == plain.effects
+        assert remembered.digests == plain.digests and remembered.signature == plain.signature
+    assert 0 < verdicts.size < 20 * 50  # copies were looked up, not evaluated again
+
+
+def test_a_window_that_reads_an_ignored_field_is_evaluated_for_every_alert():
+    """lastReceived is not in the digest: two alerts differing only there share a digest, and a
+    window reading it must still see each one."""
+    w = window(name="late", condition='lastReceived > "2026-12-05T02:00:00"')
+    early = alert(lastReceived="2026-12-05T01:00:00.000Z")
+    late = alert(lastReceived="2026-12-05T02:30:00.000Z")
+    assert HASHER.digest(early) == HASHER.digest(late)
+    verdicts = Verdicts()
+    assert screen([w], [early], digests([early]), HASHER, verdicts).dropped == 0
+    assert screen([w], [late], digests([late]), HASHER, verdicts).dropped == 1
+    assert verdicts.size == 0
+
+
+def test_remembered_verdicts_follow_the_windows_that_are_active():
+    db = window(name="db work", condition='service == "db"')
+    verdicts = Verdicts()
+    batch = [alert(service="db")]
+    assert screen([db], batch, digests(batch), HASHER, verdicts).dropped == 1
+    other = window(name="web work", condition='service == "web"')
+    batch = [alert(service="db")]
+    assert screen([other], batch, digests(batch), HASHER, verdicts).dropped == 0
+
+
+def test_remembered_verdicts_stay_bounded():
+    w = window(condition='service == "db"')
+    verdicts = Verdicts(limit=10)
+    for n in range(30):
+        batch = [alert(service=f"s{n}")]
+        screen([w], batch, digests(batch), HASHER, verdicts)
+        assert verdicts.size <= 10
 
 
 # -- the rule file --------------------------------------------------------------------------

@@ -232,6 +232,21 @@ def test_conditions(text, expected):
     assert compile_condition(text)(DOC) is expected
 
 
+@pytest.mark.parametrize("text, paths", [
+    ('labels.team == "db" && severity < "critical"', {("labels", "team"), ("severity",)}),
+    ('labels.instance.startsWith("lab-") || name.contains("x")',
+     {("labels", "instance"), ("name",)}),
+    ("has(labels.x) && size(labels) > 2", {("labels",), ("labels", "x")}),
+    ("labels['a'] == 'b'", {("labels",)}),             # an index reads the whole map
+    ("{'a': labels.z}.a == 1 && true", {("labels", "z")}),
+    ("flag ? count == 3 : other.n > 1", {("flag",), ("count",), ("other", "n")}),
+    ("'x'.size() == 1", set()),
+])
+def test_conditions_name_the_field_paths_they_read(text, paths):
+    """What a caller may key a remembered verdict on: every read starts at a top-level field."""
+    assert compile_condition(text).paths == paths
+
+
 @pytest.mark.parametrize("text", [
     "labels.env ==", "a = b", "exists(x)", "name.split(',')", "has(name)", "(a",
     "name.matches('(')", "'unterminated",

@@ -5,14 +5,15 @@ Each alert goes to the first active window that takes it (file windows in file o
 Redis windows by name): a dropping window removes it, a suppressing one changes its status (and
 its content digest with it). With no window active at the batch's sent_at (the common case) the
 pipeline does not call it at all; a batch the active windows leave alone comes back as it was
-(the same lists), having cost one condition check per alert and window.
+(the same lists), having cost one condition check per alert and window, or one lookup for an
+alert whose content was screened before (Verdicts).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from farm.maintenance.window import DROPPED, Window, condition_view
@@ -32,12 +33,80 @@ class Screening:
     signature: str = ""
 
 
+# Remembered verdicts, over every set of windows and digest rule together: about 10 MB at most.
+VERDICTS_LIMIT = 100_000
+
+
+class Verdicts:
+    """Which window (if any) took an alert, remembered by its content digest. Most alerts are
+    re-sent copies of earlier ones (a firing alert is notified again and again), and a window's
+    verdict depends only on the status and the fields its condition reads: when the digest
+    covers all of them (ContentHasher.covers: none is an ignored field), equal digests get equal
+    verdicts, and a copy costs one lookup instead of every window's condition. Remembered per
+    set of active windows and digest rule, so a window that opens, closes or is edited starts
+    afresh."""
+
+    def __init__(self, limit: int = VERDICTS_LIMIT):
+        self.limit = limit
+        self.size = 0
+        self.memos: dict[tuple, dict[bytes, int] | None] = {}
+
+    def first_takers(self, windows: Sequence[Window], alerts: list[dict], digests: list[bytes],
+                     hasher) -> list[Window | None]:
+        windows = tuple(windows)
+        key = (windows, hasher)
+        memo = self.memos.get(key, False)
+        if memo is False:
+            if len(self.memos) >= 8:
+                self.clear()
+            memo = {} if _digest_decides(windows, hasher) else None
+            self.memos[key] = memo
+        if memo is None:
+            return [_first_taker(windows, alert) for alert in alerts]
+        if self.size + len(alerts) > self.limit:
+            self.clear()
+            memo = self.memos[key] = {}
+        out: list[Window | None] = []
+        for alert, digest in zip(alerts, digests, strict=True):
+            index = memo.get(digest)
+            if index is None:
+                taker = _first_taker(windows, alert)
+                memo[digest] = -1 if taker is None else windows.index(taker)
+                self.size += 1
+                out.append(taker)
+            else:
+                out.append(None if index < 0 else windows[index])
+        return out
+
+    def clear(self) -> None:
+        self.memos.clear()
+        self.size = 0
+
+
+def _digest_decides(windows: tuple[Window, ...], hasher) -> bool:
+    """Whether equal digests mean equal verdicts of these windows: the digest covers the status
+    and every path their conditions read."""
+    paths = {("status",)}
+    for window in windows:
+        if window.holds is not None:
+            read = getattr(window.holds, "paths", None)
+            if read is None:
+                return False
+            paths |= read
+    return hasher.covers(paths)
+
+
 def screen(windows: Sequence[Window], alerts: list[dict], digests: list[bytes],
-           digest: Callable[[dict], bytes]) -> Screening:
-    """Apply the active `windows` to a batch's alerts (in place for suppressed ones). `digest`
-    recomputes the content digest of an alert whose status changed."""
-    taken = [(position, window) for position, window in enumerate(
-        _first_taker(windows, alert) for alert in alerts) if window is not None]
+           hasher, verdicts: Verdicts | None = None) -> Screening:
+    """Apply the active `windows` to a batch's alerts (in place for suppressed ones), with
+    verdicts remembered across batches in `verdicts` if given. `hasher` (a ContentHasher) made
+    `digests` and recomputes the digest of an alert whose status changed."""
+    if verdicts is None:
+        takers = [_first_taker(windows, alert) for alert in alerts]
+    else:
+        takers = verdicts.first_takers(windows, alerts, digests, hasher)
+    taken = [(position, window) for position, window in enumerate(takers)
+             if window is not None]
     out = Screening(alerts, digests)
     if not taken:
         return out
@@ -52,7 +121,7 @@ def screen(windows: Sequence[Window], alerts: list[dict], digests: list[bytes],
             dropped.add(position)
         else:
             window.apply(alerts[position])
-            changed[position] = digest(alerts[position])
+            changed[position] = hasher.digest(alerts[position])
     out.dropped = len(dropped)
     out.signature = trail.hexdigest()
     if dropped:

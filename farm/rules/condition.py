@@ -237,6 +237,13 @@ class _Parser:
         if severity_order:
             self.toks = _severity_orders(self.toks)
         self.i = 0
+        self.selections: list[Fn] = []  # every field path built, for read_paths()
+
+    def read_paths(self) -> frozenset[tuple[str, ...]]:
+        """The field paths the condition reads: each chain `a.b.c` that is not itself the start
+        of a longer one. Every read of the document starts with a top-level field, so two
+        documents with the same values at these paths get the same verdict."""
+        return frozenset(fn.path for fn in self.selections if not getattr(fn, "extended", False))
 
     def peek(self) -> tuple[str, object, int]:
         return self.toks[self.i]
@@ -355,7 +362,12 @@ class _Parser:
                 if self.accept("("):
                     fn = self.method(fn, name, self.args(")"))
                 else:
-                    fn = _select(fn, name)
+                    selected = _select(fn, name)
+                    if hasattr(fn, "path"):
+                        fn.extended = True
+                        selected.path = (*fn.path, name)
+                        self.selections.append(selected)
+                    fn = selected
             elif self.accept("["):
                 index = self.expr()
                 self.expect("]")
@@ -396,7 +408,10 @@ class _Parser:
         if kind == "id":
             if self.accept("("):
                 return self.function(value)
-            return _field(value)
+            fn = _field(value)
+            fn.path = (value,)
+            self.selections.append(fn)
+            return fn
         if kind == "op" and value == "(":
             inner = self.expr()
             self.expect(")")
@@ -639,8 +654,10 @@ def compile_condition(text: str, severity_order: bool = False) -> Callable[[dict
     """A predicate over an event dict; raises ConditionError if `text` is not in the subset.
     The predicate never raises: an evaluation error means False. With `severity_order`,
     `severity <op> "high"` compares with the order 4 (the caller hands in documents whose
-    severity is its order, as maintenance windows do)."""
-    fn = _Parser(text, severity_order).parse()
+    severity is its order, as maintenance windows do). The predicate's `paths` are the field
+    paths it reads (_Parser.read_paths)."""
+    parser = _Parser(text, severity_order)
+    fn = parser.parse()
 
     def holds(doc: dict) -> bool:
         try:
@@ -648,4 +665,5 @@ def compile_condition(text: str, severity_order: bool = False) -> Callable[[dict
         except Exception:  # CEL runtime errors (missing fields, type mismatches): no match
             return False
     holds.source = text
+    holds.paths = parser.read_paths()
     return holds
