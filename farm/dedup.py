@@ -85,7 +85,8 @@ for i = 3, #KEYS do
   else
     a = a + 1
     local digest, event_id = ARGV[a], ARGV[a + 1]
-    local stored = redis.call('GET', KEYS[i])
+    -- GETEX renews the dedup window as it reads: a full duplicate needs no EXPIRE of its own
+    local stored = redis.call('GETEX', KEYS[i], 'EX', ttl)
     local stored_id, state = nil, nil
     if stored then
       local cut = string.find(stored, '\n', 17, true)
@@ -101,7 +102,6 @@ for i = 3, #KEYS do
       end
     elseif stored and string.sub(stored, 1, 16) == digest then
       decision = 'f'
-      redis.call('EXPIRE', KEYS[i], ttl)
     else
       decision = stored and 'p' or 'n'
       line = remember(KEYS[i], digest, event_id, state, a)

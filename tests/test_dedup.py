@@ -58,6 +58,17 @@ def test_full_duplicates_never_reach_history(run):
     assert run.last.counts["alerts_indexed"] == 0
 
 
+def test_a_full_duplicate_renews_the_dedup_window(redis):
+    """The window slides: an alert re-sent within it keeps being a duplicate however long it
+    fires, as Keep's does."""
+    run = Run(redis, make_pipeline(redis, dedup={"ttl_seconds": 600}))
+    assert run.send([webhook()]) == "n"
+    [key] = redis.keys(f"{PREFIX}*dedup*")
+    redis.expire(key, 5)  # as if most of the window had passed
+    assert run.send([webhook()]) == "f"
+    assert redis.ttl(key) > 500
+
+
 def test_identical_alerts_in_one_batch_are_deduplicated(run):
     assert run.send([webhook(), webhook(), webhook(summary="x"), webhook(summary="x")]) == "nfpf"
     assert [row[0].rsplit(":", 1)[1] for row in history_rows(run.last)] == ["0", "2"]
