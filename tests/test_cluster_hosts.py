@@ -92,9 +92,13 @@ def test_a_workers_wait_covers_each_master_it_wrote_to(redis_cluster, redis_clus
 def test_three_hosts_lose_nothing_through_a_dead_host_and_a_redis_failover(tmp_path):
     outcome = hosts_run(tmp_path, wait_replicas=1)
     checked = outcome.verify
-    # a failure names its dead letters' reasons (short enough not to be cut)
-    assert checked["unexpected"] == checked["dead_lettered"] == checked["surplus"] == 0, \
-        checked.get("dead_reasons")
+    assert checked["unexpected"] == checked["dead_lettered"] == 0, checked.get("dead_reasons")
+    # A version may be stored twice (farm-loadgen's surplus, never a loss): the dead host's
+    # batches, and those retried across the failover, are decided after newer batches of the
+    # same fingerprints, and an older copy that differs from the newest stored version is a
+    # new version to the farm, as in Keep (keephq/keep#5354). Each surplus row is a copy the
+    # run sent (farm-loadgen counts only rows of batches it was answered with).
+    assert checked["surplus"] == sum(len(copies) - 1 for copies in checked["surplus_event_ids"])
     assert checked["refused"] == checked["unknown_outcome"] == 0
     assert checked["counter_problems"] == []
     assert checked["sent"] > 0 and checked["stored"] > 0
