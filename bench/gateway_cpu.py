@@ -42,12 +42,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import ingest as ingest_bench  # noqa: E402  (bench/ingest.py, beside this script)
+from redis_info import command_calls  # noqa: E402
 
 from farm.ingest.auth import new_key  # noqa: E402
 from farm.redis_server import RedisServer  # noqa: E402
 
 SAMPLE_SECONDS = 0.05
-SCRIPT_COMMANDS = ("cmdstat_time", "cmdstat_get", "cmdstat_set")
+SCRIPT_COMMANDS = ("time", "get", "set")
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,7 @@ class TreeWatch:
 def redis_calls(client: redis.Redis) -> collections.Counter:
     """Commands clients sent Redis, by command (EVALSHA, LPUSH, the backlog checks...); not
     those the rate limit's script runs inside Redis (TIME, GET, SET)."""
-    return collections.Counter({name.removeprefix("cmdstat_"): stats["calls"]
-                                for name, stats in client.info("commandstats").items()
+    return collections.Counter({name: calls for name, calls in command_calls(client).items()
                                 if name not in SCRIPT_COMMANDS})
 
 

@@ -156,7 +156,8 @@ def main() -> None:
 
 def store_transactions(path: Path, counters: dict) -> None:
     """How many history transactions the SQLite store committed (its `commits` log), and how
-    many alerts each held on average: the indexer's cost per alert follows its flush size."""
+    many received alerts (stored versions and duplicates alike) each covered on average: the
+    indexer's cost per alert follows its flush size."""
     if not path.exists():
         return
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -165,7 +166,7 @@ def store_transactions(path: Path, counters: dict) -> None:
     finally:
         db.close()
     alerts = counters.get("alerts_received") or 0
-    print(f"store transactions: {count:,}, {alerts / max(count, 1):.1f} alerts each")
+    print(f"store transactions: {count:,}, {alerts / max(count, 1):.1f} received alerts each")
 
 
 def report(doc: dict, used: dict[str, float], counters: dict) -> None:

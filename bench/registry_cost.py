@@ -19,6 +19,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from redis_info import cpu_seconds  # noqa: E402  (bench/redis_info.py, beside this script)
+
 from farm import queue  # noqa: E402
 from farm.redis_keys import Keys  # noqa: E402
 from tests.support.private_redis import private_redis  # noqa: E402
@@ -39,17 +41,12 @@ def fill(client: redis.Redis, keys: Keys, n: int) -> None:
     pipe.execute()
 
 
-def redis_cpu(client: redis.Redis) -> float:
-    info = client.info("cpu")
-    return info["used_cpu_user"] + info["used_cpu_sys"]
-
-
 def measure(client: redis.Redis, name: str, lookup, repeat: int, n: int) -> None:
-    cpu, started = redis_cpu(client), time.perf_counter()
+    cpu, started = cpu_seconds(client), time.perf_counter()
     for _ in range(repeat):
         found = lookup()
     wall = (time.perf_counter() - started) / repeat * 1000
-    used = (redis_cpu(client) - cpu) / repeat * 1000
+    used = (cpu_seconds(client) - cpu) / repeat * 1000
     print(f"{name:>24}: {len(found)} lists, {wall:9.2f} ms wall, {used:8.2f} ms of Redis CPU "
           f"per lookup ({n:,} other keys)")
 

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import redis as redis_lib
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from pipeline import Population, batches  # noqa: E402
+from redis_info import command_calls, cpu_seconds  # noqa: E402
 
 from farm import config, metrics, ring  # noqa: E402
 from farm.queue import read_stats  # noqa: E402
@@ -45,17 +45,6 @@ from farm.redis_keys import keys_for  # noqa: E402
 from farm.redis_server import RedisServer  # noqa: E402
 from farm.wire import PROVIDERS  # noqa: E402
 from farm.worker import Worker  # noqa: E402
-
-
-def command_counts(client) -> Counter:
-    stats = client.info("commandstats")
-    return Counter({name.removeprefix("cmdstat_"): value["calls"]
-                    for name, value in stats.items()})
-
-
-def redis_cpu(client) -> float:
-    info = client.info("cpu")
-    return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
 def commit_records(handle: ring.RingHandle, expected: int, worker_pid: int) -> None:
@@ -100,7 +89,7 @@ def one_run(cfg, url: str, raws: list[bytes], rate: float, profile: bool = False
     feeder = threading.Thread(target=feed, args=(client, keys.queue("normal"), raws, rate))
     if not rate:
         feed(client, keys.queue("normal"), raws, 0)
-    commands, cpu = command_counts(client), redis_cpu(client)
+    commands, cpu = command_calls(client), cpu_seconds(client)
     committer.start()
     if rate:
         feeder.start()
@@ -111,8 +100,8 @@ def one_run(cfg, url: str, raws: list[bytes], rate: float, profile: bool = False
     else:
         worker.run()
     worker_cpu, wall = time.thread_time() - began_cpu, time.perf_counter() - began
-    redis_used = redis_cpu(client) - cpu
-    used = command_counts(client) - commands
+    redis_used = cpu_seconds(client) - cpu
+    used = command_calls(client) - commands
     committer.join()
     if rate:
         feeder.join()

@@ -73,8 +73,7 @@ def withdraw(redis, prefix: str, node: str) -> None:
 def live_nodes(redis, prefix: str) -> list[dict]:
     """Every live node's record, sorted by node id; records that expire while being read are
     left out."""
-    names = sorted(_decoded(redis.zrangebyscore(index_key(prefix), int(time.time() * 1000),
-                                                "+inf")))
+    names = sorted(live_names(redis, prefix))
     if not names:
         return []
     # GETs in a pipeline, not MGET: on a Redis Cluster the records live in different slots

@@ -48,6 +48,9 @@ class KeyspaceSweep:
         self._scan: Iterator[list] | None = None
         self._workers: set[tuple[str, int]] = set()
         self._senders: set[str] = set()
+        # per shard, how its notify senders' and its workers' inflight lists start
+        self._heads = [(NotifyKeys(keys.shard_prefix(shard)).inflight(""), keys.inflight("", shard))
+                       for shard in keys.all_shards()]
 
     def run_pass(self) -> tuple[int, int]:
         """A whole pass now, at once (at start-up, before anything is recovered); returns what
@@ -83,11 +86,10 @@ class KeyspaceSweep:
     def _sort(self, page: list) -> None:
         for key in page:
             key = key.decode() if isinstance(key, bytes) else key
-            for shard in self.keys.all_shards():
-                head = NotifyKeys(self.keys.shard_prefix(shard)).inflight("")
-                if key.startswith(head):
-                    self._senders.add(key[len(head):])
-                elif key.startswith(self.keys.inflight("", shard)):
+            for sender_head, worker_head in self._heads:
+                if key.startswith(sender_head):
+                    self._senders.add(key[len(sender_head):])
+                elif key.startswith(worker_head):
                     self._workers.add(self.keys.of_inflight(key))
 
     def _register(self) -> tuple[int, int]:
