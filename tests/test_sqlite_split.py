@@ -19,6 +19,7 @@ from farm.config import load
 from farm.search import Query, search, text_freshness
 from farm.sinks.sqlite import SqliteEncoder, SqliteWriter
 from farm.sinks.sqlite_schema import (
+    HISTORY_PAGE_SIZE,
     SCHEMA_VERSION,
     StoreSchemaError,
     current_path,
@@ -196,6 +197,37 @@ def test_a_data_folder_of_the_single_file_layout_is_migrated(tmp_path):
     assert db.execute("SELECT name FROM sqlite_master WHERE name = 'alerts_current'") \
         .fetchall() == []
     db.close()
+
+
+def page_size(path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_a_new_store_keeps_history_in_large_pages_and_an_old_store_keeps_its_own(tmp_path):
+    """History is created in HISTORY_PAGE_SIZE pages, the current state in SQLite's default; a
+    store created with other pages keeps them and stores and reads as before."""
+    new = tmp_path / "new" / "farm.db"
+    writer = SqliteWriter(new)
+    writer.write(flush("a"))
+    writer.close()
+    assert (page_size(new), page_size(current_path(new))) == (HISTORY_PAGE_SIZE, 4096)
+
+    old = tmp_path / "old" / "farm.db"
+    old.parent.mkdir()
+    made = sqlite3.connect(old)
+    made.execute("PRAGMA page_size=4096")
+    made.execute("PRAGMA journal_mode=WAL")
+    made.close()
+    writer = SqliteWriter(old)
+    writer.write(flush("a"))
+    writer.catch_up_fts()
+    writer.close()
+    assert page_size(old) == 4096
+    assert snapshot(old) == snapshot(new)
 
 
 def test_a_data_folder_of_a_newer_farm_is_refused_with_one_line(tmp_path):

@@ -30,6 +30,13 @@ from farm.correlation import store as incident_store
 # PRAGMA user_version of farm.db. 0: everything in farm.db (before the split), 2: the split.
 SCHEMA_VERSION = 2
 
+# farm.db's page size when farm creates it (SQLite fixes it for good then; a store made with
+# other pages keeps them). History rows are appended, about 1-2 KB each: with 16 KB pages the
+# writer and the checkpointer handle fewer, fuller pages (measured in docs/performance.md,
+# "History in 16 KB pages"). The current state's upserts land on random pages, where larger
+# ones cost more, so farm-current.db keeps SQLite's 4 KB.
+HISTORY_PAGE_SIZE = 16384
+
 HISTORY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     eventId      TEXT PRIMARY KEY,
@@ -157,11 +164,15 @@ def fts_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}-fts{path.suffix}")
 
 
-def open_writable(path: Path, schema: str, synchronous: str = "FULL") -> sqlite3.Connection:
-    """One file of the store, for writing, with farm's pragmas and its schema created."""
+def open_writable(path: Path, schema: str, synchronous: str = "FULL",
+                  page_size: int | None = None) -> sqlite3.Connection:
+    """One file of the store, for writing, with farm's pragmas and its schema created;
+    `page_size` applies only to a file created now."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout=30000")
+    if page_size is not None:
+        db.execute(f"PRAGMA page_size={int(page_size)}")  # before WAL, which fixes it
     db.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit is on disk before the indexer lets workers ack it, even across a power
     # loss. It costs one fsync per transaction and file.
@@ -198,7 +209,8 @@ def prepare(path: Path) -> None:
             db.close()
     open_writable(current_path(path), CURRENT_SCHEMA).close()
     open_fts(path).close()
-    main = open_writable(path, HISTORY_SCHEMA + incident_store.SCHEMA)
+    main = open_writable(path, HISTORY_SCHEMA + incident_store.SCHEMA,
+                         page_size=HISTORY_PAGE_SIZE)
     try:
         if db is not None and old:
             _move_current_state(main, path)
