@@ -42,7 +42,10 @@ def farm_processes(config: Path) -> dict[str, psutil.Process]:
         doc = json.load(answer)
     found = {f"worker {i + 1}": w["pid"] for i, w in enumerate(doc["workers"])}
     found["indexer"] = doc["indexer"]["pid"]
-    found["redis"] = doc["redis"]["pid"]
+    # an older farm's /status does not give Redis's pid: its embedded server is a child
+    found["redis"] = doc["redis"].get("pid") or next(
+        (p.pid for p in psutil.Process(doc["pid"]).children(recursive=True)
+         if "redis-server" in p.name()), None)
     return {role: psutil.Process(pid) for role, pid in found.items() if pid}
 
 
