@@ -230,6 +230,25 @@ def test_a_new_store_keeps_history_in_large_pages_and_an_old_store_keeps_its_own
     assert snapshot(old) == snapshot(new)
 
 
+def test_a_new_full_text_index_keeps_no_column_sizes_and_still_finds_words(tmp_path):
+    """Nothing farm runs reads per-row column sizes (matches are ordered by time), so a new
+    index does not write them; words, prefixes and punctuated words are found as before."""
+    path = tmp_path / "farm.db"
+    writer = SqliteWriter(path)
+    writer.write([ENC.encode("t1", 100.0, [
+        (alert("a:0", "fp0", "volume db-01.dc1 is full"), "n"),
+        (alert("a:1", "fp1", "volume db-02.dc1 is full"), "n")])])
+    writer.catch_up_fts()
+    writer.close()
+    db = sqlite3.connect(fts_path(path))
+    assert db.execute("SELECT name FROM sqlite_master WHERE name LIKE "
+                      "'alerts_current_fts_docsize'").fetchall() == []
+    db.close()
+    cfg = load(None, env={"FARM_FARM_DATA_DIR": str(tmp_path)})
+    assert [h["eventId"] for h in search(cfg, Query("db-01.dc1"))] == ["a:0"]
+    assert sorted(h["eventId"] for h in search(cfg, Query("db-0* full"))) == ["a:0", "a:1"]
+
+
 def test_a_data_folder_of_a_newer_farm_is_refused_with_one_line(tmp_path):
     db = sqlite3.connect(tmp_path / "farm.db")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
