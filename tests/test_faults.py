@@ -36,10 +36,13 @@ def test_killed_processes_lose_nothing(tmp_path, redis, redis_url, victims):
         for victim in victims:
             os.kill(pids[victim], signal.SIGKILL)
         check_everything_stored_once(farm, data, batches, redis)
-        doc = wait_all_alive(farm)
+        doc = wait_all_alive(farm, killed={pids[victim] for victim in victims})
         restarted = {f"worker-{i}": w["restarts"] for i, w in enumerate(doc["workers"])}
         restarted["indexer"] = doc["indexer"]["restarts"]
-        for victim in victims:
+        # Every victim runs again as a new process (wait_all_alive). A worker killed with the
+        # indexer may still read as alive when the supervisor handles the indexer's death; it
+        # is then stopped and started with the pipeline, not counted on its own.
+        for victim in (["indexer"] if "indexer" in victims else victims):
             assert restarted[victim] >= 1
 
 

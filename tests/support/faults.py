@@ -64,13 +64,17 @@ def check_everything_stored_once(farm: FarmProcess, data_dir: Path, batches: lis
     return doc
 
 
-def wait_all_alive(farm: FarmProcess, timeout: float = 30) -> dict:
-    """Wait until every worker and the indexer are alive again; returns that status."""
+def wait_all_alive(farm: FarmProcess, timeout: float = 30, killed: set[int] = frozenset()
+                   ) -> dict:
+    """Wait until every worker and the indexer are alive again, and none of them is a process
+    in `killed` (a pid just sent SIGKILL may still read as alive until the supervisor has seen
+    its death and started its successor); returns that status."""
     deadline = time.monotonic() + timeout
     doc: dict = {}
     while time.monotonic() < deadline:
         doc = farm.status()
-        if all(w["alive"] for w in doc["workers"]) and doc["indexer"]["alive"]:
+        parts = [*doc["workers"], doc["indexer"]]
+        if all(p["alive"] and p["pid"] not in killed for p in parts):
             return doc
         time.sleep(0.1)
     raise TimeoutError(f"not every process came back: {doc}")
