@@ -73,6 +73,15 @@ class Figure:
         ours, base = self.median(OURS), self.median(BASE)
         return ours / base if ours is not None and base else None
 
+    def round_ratios(self) -> list[float]:
+        """This tree over the baseline in each round, where the two ran one after the other:
+        the machine's load changes less between them than across rounds."""
+        return [o / b for o, b in zip(self.runs[OURS], self.runs[BASE], strict=False) if b]
+
+    def paired_ratio(self) -> float | None:
+        ratios = self.round_ratios()
+        return statistics.median(ratios) if ratios else None
+
 
 @dataclass
 class Suite:
@@ -262,13 +271,15 @@ def table(suite: Suite) -> str:
     def shown(value: float | None) -> str:
         return "-" if value is None else f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
 
+    def shown_ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     lines = [f"{'figure':<36} {'unit':<13} {'this tree':>10} {'baseline':>10} "
-             f"{'ratio':>6}  better"]
+             f"{'ratio':>6} {'paired':>6}  better"]
     for fig in suite.figures.values():
-        ratio = fig.ratio()
         lines.append(f"{fig.name:<36} {fig.unit:<13} {shown(fig.median(OURS)):>10} "
-                     f"{shown(fig.median(BASE)):>10} "
-                     f"{'-' if ratio is None else f'{ratio:.2f}':>6}  {fig.better}")
+                     f"{shown(fig.median(BASE)):>10} {shown_ratio(fig.ratio()):>6} "
+                     f"{shown_ratio(fig.paired_ratio()):>6}  {fig.better}")
     for name, reason in suite.failed.items():
         lines.append(f"{name:<36} not measured: {reason}")
     return "\n".join(lines)
@@ -284,7 +295,8 @@ def results(suite: Suite, commit: str) -> dict:
             "figures": [{"name": f.name, "unit": f.unit, "better": f.better,
                          "this_tree": f.runs[OURS], "baseline": f.runs[BASE],
                          "this_tree_median": f.median(OURS), "baseline_median": f.median(BASE),
-                         "ratio": f.ratio()} for f in suite.figures.values()],
+                         "ratio": f.ratio(), "round_ratios": f.round_ratios(),
+                         "paired_ratio": f.paired_ratio()} for f in suite.figures.values()],
             "not_measured": suite.failed, "plot_data": suite.plot_data,
             "plot_note": f"measured {today} on a shared {os.cpu_count()}-CPU machine, load "
                          f"average {os.getloadavg()[0]:.0f}: illustrative, not reference "
@@ -323,8 +335,10 @@ def main() -> None:
     if args.plots is not None:
         drawn += plots.draw_all(doc, args.plots)
     print("\n" + table(suite))
-    print(f"\nratio = this tree / baseline (medians of {args.rounds} interleaved round(s)); "
-          f"results: {out / 'results.json'}; plots: {', '.join(map(str, drawn)) or 'none'}")
+    print(f"\nratio = this tree's median / the baseline's ({args.rounds} interleaved "
+          f"round(s)); paired = the median of each round's own ratio (the two trees ran one "
+          f"after the other); results: {out / 'results.json'}; plots: "
+          f"{', '.join(map(str, drawn)) or 'none'}")
 
 
 if __name__ == "__main__":
