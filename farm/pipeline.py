@@ -1,8 +1,9 @@
 """One batch through the stages: decode -> normalize -> fingerprint -> maintenance -> dedup ->
-enrich -> encode.
+enrich -> correlate -> encode.
 
-Pure CPU work plus one Redis call per chunk (the dedup script), and at most once a second a GET
-of the maintenance windows' version. The result is what the worker hands to the ring (records)
+Pure CPU work plus two Redis calls per chunk (the dedup script; with correlation rules the
+correlation script, whose reply the worker may read after preparing its next batch), and at
+most once a second a GET of the maintenance windows' version. The result is what the worker hands to the ring (records)
 and what it reports when the batch is acked (counts, dead letters).
 
 The stages run in Keep's order (docs/keep-compatibility.md#processing-order): pre-extraction on the
@@ -18,6 +19,7 @@ import gc
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgpack
@@ -67,6 +69,8 @@ class Outcome:
     # Pushed to the notify list in the ack (farm/notify/entries.py); empty without [notify] url.
     notifications: list[bytes] = field(default_factory=list)
     raw: list[dict] = field(default_factory=list)  # kept raw events ([store] raw_sample)
+    # Set while a correlation call runs in Redis: Pipeline.finish completes the outcome.
+    unfinished: Callable[[], Outcome] | None = None
 
 
 
@@ -176,13 +180,28 @@ class Pipeline:
         self._enrich_errors = 0
         self._enrich_logged = 0.0
 
-    def process(self, raw: bytes) -> Outcome:
+    def process(self, raw: bytes, ahead: bool = False) -> Outcome:
         """Run one raw batch through every stage. Raises only Redis errors (the batch stays
         in flight and the caller retries); bad input becomes dead letters: a bad event alone,
         before any dedup decision; an alert that cannot be stored (too big for a record even by
-        itself) alone, after it."""
+        itself) alone, after it.
+
+        With `ahead`, a batch whose correlation call is still running in Redis comes back
+        unfinished (`Outcome.unfinished`): the worker prepares its next batch meanwhile, and
+        `finish` then reads the call's reply and fills in the records, counts and
+        notifications. Nothing else of the outcome may be used before that."""
+        out = self._guarded(raw, lambda: self._process(raw))
+        return out if ahead else self.finish(out)
+
+    def finish(self, out: Outcome) -> Outcome:
+        """The outcome of an unfinished batch (see process), or `out` itself if it is finished.
+        Raises only Redis errors."""
+        step, out.unfinished = out.unfinished, None
+        return out if step is None else step()
+
+    def _guarded(self, raw: bytes, step: Callable[[], Outcome]) -> Outcome:
         try:
-            return self._process(raw)
+            return step()
         except RedisError:
             raise
         except Exception as exc:  # no input may crash-loop a worker: the batch becomes a letter
@@ -217,36 +236,47 @@ class Pipeline:
         received = len(alerts)
         alerts, digests, memo_id = self.maintain(batch, rules, alerts, digests, out)
 
-        decided, lost = self.decide_chunks(batch, rules, now, alerts, digests, memo_id, out)
+        decided, chunks = self.decide_chunks(batch, rules, now, alerts, digests, memo_id, out)
         if alerts:
             out.memo_ids.append(memo_id)
-        if out.raw:
-            self.encode_raw(batch, out)
-        if not out.records:  # every item was dead-lettered; the worker needs one record to ack
-            self.encode(batch, [], out, lost)
-
         out.decisions = decided
-        # The account's unit (docs/architecture.md, "Correctness"): each alert an event yields,
-        # or the event itself when it yields none, so every event counts at least once.
-        out.counts = {
-            "alerts_received": received + bad_events + empty_events,
-            "alerts_indexed": (decided[NEW] + decided[PARTIAL] - lost[NEW] - lost[PARTIAL]),
-            "alerts_duplicate": decided[FULL] - lost[FULL],
-            "alerts_dead": bad_events + sum(lost.values()),
-            "alerts_maintenance": received - len(alerts),
-            "events_empty": empty_events,
-            "batches_received": 1,
-        }
-        return out
+
+        def finish() -> Outcome:
+            lost = dict.fromkeys(DECISION_NAMES, 0)
+            for items, correlated in chunks:
+                self.encode(batch, items, out, lost, correlated() if correlated else None)
+            if out.raw:
+                self.encode_raw(batch, out)
+            if not out.records:  # every item was dead-lettered; the worker needs one to ack
+                self.encode(batch, [], out, lost)
+            # The account's unit (docs/architecture.md, "Correctness"): each alert an event
+            # yields, or the event itself when it yields none, so every event counts once.
+            out.counts = {
+                "alerts_received": received + bad_events + empty_events,
+                "alerts_indexed": (decided[NEW] + decided[PARTIAL] - lost[NEW] - lost[PARTIAL]),
+                "alerts_duplicate": decided[FULL] - lost[FULL],
+                "alerts_dead": bad_events + sum(lost.values()),
+                "alerts_maintenance": received - len(alerts),
+                "events_empty": empty_events,
+                "batches_received": 1,
+            }
+            return out
+
+        if any(correlated for _, correlated in chunks):  # a correlation call is running
+            out.unfinished = lambda: self._guarded(raw, finish)
+            return out
+        return finish()
 
     def decide_chunks(self, batch: Batch, rules: BatchRules, now: str, alerts: list[dict],
                       digests: list[bytes], memo_id: str, out: Outcome
-                      ) -> tuple[dict[str, int], dict[str, int]]:
-        """Dedup, enrich, correlate and encode the alerts, `[workers] batch_max` at a time,
-        their decisions memoised under `memo_id`. Returns the decisions per letter and those
-        of alerts decided then dead-lettered (not storable)."""
+                      ) -> tuple[dict[str, int], list[tuple[list, Callable | None]]]:
+        """Dedup, enrich and correlate the alerts, `[workers] batch_max` at a time, their
+        decisions memoised under `memo_id`. Returns the decisions per letter and each chunk's
+        (alert, decision) pairs with the function that reads its correlation call's outcome
+        (None: no call), for `encode`. The next chunk's dedup call goes while the one before
+        correlates."""
         decided = dict.fromkeys(DECISION_NAMES, 0)
-        lost = dict.fromkeys(DECISION_NAMES, 0)
+        chunks = []
         for start in range(0, max(len(alerts), 1), self.batch_max):
             chunk = alerts[start:start + self.batch_max]
             decisions = self.dedup.decide(memo_id, start, batch.tenant, chunk,
@@ -258,9 +288,8 @@ class Pipeline:
                 for alert, decision in items:
                     if decision != FULL:  # Keep runs no rule on a full duplicate
                         self.enrich(alert, rules, now)
-            incidents = self.correlate(batch, memo_id, start, items, out)
-            self.encode(batch, items, out, lost, incidents)
-        return decided, lost
+            chunks.append((items, self.correlate(batch, memo_id, start, items, out)))
+        return decided, chunks
 
     def canonical(self, batch: Batch, rules: BatchRules, now: str, out: Outcome
                   ) -> tuple[list[dict], list[bytes], int, int]:
@@ -320,8 +349,9 @@ class Pipeline:
         return screened.alerts, screened.digests, f"{batch.id}~{screened.signature}"
 
     def correlate(self, batch: Batch, memo_id: str, start: int, items: list[tuple[dict, str]],
-                  out: Outcome) -> Correlated | None:
-        """The correlation step (farm/correlation/stage.py): incidents of one chunk."""
+                  out: Outcome) -> Callable[[], Correlated] | None:
+        """The correlation step (farm/correlation/stage.py): sends the decision on the incidents
+        of one chunk, and returns the function that reads it (None: nothing to decide)."""
         if not self.correlation.enabled or not items:
             return None
         return self.correlation.run(batch, start, items, out.correlation, memo_id)

@@ -9,10 +9,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from farm.held_connection import command
 from farm.notify import outbox
 from farm.notify.outbox import OVERFLOW_REASON, NotifyKeys
 from farm.redis_keys import LANES, STAT_NAMES, Keys
-from farm.redisconn import Rider, Riders, command, run_scripts
+from farm.redisconn import Rider, Riders, run_scripts
 
 # KEYS: inflight, hb, dlq, stats (len(STAT_NAMES)), [notify group], memo keys...
 # ARGV: lease token, lease ms, batches to trim, one increment per stat, [notify group],

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-import hiredis
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
+
+from farm.held_connection import command, holds_one, request, send_ahead
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
@@ -156,6 +156,33 @@ def run_scripts(client, calls: list[tuple]) -> list:
     return replies[:len(calls)]
 
 
+def scripts_ahead(client, calls: list[tuple]) -> Callable[[], list]:
+    """Run (Script, keys, args) calls as run_scripts does, but on a single Redis write them now
+    and read their replies later (farm/held_connection.py): the worker goes on with its next
+    batch while they run. Returns a function that gives their replies in order (waiting for
+    them if need be) and raises the first error; a call that met a server without its script
+    is sent again after loading it. On a cluster the calls run at once."""
+    if isinstance(client, RedisCluster):
+        replies = run_scripts(client, calls)
+        return lambda: replies
+    ahead = send_ahead(client, [("EVALSHA", script.sha, len(keys), *keys, *args)
+                                for script, keys, args in calls])
+
+    def replies() -> list:
+        got = ahead.replies()
+        missing = [i for i, reply in enumerate(got)
+                   if isinstance(reply, redis.exceptions.NoScriptError)]
+        if missing:
+            for i, reply in zip(missing, _pipelined(client, [calls[i] for i in missing]),
+                                strict=True):
+                got[i] = reply
+        failed = [reply for reply in got if isinstance(reply, Exception)]
+        if failed:
+            raise failed[0]
+        return got
+    return replies
+
+
 def _pipelined(client, calls: list[tuple]) -> list:
     """Replies (or the error each met) of calls, where a call is (Script, keys, args) or (None,
     keys, command) for a plain command (its whole argument list) on `keys`, of one slot."""
@@ -199,58 +226,6 @@ def _cluster_pipeline(client: RedisCluster, calls: list[tuple]) -> list:
     return pipe.execute(raise_on_error=False)
 
 
-# A single-Redis client's own connection for request(): (the thread that took it, the
-# connection), taken from the client's pool once and kept.
-_HELD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def request(client: redis.Redis, commands: list[tuple | list]) -> list:
-    """Send commands (each its whole argument list) to a single Redis as one pipelined request
-    and return their raw replies in order (no response callbacks; an error reply as its
-    exception, not raised). A worker sends a few of these per batch, so they skip redis-py's
-    per-call machinery: packed by hiredis, one write, on a connection the client's first
-    caller thread holds (another thread borrows one from the pool). A connection error is
-    raised, not retried (the caller cannot know what ran), and the next request reconnects."""
-    pool = client.connection_pool
-    held = _HELD.get(client)
-    if held is None:
-        held = _HELD[client] = (threading.get_ident(), pool.get_connection())
-    owner, conn = held
-    if owner == threading.get_ident():
-        return _send(conn, commands)
-    conn = pool.get_connection()
-    try:
-        return _send(conn, commands)
-    finally:
-        pool.release(conn)
-
-
-def _send(conn, commands: list[tuple | list]) -> list:
-    try:
-        conn.send_packed_command([b"".join([hiredis.pack_command(tuple(c)) for c in commands])])
-        replies = []
-        for _ in commands:
-            try:
-                replies.append(conn.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
-        return replies
-    except BaseException:
-        conn.disconnect()
-        raise
-
-
-def command(client, *args):
-    """One command's reply, over request()'s connection on a single Redis; raises an error
-    reply."""
-    if isinstance(client, RedisCluster):
-        return client.execute_command(*args)
-    [reply] = request(client, [args])
-    if isinstance(reply, Exception):
-        raise reply
-    return reply
-
-
 def wait_replicas(client, replicas: int, timeout_ms: int) -> int:
     """Redis WAIT for every write this client made so far: how many replicas confirmed them
     (the fewest over the masters, on a cluster). WAIT counts only its own connection's writes
@@ -260,7 +235,7 @@ def wait_replicas(client, replicas: int, timeout_ms: int) -> int:
     Redis, request()'s connection (if the client has one) is asked too."""
     if not isinstance(client, RedisCluster):
         confirmed = client.wait(replicas, timeout_ms)
-        if _HELD.get(client, (None,))[0] == threading.get_ident():
+        if holds_one(client):
             confirmed = min(confirmed, command(client, "WAIT", replicas, timeout_ms))
         return confirmed
     return min((client.get_redis_connection(node).wait(replicas, timeout_ms)

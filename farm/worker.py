@@ -1,7 +1,8 @@
 """The worker process: take batches from Redis, run the pipeline, hand records to the indexer,
 ack what the indexer has committed. Single-threaded; one per CPU, pinned.
 
-Loop, top-down:  ack_committed -> take -> process -> hand_over  (until told to stop, then drain).
+Loop, top-down:  ack_committed -> take -> process -> hand_over  (until told to stop, then drain);
+a batch whose correlation call is still running is handed over after the next one is processed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from farm.config import Config
 from farm.dedup import DECISION_NAMES
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
-from farm.pipeline import Pipeline
+from farm.pipeline import Outcome, Pipeline
 from farm.queue import ShardAck, WorkQueue
 from farm.redis_keys import keys_for
 from farm.redisconn import (
@@ -89,6 +90,9 @@ class Worker:
         self.pending: deque[Pending] = deque()
         # (shard, batch) taken into that shard's inflight list, not yet handed over
         self.taken: deque[tuple[int, bytes]] = deque()
+        # (shard, outcome, seconds spent) of the batch handed over last, while its correlation
+        # call runs in Redis (Pipeline.process ahead): the worker prepares the next batch first.
+        self.unfinished: tuple[int, Outcome, float] | None = None
         # Acks, the next take and (on a cluster) memo UNLINKs wait here for the next batch's
         # dedup requests, which reach every master anyway (farm/redisconn.py, Riders).
         self.riders = Riders.of(self.redis)
@@ -101,7 +105,7 @@ class Worker:
         if self.lifeline is not None:
             self.lifeline.ready()
         while not (self.stopping and not self.pending and not self.taken
-                   and not self.riders.waiting):
+                   and self.unfinished is None and not self.riders.waiting):
             self.touch()
             try:
                 if self.resync:
@@ -115,6 +119,8 @@ class Worker:
                     self.taken.popleft()
                     self.riders.discard(take)  # it rides or it does not go: take() will
                     self.riders.flush(self.redis, only_due=True)  # those the batch left behind
+                elif self.unfinished is not None:
+                    self.deliver_unfinished()  # no batch to prepare meanwhile
                 elif self.stopping:
                     self.riders.flush(self.redis)
                     time.sleep(0.01)
@@ -173,15 +179,35 @@ class Worker:
             self.lifeline.exit_if_orphaned()
 
     def hand_over(self, shard: int, raw: bytes) -> None:
+        """Run a batch through the pipeline and put its records into the ring, after those of
+        the batch before it (whose correlation call ran meanwhile)."""
         started = time.perf_counter()
         try:
             outcome = (self.expired(raw) if self.max_age and self.is_stale(raw)
-                       else self.pipeline.process(raw))  # records fit the ring: it splits them
+                       else self.pipeline.process(raw, ahead=True))  # it splits big records
         except redis.RedisError:
             raise
         except Exception as exc:  # a poison batch must not crash-loop the farm
             log.exception("%s: batch dead-lettered", self.worker_id)
             outcome = self.pipeline.dead_batch(raw, f"{type(exc).__name__}: {exc}", "pipeline")
+        spent = time.perf_counter() - started
+        self.deliver_unfinished()
+        if outcome.unfinished is not None:
+            self.unfinished = (shard, outcome, spent)
+        else:
+            self.deliver(shard, outcome, spent)
+
+    def deliver_unfinished(self) -> None:
+        """Finish the batch whose correlation call was left running, and deliver it."""
+        if self.unfinished is None:
+            return
+        (shard, outcome, spent), self.unfinished = self.unfinished, None
+        started = time.perf_counter()
+        outcome = self.pipeline.finish(outcome)
+        self.deliver(shard, outcome, spent + time.perf_counter() - started)
+
+    def deliver(self, shard: int, outcome: Outcome, seconds: float) -> None:
+        """Put a batch's records into the ring; it is acked once the indexer commits them."""
         last_seq = 0
         for record in outcome.records:
             last_seq = self.ring.put(record, wait=self._ring_full)
@@ -189,7 +215,7 @@ class Worker:
                      for key in self.keys.memo_keys(m, outcome.tenant)]
         self.pending.append(Pending(shard, last_seq, outcome.counts, outcome.dead_letters,
                                     memo_keys, outcome.notifications))
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_seconds.observe(seconds)
         self.metrics.batches.labels("dead" if outcome.counts.get("batches_dead") else "ok").inc()
         for letter, n in outcome.decisions.items():
             if n:
@@ -303,6 +329,7 @@ class Worker:
         idempotent, decisions replay from their memo, and counting happens only on ack."""
         self.pending.clear()
         self.taken.clear()
+        self.unfinished = None
         self.riders.drop_urgent()  # acks under the old lease: its batches are redelivered
         self.queue.claim()
         self.resync = False

@@ -293,6 +293,35 @@ def test_a_redelivered_batch_replays_its_incidents(run_with):
     assert len(run.incidents()) == 2
 
 
+def test_a_worker_preparing_its_next_batch_decides_as_one_that_waits(run_with):
+    """A worker sends each chunk's correlation call ahead and prepares its next batch while it
+    runs (Pipeline.process with ahead, then finish): the same incident rows, incidents and
+    members as waiting for every call, with batches cut into several chunks."""
+    rules = BY_HOST + "threshold = 2\nresolve_on = \"all\"\n"
+    chunks = "[workers]\nbatch_max = 3\n"
+    waits, ahead = run_with(rules, extra=chunks), run_with(rules, extra=chunks)
+    waves = [[dba(f"{host}-{n}", host, "resolved" if (wave + n) % 3 == 0 else "firing")
+              for host in ("db1", "db2", "db3") for n in range(wave % 3 + 1)]
+             for wave in range(9)]
+    waited = [waits.send(*alerts, after=400, batch_id=f"w{i}") for i, alerts in enumerate(waves)]
+    prepared, before = [], None
+    for i, alerts in enumerate(waves):
+        outcome = ahead.pipeline.process(ahead.batch(*alerts, after=400, batch_id=f"w{i}"),
+                                         ahead=True)
+        assert outcome.unfinished is not None  # its calls are still running in Redis
+        if before is not None:
+            prepared.append(ahead.pipeline.finish(before))
+        before = outcome
+    prepared.append(ahead.pipeline.finish(before))
+    for outcome in prepared:
+        ahead.commit(outcome)
+    assert [_incident_rows(o) for o in prepared] == [_incident_rows(o) for o in waited]
+    assert [o.counts for o in prepared] == [o.counts for o in waited]
+    assert ahead.incidents() == waits.incidents() and len(waits.incidents()) >= 3
+    for incident in waits.incidents():
+        assert ahead.members(incident["id"]) == waits.members(incident["id"])
+
+
 def _incident_rows(outcome) -> list:
     import msgpack
 

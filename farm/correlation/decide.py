@@ -22,6 +22,7 @@ replays the memo by position, so membership is never counted twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import orjson
 
 from farm.alert import SEVERITY_ORDER, iso_ms
 from farm.dedup import MEMO_TTL_SECONDS
+from farm.redisconn import scripts_ahead
 
 _HERE = Path(__file__).parent
 _STATE = (_HERE / "state.lua").read_text()
@@ -64,31 +66,30 @@ class Decider:
     """Runs the incident scripts of one worker (see the module docstring)."""
 
     def __init__(self, redis, keys, ttl_seconds: int):
+        self.redis = redis
         self.keys = keys
         self.ttl = ttl_seconds
         self._chunk = redis.register_script(CHUNK_LUA)
         self._resolve = redis.register_script(RESOLVE_LUA)
 
     def decide(self, batch_id: str, tenant: str, sent_at: float, start: int, end: int,
-               items: list[list], rules: dict[str, list]) -> Decided:
-        """Decide a chunk whose alerts sit at positions [start, end) of the batch. `items` are
-        [position, fingerprint, eventId, status, unresolvedCounter, lastReceived,
-        severity order, sources, service, matches] for its alerts that are not full
-        duplicates; `rules` the specs (CorrelationRule.spec) of the rules matched. Raises
-        redis errors as they come."""
+               items: list[list], rules: dict[str, list]) -> Callable[[], Decided]:
+        """Send the call that decides a chunk whose alerts sit at positions [start, end) of the
+        batch, and return a function that reads its outcome: the worker prepares its next
+        batch while the script runs (redisconn.scripts_ahead). `items` are [position,
+        fingerprint, eventId, status, unresolvedCounter, lastReceived, severity order,
+        sources, service, matches] for its alerts that are not full duplicates; `rules` the
+        specs (CorrelationRule.spec) of the rules matched. Both raise redis errors as they
+        come."""
         # "p": every key the script names starts with it: on a Redis Cluster it carries the
         # tenant's hash tag, so the whole call touches that one slot.
         request = {"p": self.keys.correlation_prefix(tenant), "t": tenant, "now": sent_at,
                    "iso": iso_ms(sent_at), "ttl": self.ttl, "mttl": MEMO_TTL_SECONDS,
                    "start": start, "end": end, "rules": rules or {"": []}, "items": items}
-        raw = self._chunk(keys=[self.keys.incidents_memo(batch_id, tenant)],
-                          args=[orjson.dumps(request)])
-        out, snaps, (opened, updated, resolved) = orjson.loads(raw)
-        decided = Decided(opened=opened, updated=updated, resolved=resolved)
-        for position, ids, links in out:
-            decided.incidents[position] = (_list(ids), _list(links))
-        decided.snapshots = [snapshot_of(s) for s in _list(snaps)]
-        return decided
+        replies = scripts_ahead(self.redis, [(self._chunk,
+                                              [self.keys.incidents_memo(batch_id, tenant)],
+                                              [orjson.dumps(request)])])
+        return lambda: _decided(replies()[0])
 
     def resolve(self, batch_id: str, tenant: str, sent_at: float, incident_id: str
                 ) -> dict | None:
@@ -100,6 +101,15 @@ class Decider:
         raw = self._resolve(keys=[self.keys.incidents_memo(batch_id, tenant)],
                             args=[orjson.dumps(request)])
         return snapshot_of(raw) if raw else None
+
+
+def _decided(raw: bytes) -> Decided:
+    out, snaps, (opened, updated, resolved) = orjson.loads(raw)
+    decided = Decided(opened=opened, updated=updated, resolved=resolved)
+    for position, ids, links in out:
+        decided.incidents[position] = (_list(ids), _list(links))
+    decided.snapshots = [snapshot_of(s) for s in _list(snaps)]
+    return decided
 
 
 def alert_item(position: int, alert: dict, matches: list) -> list:

@@ -7,6 +7,7 @@ incident snapshots and alert links in the same commit as the alerts that caused 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from farm.alert import iso_ms
@@ -65,12 +66,15 @@ class Correlation:
         return self._index, self._specs
 
     def run(self, batch, start: int, items: list[tuple[dict, str]],
-            counts: CorrelationCounts, memo_id: str | None = None) -> Correlated:
-        """Decide the incidents of one chunk (alerts at positions start.. of the batch); sets
-        each alert's `incident` (comma-joined ids) in place. The decisions are memoised under
-        `memo_id` (default the batch id; the pipeline's, when maintenance windows took alerts).
-        Alerts a maintenance window put in status `maintenance` are held back, as Keep does.
-        Raises redis errors."""
+            counts: CorrelationCounts, memo_id: str | None = None
+            ) -> Callable[[], Correlated] | None:
+        """Send the decision on the incidents of one chunk (alerts at positions start.. of the
+        batch) and return a function that reads it (Decider.decide: the script runs while the
+        worker goes on), sets each alert's `incident` (comma-joined ids) in place and gives the
+        chunk's incident rows; None when no alert of the chunk needs a decision. The decisions
+        are memoised under `memo_id` (default the batch id; the pipeline's, when maintenance
+        windows took alerts). Alerts a maintenance window put in status `maintenance` are held
+        back, as Keep does. Both raise redis errors."""
         index, specs = self._rules()
         script_items: list[list] = []
         used: dict[str, list] = {}
@@ -84,20 +88,24 @@ class Correlation:
                 counts.matched[name] = counts.matched.get(name, 0) + 1
             script_items.append(alert_item(start + offset, alert, found))
         if not script_items:
-            return Correlated()
-        decided = self.decider.decide(memo_id or batch.id, batch.tenant, batch.sent_at, start,
-                                      start + len(items), script_items, used)
-        counts.opened += decided.opened
-        counts.updated += decided.updated
-        counts.resolved += decided.resolved
-        out = Correlated(snapshots=decided.snapshots)
-        linked_at = iso_ms(batch.sent_at)
-        for position, (ids, links) in decided.incidents.items():
-            alert = items[position - start][0]
-            alert["incident"] = ",".join(ids)
-            out.links += [[incident, alert["fingerprint"], alert["eventId"], linked_at]
-                          for incident in links]
-        return out
+            return None
+        decide = self.decider.decide(memo_id or batch.id, batch.tenant, batch.sent_at, start,
+                                     start + len(items), script_items, used)
+
+        def correlated() -> Correlated:
+            decided = decide()
+            counts.opened += decided.opened
+            counts.updated += decided.updated
+            counts.resolved += decided.resolved
+            out = Correlated(snapshots=decided.snapshots)
+            linked_at = iso_ms(batch.sent_at)
+            for position, (ids, links) in decided.incidents.items():
+                alert = items[position - start][0]
+                alert["incident"] = ",".join(ids)
+                out.links += [[incident, alert["fingerprint"], alert["eventId"], linked_at]
+                              for incident in links]
+            return out
+        return correlated
 
     def control(self, batch) -> Correlated:
         """Carry out a control batch; unknown commands and unknown incidents do nothing."""

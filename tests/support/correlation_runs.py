@@ -47,13 +47,18 @@ class CorrelationRun:
     def send(self, *alerts: dict, after: float = 1.0, batch_id: str | None = None,
              tenant: str = "default", commit: bool = True):
         """One batch, `after` seconds after the previous one; returns its Outcome."""
-        self.now += after
-        raw = encode_batch(list(alerts), "keep", tenant=tenant, sent_at=self.now,
-                           batch_id=batch_id or f"batch{next(_ids)}")
-        out = self.pipeline.process(raw)
+        out = self.pipeline.process(self.batch(*alerts, after=after, batch_id=batch_id,
+                                               tenant=tenant))
         if commit:
             self.commit(out)
         return out
+
+    def batch(self, *alerts: dict, after: float = 1.0, batch_id: str | None = None,
+              tenant: str = "default") -> bytes:
+        """One encoded batch, `after` seconds after the previous one."""
+        self.now += after
+        return encode_batch(list(alerts), "keep", tenant=tenant, sent_at=self.now,
+                            batch_id=batch_id or f"batch{next(_ids)}")
 
     def commit(self, out) -> None:
         self.writer.write([unpack_record(r)[2] for r in out.records])
