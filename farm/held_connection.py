@@ -91,17 +91,18 @@ def send_ahead(client: redis.Redis, commands: list[tuple | list]) -> Ahead:
     if held is None:
         return Ahead(None, len(commands), request(client, commands))
     ahead = Ahead(held, len(commands))
-    try:
-        _write(held, commands)
-    except BaseException as exc:
-        _broken(held, exc)
-        raise
+    _write(held, commands)
     held.owed.append(ahead)
     return ahead
 
 
 def _write(held: Held, commands: list[tuple | list]) -> None:
-    held.conn.send_packed_command([b"".join([hiredis.pack_command(tuple(c)) for c in commands])])
+    try:
+        held.conn.send_packed_command(
+            [b"".join([hiredis.pack_command(tuple(c)) for c in commands])])
+    except BaseException as exc:
+        _broken(held, exc)
+        raise
 
 
 def _read(held: Held, count: int) -> list:
@@ -129,11 +130,7 @@ def _read_owed(held: Held, upto: Ahead | None = None) -> None:
 
 
 def _send(held: Held, commands: list[tuple | list]) -> list:
-    try:
-        _write(held, commands)
-    except BaseException as exc:
-        _broken(held, exc)
-        raise
+    _write(held, commands)
     _read_owed(held)
     try:
         return _read(held, len(commands))

@@ -3,8 +3,8 @@ enrich -> correlate -> encode.
 
 Pure CPU work plus two Redis calls per chunk (the dedup script; with correlation rules the
 correlation script, whose reply the worker may read after preparing its next batch), and at
-most once a second a GET of the maintenance windows' version. The result is what the worker hands to the ring (records)
-and what it reports when the batch is acked (counts, dead letters).
+most once a second a GET of the maintenance windows' version. The result is what the worker
+hands to the ring (records) and what it reports when the batch is acked (counts, dead letters).
 
 The stages run in Keep's order (docs/keep-compatibility.md#processing-order): pre-extraction on the
 raw event, provider formatting, the dedup rule's fingerprint fields, the envelope's fingerprint
