@@ -8,6 +8,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,19 @@ def test_remembered_verdicts_follow_the_windows_that_are_active():
     other = window(name="web work", condition='service == "web"')
     batch = [alert(service="db")]
     assert screen([other], batch, digests(batch), HASHER, verdicts).dropped == 0
+
+
+def test_remembered_verdicts_keep_none_of_the_batch_objects_alive():
+    """The memo outlives every batch; holding a batch's digest objects slowed every later batch
+    (the allocator could not reuse their memory whole), so it keeps numbers of its own."""
+    w = window(condition='service == "db"')
+    verdicts = Verdicts()
+    batch = [alert(service="db"), alert(service="web")]
+    held = digests(batch)
+    before = [sys.getrefcount(d) for d in held]
+    screen([w], batch, held, HASHER, verdicts)
+    assert verdicts.size == 2
+    assert [sys.getrefcount(d) for d in held] == before
 
 
 def test_remembered_verdicts_stay_bounded():

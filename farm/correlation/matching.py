@@ -51,8 +51,8 @@ def group_keys(rule: CorrelationRule, alert: dict) -> list[str]:
 def name_values(rule: CorrelationRule, alert: dict) -> list[str]:
     """The value of each `{{ path }}` of the name template ("N/A" when missing)."""
     out = []
-    for path in rule.name_parts[1::2]:
-        value = _walk(alert, tuple(path.split(".")))
+    for path in rule.name_paths:
+        value = _walk(alert, path)
         out.append("N/A" if value is None else _text(value))
     return out
 

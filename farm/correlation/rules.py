@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from farm.rules.condition import ConditionError, compile_condition
@@ -50,6 +51,11 @@ class CorrelationRule:
     multi_level: bool
     multi_level_property: str
     tenants: frozenset[str] | None
+
+    @cached_property
+    def name_paths(self) -> tuple[tuple[str, ...], ...]:
+        """The name template's paths, split at their dots."""
+        return tuple(tuple(path.split(".")) for path in self.name_parts[1::2])
 
     def spec(self) -> list:
         """What the decision script needs to know of this rule."""

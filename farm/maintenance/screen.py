@@ -44,12 +44,17 @@ class Verdicts:
     covers all of them (ContentHasher.covers: none is an ignored field), equal digests get equal
     verdicts, and a copy costs one lookup instead of every window's condition. Remembered per
     set of active windows and digest rule, so a window that opens, closes or is edited starts
-    afresh."""
+    afresh.
+
+    A digest is remembered as an int made here, never as the batch's own bytes object: a memo
+    that keeps objects allocated among a batch's alerts keeps the allocator from reusing their
+    memory whole, and every later batch then ran slower in every stage (docs/performance.md,
+    "Long-lived memos and the allocator")."""
 
     def __init__(self, limit: int = VERDICTS_LIMIT):
         self.limit = limit
         self.size = 0
-        self.memos: dict[tuple, dict[bytes, int] | None] = {}
+        self.memos: dict[tuple, dict[int, int] | None] = {}
 
     def first_takers(self, windows: Sequence[Window], alerts: list[dict], digests: list[bytes],
                      hasher) -> list[Window | None]:
@@ -68,10 +73,11 @@ class Verdicts:
             memo = self.memos[key] = {}
         out: list[Window | None] = []
         for alert, digest in zip(alerts, digests, strict=True):
-            index = memo.get(digest)
+            number = int.from_bytes(digest, "little")
+            index = memo.get(number)
             if index is None:
                 taker = _first_taker(windows, alert)
-                memo[digest] = -1 if taker is None else windows.index(taker)
+                memo[number] = -1 if taker is None else windows.index(taker)
                 self.size += 1
                 out.append(taker)
             else:
