@@ -4,6 +4,8 @@ threads, and the load generator, in CPU milliseconds per MB of webhooks, over on
 
     python bench/realistic_cpu.py --runs 3
     python bench/realistic_cpu.py --tree /tmp/base --runs 3     # the farm of another checkout
+    python bench/realistic_cpu.py --correlation bench/correlation-realistic.toml \
+        --maintenance bench/maintenance-5.toml                  # with the stateful stages on
 
 The load generator is this checkout's for every tree, so each farm sees the same load. The
 indexer's threads are named by the order SQLite's writer starts them (history, current state,
@@ -70,7 +72,7 @@ def thread_names(indexer: psutil.Process, ids: list[int]) -> dict[int, str]:
 
 def one_run(root: Path, args: argparse.Namespace) -> dict[str, float]:
     """CPU seconds per MB of webhooks by process (and indexer thread), and the MB/s."""
-    with running_farm(root) as config:
+    with running_farm(root, correlation=args.correlation, maintenance=args.maintenance) as config:
         procs = farm_processes(config)
         before = {role: cpu_seconds(p) for role, p in procs.items()}
         threads_before = thread_seconds(procs["indexer"])
@@ -102,6 +104,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--correlation", default=None, help="a correlation rule file to run with")
+    parser.add_argument("--maintenance", default=None, help="a maintenance window file")
     args = parser.parse_args()
     runs = []
     for n in range(args.runs):
