@@ -254,8 +254,8 @@ def test_remembered_verdicts_follow_the_windows_that_are_active():
 
 
 def test_remembered_verdicts_keep_none_of_the_batch_objects_alive():
-    """The memo outlives every batch; holding a batch's digest objects slowed every later batch
-    (the allocator could not reuse their memory whole), so it keeps numbers of its own."""
+    """The memo outlives every batch; holding a batch's digest objects slowed other work in the
+    process (the allocator could not reuse their memory whole), so it keeps numbers of its own."""
     w = window(condition='service == "db"')
     verdicts = Verdicts()
     batch = [alert(service="db"), alert(service="web")]

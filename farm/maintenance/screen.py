@@ -48,7 +48,7 @@ class Verdicts:
 
     A digest is remembered as an int made here, never as the batch's own bytes object: a memo
     that keeps objects allocated among a batch's alerts keeps the allocator from reusing their
-    memory whole, and every later batch then ran slower in every stage (docs/performance.md,
+    memory whole, and other work in the process measured slower for it (docs/performance.md,
     "Long-lived memos and the allocator")."""
 
     def __init__(self, limit: int = VERDICTS_LIMIT):
