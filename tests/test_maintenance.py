@@ -28,8 +28,9 @@ from farm.maintenance.sources import (
     load_file,
     read_redis,
 )
-from farm.maintenance.window import instant, parse_window
+from farm.maintenance.window import condition_view, instant, parse_window
 from farm.redis_keys import Keys
+from farm.rules.condition import compile_condition
 from farm.rules.files import RuleProblem
 from farm.rules.ruleset import RuleError
 
@@ -208,6 +209,31 @@ def varied_alerts(rng: random.Random, n: int) -> list[dict]:
                   severity=rng.choice(["info", "warning", "critical"]),
                   source=rng.choice([["nagios"], ["prometheus"], []]))
             for _ in range(n)]
+
+
+@pytest.mark.parametrize("condition", [
+    'labels.team == "storage" && severity < "critical"',
+    'service == "db" && severity == "critical"',      # severity is an order in the view
+    'service == "mainframe"',
+    'source == "nagios"',
+    'labels.instance.startsWith("lab-")',
+    'labels.team.contains("tor") && status == "firing"',
+    '(service == "db") && (labels.team == "web" || labels.team == "storage")',
+    'service == "web" || service == "db"',             # no field test to use
+])
+def test_a_window_checks_its_field_tests_as_its_condition_would(condition):
+    """Windows refuse an alert on a failed `field == "x"` (or startsWith...) before running the
+    condition; that must change no verdict, odd values included."""
+    w = window(condition=condition)
+    plain = compile_condition(condition, severity_order=True)
+    odd = [alert(service=5), alert(labels="storage"), alert(labels={"team": ["storage"]}),
+           alert(source=[None]), alert(service="db", severity="unknown"), alert(labels=None)]
+    taken = 0
+    for a in varied_alerts(random.Random(7), 400) + odd:
+        view = condition_view(a)
+        assert w.holds(view) == plain(view), a
+        taken += plain(view)
+    assert taken > 0
 
 
 def test_remembered_verdicts_are_the_verdicts_of_the_windows():

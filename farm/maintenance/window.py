@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 
 from farm.alert import SEVERITY_ORDER, STATUSES, iso_ms
 from farm.maintenance.cron import Cron, CronError
-from farm.rules.condition import ConditionError, compile_condition
+from farm.rules.condition import ConditionError, compile_condition, with_field_tests
 from farm.rules.files import RuleProblem, named
 from farm.units import parse_duration
 
@@ -204,7 +204,9 @@ def parse_window(table: dict, origin: str) -> Window:
                           "no status to keep)")
     if condition.strip() != EVERY_ALERT:
         try:
-            window.holds = compile_condition(condition, severity_order=True)
+            # The view holds severity as its order (condition_view), not as the literal.
+            window.holds = with_field_tests(compile_condition(condition, severity_order=True),
+                                            skip=frozenset({"severity"}))
         except ConditionError as exc:
             raise RuleProblem(f"condition {condition!r}: {exc}") from None
     _schedule(window, table)

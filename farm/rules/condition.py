@@ -650,6 +650,37 @@ def field_terms(text: str) -> tuple[list[FieldTerm], bool]:
     return found, whole and bool(found)
 
 
+def with_field_tests(holds: Callable[[dict], bool], skip: frozenset[str] = frozenset()
+                     ) -> Callable[[dict], bool]:
+    """`holds` (a compiled condition) behind its field terms (`field_terms`): a document whose
+    field fails a term is refused without running the condition, and a condition made of
+    nothing but terms is decided by them. Terms on a top-level field named in `skip` (one the
+    caller's documents hold in another form than the literal, such as a maintenance window's
+    severity order) are left to the condition. `holds` itself when it has no term to use."""
+    terms, whole = field_terms(holds.source)
+    kept = [term for term in terms if term[0][0] not in skip]
+    if not kept:
+        return holds
+    whole = whole and len(kept) == len(terms)
+    tests = tuple((path, None if test == "==" else STRING_TESTS[test], literal)
+                  for path, test, literal in kept)
+
+    def tested(doc: dict) -> bool:
+        for path, test, literal in tests:
+            value: object = doc
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if test is None:
+                if value != literal:
+                    return False
+            elif not isinstance(value, str) or not test(value, literal):
+                return False
+        return True if whole else holds(doc)
+    tested.source = holds.source
+    tested.paths = holds.paths
+    return tested
+
+
 def compile_condition(text: str, severity_order: bool = False) -> Callable[[dict], bool]:
     """A predicate over an event dict; raises ConditionError if `text` is not in the subset.
     The predicate never raises: an evaluation error means False. With `severity_order`,
