@@ -165,8 +165,7 @@ def scripts_ahead(client, calls: list[tuple]) -> Callable[[], list]:
     if isinstance(client, RedisCluster):
         replies = run_scripts(client, calls)
         return lambda: replies
-    ahead = send_ahead(client, [("EVALSHA", script.sha, len(keys), *keys, *args)
-                                for script, keys, args in calls])
+    ahead = send_ahead(client, [_evalsha(*call) for call in calls])
 
     def replies() -> list:
         got = ahead.replies()
@@ -183,6 +182,11 @@ def scripts_ahead(client, calls: list[tuple]) -> Callable[[], list]:
     return replies
 
 
+def _evalsha(script, keys: list, args: list) -> tuple:
+    """A script call as the command request() sends."""
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
 def _pipelined(client, calls: list[tuple]) -> list:
     """Replies (or the error each met) of calls, where a call is (Script, keys, args) or (None,
     keys, command) for a plain command (its whole argument list) on `keys`, of one slot."""
@@ -193,8 +197,7 @@ def _pipelined(client, calls: list[tuple]) -> list:
         if cluster:
             got = _cluster_pipeline(client, [calls[i] for i in todo])
         else:
-            got = request(client, [args if script is None
-                                   else ("EVALSHA", script.sha, len(keys), *keys, *args)
+            got = request(client, [args if script is None else _evalsha(script, keys, args)
                                    for script, keys, args in (calls[i] for i in todo)])
         missing = []
         for i, reply in zip(todo, got, strict=True):
@@ -222,7 +225,7 @@ def _cluster_pipeline(client: RedisCluster, calls: list[tuple]) -> list:
         if script is None:
             pipe.execute_command(*args, **target)
         else:
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **target)
+            pipe.execute_command(*_evalsha(script, keys, args), **target)
     return pipe.execute(raise_on_error=False)
 
 

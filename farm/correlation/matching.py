@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from farm.correlation.rules import CorrelationRule
-from farm.rules.condition import STRING_TESTS, field_terms
+from farm.rules.condition import field_terms, field_tests
 
 NONE_GROUP = "none"
 
@@ -77,8 +77,7 @@ class _Subrule:
 
     def __init__(self, holds: Callable[[dict], bool]):
         terms, whole = field_terms(getattr(holds, "source", ""))
-        self.tests = tuple((path, None if test == "==" else STRING_TESTS[test], literal)
-                           for path, test, literal in terms)
+        self.tests = field_tests(terms)
         self.terms: tuple = ()
         self.holds = None if whole else holds
 

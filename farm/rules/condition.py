@@ -574,6 +574,14 @@ STRING_TESTS: dict[str, Callable[[str, str], bool]] = {
     "endsWith": str.endswith,
 }
 FieldTerm = tuple[tuple[str, ...], str, str]
+# A term ready to run: (path, None for `==` or the STRING_TESTS function, string).
+FieldTest = tuple[tuple[str, ...], Callable[[str, str], bool] | None, str]
+
+
+def field_tests(terms: list[FieldTerm]) -> tuple[FieldTest, ...]:
+    """`field_terms`' terms with each test as the function that runs it (None for `==`)."""
+    return tuple((path, None if test == "==" else STRING_TESTS[test], literal)
+                 for path, test, literal in terms)
 
 
 def _path(toks: list[tuple[str, object, int]]) -> tuple[str, ...] | None:
@@ -662,8 +670,7 @@ def with_field_tests(holds: Callable[[dict], bool], skip: frozenset[str] = froze
     if not kept:
         return holds
     whole = whole and len(kept) == len(terms)
-    tests = tuple((path, None if test == "==" else STRING_TESTS[test], literal)
-                  for path, test, literal in kept)
+    tests = field_tests(kept)
 
     def tested(doc: dict) -> bool:
         for path, test, literal in tests:
