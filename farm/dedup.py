@@ -38,7 +38,7 @@ from farm.redisconn import run_scripts
 #  unresolvedCounter, startedAt, previous status, previous severity] of that stored version
 # ("" stands for none). Returns {decision letters, that array as JSON per alert ("" for a full
 # duplicate)}.
-DECIDE_LUA = r"""
+_DECIDE_TEMPLATE = r"""
 local function timeline(prev, status, severity, received, first)
   local fst, since, fired, unresolved
   if status ~= 'firing' then fst = ''
@@ -78,8 +78,8 @@ for i = 3, #KEYS do
   local position = tonumber(ARGV[a]) + 1
   local decision = string.sub(memo, position, position)
   local line = ''
-  if decision == 'n' or decision == 'p' or decision == 'f' then
-    if decision ~= 'f' then
+  if decision == 'n' or decision == 'p' or decision == 'f' or decision == 's' then
+    if decision == 'n' or decision == 'p' then
       line = redis.call('HGET', KEYS[2], position) or ''
     end
   else
@@ -93,7 +93,9 @@ for i = 3, #KEYS do
       stored_id = string.sub(stored, 17, cut and cut - 1 or -1)
       if cut then state = cjson.decode(string.sub(stored, cut + 1)) end
     end
-    if stored and stored_id == event_id then
+    if GUARD then
+      decision = 's'
+    elseif stored and stored_id == event_id then
       decision = 'n'  -- this very event set it (a re-sent batch): the same version again
       if state then
         line = cjson.encode(state)
@@ -139,6 +141,13 @@ if #memo_times > 0 then
 end
 return {decisions, times}
 """
+DECIDE_LUA = _DECIDE_TEMPLATE.replace("GUARD", "false")
+# The same decisions for a maintenance release (farm/maintenance/release.py), guarded: after the
+# 7 arguments of every dedup key, one more per key, the eventId that must have set it. An alert
+# whose fingerprint has been stored again since (a newer version, or this release already) is
+# skipped: `s`, nothing stored. One whose dedup key expired is decided as usual.
+RELEASE_LUA = _DECIDE_TEMPLATE.replace(
+    "GUARD", "stored and stored_id ~= ARGV[3 + (#KEYS - 2) * 7 + i - 3]")
 
 # KEYS[1] a dedup key, ARGV[1] an eventId: delete the key only if that event set it.
 FORGET_LUA = r"""
@@ -151,6 +160,7 @@ return 0
 """
 
 NEW, PARTIAL, FULL = "n", "p", "f"
+SKIPPED = "s"  # a maintenance release whose fingerprint was stored again meanwhile
 DECISION_NAMES = {NEW: "new", PARTIAL: "partial", FULL: "full"}  # as metrics label them
 
 # Set on every stored version (docs/keep-compatibility.md#firing-timeline), in the order of the
@@ -248,16 +258,20 @@ class Deduplicator:
         self.keys = keys
         self.ttl = ttl_seconds
         self._decide = redis.register_script(DECIDE_LUA)
+        self._release = redis.register_script(RELEASE_LUA)
         self._forget = redis.register_script(FORGET_LUA)
 
     def decide(self, batch_id: str, start: int, tenant: str, alerts: list[dict],
-               digests: list[bytes]) -> str:
+               digests: list[bytes], expect: list[str] | None = None) -> str:
         """One decision letter per alert of the chunk that starts at position `start` of the
         batch, in order; replayed from the batch's memo where it has them. Every alert that is
         not a full duplicate gets its firing timeline (TIMELINE_FIELDS) in place, computed from
         the fingerprint's previous stored version in the same call. On a Redis Cluster, one
         call per dedup bucket the chunk touches, pipelined (one request per node). Raises redis
-        errors as they come."""
+        errors as they come.
+
+        `expect` (a maintenance release) gives per alert the eventId that must have set its
+        fingerprint's dedup key; an alert whose key another event set since is SKIPPED."""
         if not alerts:
             return ""
         groups: dict[int, list[int]] = {}
@@ -274,7 +288,10 @@ class Deduplicator:
                 args += (start + i, digests[i], alert["eventId"], alert["status"] or "",
                          alert["severity"] or "", alert["lastReceived"] or "",
                          alert["receivedAt"])
-            calls.append((self._decide, keys, args))
+            if expect is None:
+                calls.append((self._decide, keys, args))
+            else:
+                calls.append((self._release, keys, [*args, *(expect[i] for i in members)]))
         letters = [""] * len(alerts)
         for members, (got, timelines) in zip(groups.values(), run_scripts(self.redis, calls),
                                              strict=True):

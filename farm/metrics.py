@@ -41,6 +41,9 @@ def worker_metrics() -> SimpleNamespace:
         maintenance=Counter("farm_maintenance_alerts", "Alerts maintenance windows took, by "
                             "window and action (dropped, or suppressed: kept with status "
                             "suppressed or maintenance).", ["window", "action"]),
+        released=Counter("farm_maintenance_released", "Alerts held in status maintenance that "
+                         "a worker stored again with their own status once no window held "
+                         "them (the maintenance watcher's releases)."),
     )
 
 

@@ -29,7 +29,8 @@ from farm.alert import fields_fingerprint, iso_ms, keep_url, normalize_time, sev
 from farm.config import Config
 from farm.correlation.stage import Correlated, Correlation, CorrelationCounts
 from farm.deadletters import dead_letter
-from farm.dedup import DECISION_NAMES, FULL, NEW, PARTIAL, Deduplicator
+from farm.dedup import DECISION_NAMES, FULL, NEW, PARTIAL, SKIPPED, Deduplicator
+from farm.maintenance.release import RELEASE, release_alerts
 from farm.maintenance.screen import Verdicts, screen
 from farm.maintenance.sources import Windows
 from farm.notify.entries import alert_entry, incident_entry
@@ -69,6 +70,7 @@ class Outcome:
     # Pushed to the notify list in the ack (farm/notify/entries.py); empty without [notify] url.
     notifications: list[bytes] = field(default_factory=list)
     raw: list[dict] = field(default_factory=list)  # kept raw events ([store] raw_sample)
+    released: int = 0  # alerts a release batch stored again with their own status
     # Set while a correlation call runs in Redis: Pipeline.finish completes the outcome.
     unfinished: Callable[[], Outcome] | None = None
 
@@ -215,6 +217,8 @@ class Pipeline:
         except BadBatch as exc:
             return self.dead_batch(raw, str(exc), "decode")
         out.provider, out.tenant = batch.provider, batch.tenant
+        if batch.control is not None and RELEASE in batch.control:
+            return self.release(batch, raw, out)
         if batch.control is not None:
             incidents = self.correlation.control(batch)
             out.records.append(pack_record(batch.sent_at, 0, self.encoder.encode(
@@ -242,13 +246,7 @@ class Pipeline:
         out.decisions = decided
 
         def finish() -> Outcome:
-            lost = dict.fromkeys(DECISION_NAMES, 0)
-            for items, correlated in chunks:
-                self.encode(batch, items, out, lost, correlated() if correlated else None)
-            if out.raw:
-                self.encode_raw(batch, out)
-            if not out.records:  # every item was dead-lettered; the worker needs one to ack
-                self.encode(batch, [], out, lost)
+            lost = self.encode_chunks(batch, chunks, out)
             # The account's unit (docs/architecture.md, "Correctness"): each alert an event
             # yields, or the event itself when it yields none, so every event counts once.
             out.counts = {
@@ -267,24 +265,62 @@ class Pipeline:
             return out
         return finish()
 
+    def release(self, batch: Batch, raw: bytes, out: Outcome) -> Outcome:
+        """A release batch (farm/maintenance/release.py): each held version it carries is stored
+        again with its own status, unless its fingerprint was stored again since it was read.
+        Not counted as received (the alert was, when it came), nor enriched again."""
+        alerts, expect, ignored = release_alerts(batch.events, batch.control[RELEASE])
+        if ignored:
+            log.warning("release batch %s: %d events are not held stored versions; left alone",
+                        batch.id, ignored)
+        now = iso_ms(batch.sent_at)
+        processed = iso_ms(time.time())
+        rules = self.rules.current().for_batch(batch.tenant, batch.provider,
+                                               batch.provider_id)
+        for position, alert in enumerate(alerts):
+            alert.update(eventId=f"{batch.id}:{position}", tenant=batch.tenant,
+                         batchId=batch.id, receivedAt=now, processedAt=processed)
+        digests = [rules.hasher.digest(alert) for alert in alerts]
+        decided, chunks = self.decide_chunks(batch, rules, now, alerts, digests, batch.id, out,
+                                             expect)
+        out.memo_ids.append(batch.id)
+        out.released = decided[NEW] + decided[PARTIAL]
+
+        def finish() -> Outcome:
+            lost = self.encode_chunks(batch, chunks, out)
+            out.released -= lost[NEW] + lost[PARTIAL]
+            return out
+
+        if any(correlated for _, correlated in chunks):
+            out.unfinished = lambda: self._guarded(raw, finish)
+            return out
+        return finish()
+
     def decide_chunks(self, batch: Batch, rules: BatchRules, now: str, alerts: list[dict],
-                      digests: list[bytes], memo_id: str, out: Outcome
+                      digests: list[bytes], memo_id: str, out: Outcome,
+                      expect: list[str] | None = None
                       ) -> tuple[dict[str, int], list[tuple[list, Callable | None]]]:
         """Dedup, enrich and correlate the alerts, `[workers] batch_max` at a time, their
         decisions memoised under `memo_id`. Returns the decisions per letter and each chunk's
         (alert, decision) pairs with the function that reads its correlation call's outcome
         (None: no call), for `encode`. The next chunk's dedup call goes while the one before
-        correlates."""
+        correlates. With `expect` (a release: Deduplicator.decide) nothing is enriched and the
+        SKIPPED alerts are left out of the pairs."""
         decided = dict.fromkeys(DECISION_NAMES, 0)
+        if expect is not None:
+            decided[SKIPPED] = 0
         chunks = []
         for start in range(0, max(len(alerts), 1), self.batch_max):
             chunk = alerts[start:start + self.batch_max]
-            decisions = self.dedup.decide(memo_id, start, batch.tenant, chunk,
-                                          digests[start:start + self.batch_max])
+            decisions = self.dedup.decide(
+                memo_id, start, batch.tenant, chunk, digests[start:start + self.batch_max],
+                None if expect is None else expect[start:start + self.batch_max])
             for letter in decisions:
                 decided[letter] += 1
             items = list(zip(chunk, decisions, strict=True))
-            if rules.enriches:
+            if expect is not None:
+                items = [(alert, letter) for alert, letter in items if letter != SKIPPED]
+            elif rules.enriches:
                 for alert, decision in items:
                     if decision != FULL:  # Keep runs no rule on a full duplicate
                         self.enrich(alert, rules, now)
@@ -355,6 +391,20 @@ class Pipeline:
         if not self.correlation.enabled or not items:
             return None
         return self.correlation.run(batch, start, items, out.correlation, memo_id)
+
+    def encode_chunks(self, batch: Batch, chunks: list[tuple[list, Callable | None]],
+                      out: Outcome) -> dict[str, int]:
+        """Append the records of every chunk (decide_chunks' pairs, with the incidents their
+        correlation calls decided) and of the kept raw events; returns the alerts lost by
+        decision letter (`encode`)."""
+        lost = dict.fromkeys(DECISION_NAMES, 0)
+        for items, correlated in chunks:
+            self.encode(batch, items, out, lost, correlated() if correlated else None)
+        if out.raw:
+            self.encode_raw(batch, out)
+        if not out.records:  # every item was dead-lettered; the worker needs one to ack
+            self.encode(batch, [], out, lost)
+        return lost
 
     def encode(self, batch: Batch, items: list[tuple[dict, str]], out: Outcome,
                lost: dict[str, int], incidents: Correlated | None = None) -> None:

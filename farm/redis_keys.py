@@ -78,6 +78,8 @@ On a single Redis `<D>`, `<T>` and `<M>` are plain `<p>`.
   over a week ago are removed. Workers read both in one transaction when the version changed.
 - `<M>:maintenance:version`            integer, incremented by every `farm maintenance add|end`.
   Each worker GETs it at most once a second, to notice new or ended windows cheaply.
+- `<M>:maintenance:release`            string with a TTL of `[maintenance] release_seconds`: the
+  node whose maintenance watcher makes this round's releases (SET NX; farm/maintenance/watcher.py).
 - `<p>:node:<node id>`                 string, the node registry (farm/nodes.py): each supervisor's
   record as JSON, TTL `[workers] heartbeat_seconds`; its expiry marks a dead host.
 - `<p>:nodes`                          sorted set: node id -> when its record expires (unix ms),
@@ -145,6 +147,7 @@ class Keys:
         tagged = f"{prefix}:{{m}}" if cluster else prefix
         self.maintenance = f"{tagged}:maintenance"
         self.maintenance_version = f"{tagged}:maintenance:version"
+        self.maintenance_release_lock = f"{tagged}:maintenance:release"
 
     # -- queue shards: everything one take, ack or recovery touches --------------------------
     def shard_prefix(self, shard: int) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from farm.alert import iso_ms
+from farm.alert import STATUSES, iso_ms
 from farm.config import Config
 from farm.correlation.store import links_index
 from farm.sinks import raw as raw_events
@@ -92,7 +92,8 @@ def versions(cfg: Config, tenant: str, fingerprint: str, limit: int,
     if cfg.store.kind == "sqlite":
         rows = sqlite_rows(cfg, VERSIONS_SQL, [fingerprint, tenant, limit], deadline_seconds)
         return [orjson.loads(doc) for (doc,) in rows]
-    body = {"size": limit, "sort": [{"lastReceived": "desc"}],
+    # receivedAt breaks ties: a version released from maintenance keeps its lastReceived
+    body = {"size": limit, "sort": [{"lastReceived": "desc"}, {"receivedAt": "desc"}],
             "query": {"bool": {"filter": [{"term": {"tenant": tenant}},
                                           {"term": {"fingerprint": fingerprint}}]}}}
     return engine_search(cfg, f"{cfg.store.index_prefix}-alerts-2*", body)
@@ -257,10 +258,16 @@ def _sqlite_filters(q: Query, where: list[str], args: list) -> None:
     if q.cutoff():
         where.append("a.lastReceived >= ?")
         args.append(q.cutoff())
-    for column, values in (("a.severity", q.severities), ("a.status", q.statuses)):
-        if values:
-            where.append(f"{column} IN ({', '.join('?' * len(values))})")
-            args += list(values)
+    if q.severities:
+        where.append(f"a.severity IN ({', '.join('?' * len(q.severities))})")
+        args += list(q.severities)
+    if len(q.statuses) == 1 and q.statuses[0] in STATUSES:
+        # Written out, not bound, and with `=`: SQLite uses a partial index (the one of alerts
+        # held in maintenance) only for a condition it can match to the index's when it plans.
+        where.append(f"a.status = '{q.statuses[0]}'")
+    elif q.statuses:
+        where.append(f"a.status IN ({', '.join('?' * len(q.statuses))})")
+        args += list(q.statuses)
     if q.tenant:
         # Unary + keeps SQLite off the (tenant, fingerprint) index: with it, a tenant's page
         # would sort every row of the tenant instead of walking lastReceived newest first.

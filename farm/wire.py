@@ -36,8 +36,10 @@ class Batch(NamedTuple):
     # received them; a fingerprint here overrides every alert's (Keep's __internal_prepartion).
     provider_id: str | None = None
     fingerprint: str | None = None
-    # Optional: a command for the workers instead of events (farm/correlation/stage.py), e.g.
-    # {"resolve_incident": <id>} from `farm incidents resolve`.
+    # Optional: a command for the workers instead of events, e.g. {"resolve_incident": <id>}
+    # from `farm incidents resolve` (farm/correlation/stage.py), or {"release_maintenance":
+    # [eventId, ...]} from the maintenance watcher, its events the stored versions to release
+    # (farm/maintenance/release.py).
     control: dict | None = None
 
 

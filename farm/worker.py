@@ -228,6 +228,8 @@ class Worker:
                 self.metrics.incidents.labels(event).inc(getattr(correlation, event))
         for (window, action), n in outcome.maintenance.items():
             self.metrics.maintenance.labels(window, action).inc(n)
+        if outcome.released:
+            self.metrics.released.inc(outcome.released)
         if outcome.counts.get("alerts_dead"):
             self.metrics.alerts.labels(outcome.provider, "dead").inc(outcome.counts["alerts_dead"])
 

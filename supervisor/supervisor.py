@@ -28,6 +28,7 @@ from farm.autoscale import Autoscaler
 from farm.config import Config
 from farm.ingest import process as ingest_proc
 from farm.lifeline import ReadyBoard
+from farm.maintenance.watcher import MaintenanceWatcher
 from farm.redis_keys import LANES, keys_for
 from farm.redis_server import RedisServer, RedisServerError, embedded_dir
 from farm.redisconn import connect, describe
@@ -96,6 +97,7 @@ class Supervisor:
         self._next_orphan_scan = 0.0
         self.scaling = WorkerScaling(self, scaler, workers)
         self.presence = Presence(self)
+        self.watcher: MaintenanceWatcher | None = None
 
     # -- start ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,6 +131,10 @@ class Supervisor:
             self.spawn_sender(child)
         for child in [*self._children(), self.redis_slot]:
             self.metrics.restarts.labels(child.name)  # a 0 series from the start
+        if self.cfg.maintenance.release_seconds:
+            self.watcher = MaintenanceWatcher(self.cfg, self.redis, self.keys, self.redis_url,
+                                              self.node, self.cfg.maintenance.release_seconds)
+            self.watcher.start()
         self.state = "running"
         log.info("farm running: %d workers%s, store %s, redis %s, http://%s",
                  self.scaling.target, f" (auto, up to {self.n_workers})" if self.scaling.auto
@@ -529,6 +535,8 @@ class Supervisor:
 
     def cleanup(self) -> None:
         self.state = "stopped"
+        if self.watcher is not None:
+            self.watcher.stop()
         for child in self._children():
             if child.alive:
                 child.proc.kill()

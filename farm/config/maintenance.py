@@ -16,3 +16,8 @@ class MaintenanceSettings:
             "within a second or so of a change; a file with problems stops start-up, and a "
             "change with problems is reported while the windows in force stay.",
             check=toml_file_of("window"))
+    release_seconds: int = key(60,
+            "How often the maintenance watcher gives the alerts held in status maintenance (by "
+            "windows with recover_previous_status) their own status back once no window in "
+            "force takes them; one supervisor of the farm does each round. 0 turns it off.",
+            minimum=0, maximum=86_400)

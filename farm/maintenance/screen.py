@@ -67,7 +67,7 @@ class Verdicts:
             memo = {} if _digest_decides(windows, hasher) else None
             self.memos[key] = memo
         if memo is None:
-            return [_first_taker(windows, alert) for alert in alerts]
+            return [first_taker(windows, alert) for alert in alerts]
         if self.size + len(alerts) > self.limit:
             self.clear()
             memo = self.memos[key] = {}
@@ -76,7 +76,7 @@ class Verdicts:
             number = int.from_bytes(digest, "little")
             index = memo.get(number)
             if index is None:
-                taker = _first_taker(windows, alert)
+                taker = first_taker(windows, alert)
                 memo[number] = -1 if taker is None else windows.index(taker)
                 self.size += 1
                 out.append(taker)
@@ -108,7 +108,7 @@ def screen(windows: Sequence[Window], alerts: list[dict], digests: list[bytes],
     verdicts remembered across batches in `verdicts` if given. `hasher` (a ContentHasher) made
     `digests` and recomputes the digest of an alert whose status changed."""
     if verdicts is None:
-        takers = [_first_taker(windows, alert) for alert in alerts]
+        takers = [first_taker(windows, alert) for alert in alerts]
     else:
         takers = verdicts.first_takers(windows, alerts, digests, hasher)
     taken = [(position, window) for position, window in enumerate(takers)
@@ -138,7 +138,7 @@ def screen(windows: Sequence[Window], alerts: list[dict], digests: list[bytes],
     return out
 
 
-def _first_taker(windows: Sequence[Window], alert: dict) -> Window | None:
+def first_taker(windows: Sequence[Window], alert: dict) -> Window | None:
     """The first window that takes the alert (Window.takes, unrolled: this runs per alert and
     window)."""
     status = alert.get("status")

@@ -132,12 +132,15 @@ VALUES (coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'fts_pending'), 0
 
 
 # What the console's reads need on a store of millions of rows (farm/console/): the current
-# state newest first, and one fingerprint's history.
+# state newest first, and one fingerprint's history; and the maintenance watcher's, the alerts
+# held in maintenance (a partial index: it holds those rows only).
 HISTORY_READ_INDEXES = """
 CREATE INDEX IF NOT EXISTS alerts_fingerprint ON alerts (fingerprint);
 """
 CURRENT_READ_INDEXES = """
 CREATE INDEX IF NOT EXISTS current_state_received ON current_state (lastReceived);
+CREATE INDEX IF NOT EXISTS current_state_held ON current_state (lastReceived)
+    WHERE status = 'maintenance';
 """
 
 
