@@ -6,43 +6,28 @@ balances with windows active."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import msgpack
 import orjson
 
 from farm import config as config_mod
-from farm.pipeline import Pipeline, unpack_record
+from farm.pipeline import Pipeline
 from farm.redis_keys import Keys
 from farm.wire import encode_batch
 from tests.support.farms import FarmProcess, write_config
 from tests.support.loadgen_runs import run_cli as run_loadgen
-
-# A worker looks for window changes at most once a second (farm/maintenance/sources.py): a
-# batch processed longer than that after `add` or `end` returned is judged by the change.
-WORKERS_SEE_CHANGES = 1.5
-
+from tests.support.maintenance import (
+    WORKERS_SEE_CHANGES,
+    events,
+    farm_cli,
+    push,
+    sample,
+    stored,
+)
 
 MIX = "prometheus:60,grafana:20,datadog:10,zabbix:5,keep:5"
-
-
-def farm_cli(config: Path, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "farm.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "COLUMNS": "200"})
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def events(phase: str, services: list[str]) -> list[dict]:
-    return [{"name": f"{phase} alert {n} on {service}", "service": service,
-             "severity": "warning", "status": "firing"} for n, service in enumerate(services)]
 
 
 # -- in the pipeline, on a real Redis ---------------------------------------------------------
@@ -52,16 +37,6 @@ def pipeline_with_windows(tmp_path: Path, redis_url: str, windows: str, redis) -
     path = tmp_path / "farm.toml"
     path.write_text(f'[redis]\nurl = "{redis_url}"\n[maintenance]\nrules = "windows.toml"\n')
     return Pipeline(config_mod.load(path, env={}), redis, Keys("farm"))
-
-
-def stored(outcome) -> dict[str, dict]:
-    """eventId -> document of the history rows in a batch's records (SQLite encoder)."""
-    found = {}
-    for record in outcome.records:
-        _sent_at, _n, body = unpack_record(record)
-        history = msgpack.unpackb(body)[0]  # (history, current, bumps[, incidents])
-        found.update({row[0]: orjson.loads(row[7]) for row in history})
-    return found
 
 
 def stored_ids(outcome) -> list[str]:
@@ -160,20 +135,6 @@ def test_alerts_kept_in_maintenance_are_held_back_from_correlation(tmp_path, red
 
 # -- a running farm ---------------------------------------------------------------------------
 
-def push(redis, batch_id: str, batch_events: list[dict]) -> None:
-    redis.lpush("farm:q:normal", encode_batch(batch_events, "keep", batch_id=batch_id,
-                                              sent_at=time.time()))
-
-
-def sample(metrics: str, name: str, **labels: str) -> float | None:
-    """The value of one series in a Prometheus text exposition, whatever the label order."""
-    for line in metrics.splitlines():
-        match = re.fullmatch(rf"{name}(?:\{{(.*)\}})? (\S+)", line)
-        if match and dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or "")) == labels:
-            return float(match.group(2))
-    return None
-
-
 def test_windows_opened_and_closed_mid_run_drop_exactly_what_they_took(tmp_path, redis,
                                                                         redis_url):
     config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url)
@@ -217,11 +178,11 @@ def test_windows_opened_and_closed_mid_run_drop_exactly_what_they_took(tmp_path,
     every = {f"{phase}{n}:{i}" for phase in ("before", "during", "after") for n in range(4)
              for i in range(5)}
     assert set(docs) == every - dropped
-    for event_id, stored in docs.items():
-        if event_id.startswith("during") and stored["service"] == "cache":
-            assert (stored["status"], stored["previous_status"]) == ("maintenance", "firing")
+    for event_id, version in docs.items():
+        if event_id.startswith("during") and version["service"] == "cache":
+            assert (version["status"], version["previous_status"]) == ("maintenance", "firing")
         else:
-            assert stored["status"] == "firing" and "previous_status" not in stored
+            assert version["status"] == "firing" and "previous_status" not in version
 
 
 def test_loadgen_verify_balances_with_windows_active(tmp_path, redis, redis_url):

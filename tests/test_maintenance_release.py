@@ -22,7 +22,7 @@ from farm.search import Query, search, versions
 from farm.sinks.engine_client import Engine
 from farm.wire import WIRE_VERSION, encode_batch
 from tests.support.farms import FarmProcess, engine_store_table, write_config
-from tests.test_maintenance_farm import (
+from tests.support.maintenance import (
     WORKERS_SEE_CHANGES,
     events,
     farm_cli,
