@@ -514,6 +514,13 @@ def test_cli_add_list_end(tmp_path, redis, redis_url):
     assert code == 0 and out.strip() == "ended window 'deploy'"
     code, out, _ = run("maintenance", "list", "--json", *conf)
     assert {r["name"]: r["state"] for r in json.loads(out)}["deploy"] == "ended"
+    # A window that held alerts in status maintenance says when they come back.
+    run("maintenance", "add", "--name", "hold", "--condition", "*", "--suppress",
+        "--recover-previous-status", *conf)
+    code, out, _ = run("maintenance", "end", "hold", *conf)
+    assert code == 0 and out.strip() == (
+        "ended window 'hold'; the alerts it holds in status maintenance get their own status "
+        "back within 60s unless another window takes them")
 
 
 @pytest.mark.parametrize("args, says", [

@@ -66,10 +66,19 @@ def add_from_cli(cfg, redis, options: dict, now: float) -> str:
 def end_from_cli(cfg, redis, name: str, now: float) -> str:
     """End a Redis window now. Returns the line to print. Raises MaintenanceError."""
     from_file, _problems = _file_windows(cfg)
+    keys = _keys(cfg)
     try:
-        return end_window(redis, _keys(cfg), name, {w.name for w in from_file}, now)
+        done = end_window(redis, keys, name, {w.name for w in from_file}, now)
     except ValueError as exc:
         raise MaintenanceError(f"window {name!r} in Redis cannot be read: {exc}") from None
+    kept = [w for w in read_redis(redis, keys)[1] if w.name == name]
+    if kept and kept[0].recover_previous_status:
+        every = cfg.maintenance.release_seconds
+        done += (f"; the alerts it holds in status maintenance get their own status back "
+                 f"within {every}s unless another window takes them" if every else
+                 "; the alerts it holds stay in status maintenance until notified again "
+                 "([maintenance] release_seconds = 0)")
+    return done
 
 
 def render_windows(rows: list[dict], console: Console | None = None) -> None:
