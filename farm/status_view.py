@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.table import Table
 
@@ -59,6 +61,8 @@ def render_status(doc: dict, console: Console | None = None) -> None:
     if notify.get("url"):
         console.print(f"  notifications to {notify['url']}: waiting {notify.get('queue', 0):,}, "
                       f"overflowed to dead letters {notify.get('overflowed', 0):,}")
+    if "maintenance" in doc:  # a farm from before the watcher has none
+        render_watcher(doc["maintenance"], console)
     counters = Table(title="accounting", title_justify="left")
     counters.add_column("counter")
     counters.add_column("value", justify="right")
@@ -74,6 +78,20 @@ def render_status(doc: dict, console: Console | None = None) -> None:
     else:
         note = "" if drained else " (work is still queued or in flight)"
         console.print(f"  received - ({terms}) = [red]{gap:,}[/]{note}")
+
+
+def render_watcher(watcher: dict, console: Console) -> None:
+    """One line on the maintenance watcher of this node (farm/maintenance/watcher.py)."""
+    every = watcher.get("release_seconds")
+    if not every:
+        console.print("  maintenance watcher: off ([maintenance] release_seconds = 0)")
+    elif watcher.get("last_round") is None:
+        console.print(f"  maintenance watcher: every {every}s; no round made on this node yet")
+    else:
+        ago = _duration(max(0.0, time.time() - watcher["last_round"]))
+        console.print(f"  maintenance watcher: every {every}s; last round on this node {ago} "
+                      f"ago read {watcher['last_held']:,} alerts held in maintenance and sent "
+                      f"{watcher['last_sent']:,} back ({watcher['sent']:,} since start)")
 
 
 def render_nodes(records: list[dict], console: Console) -> None:

@@ -587,6 +587,7 @@ class Supervisor:
                        "processes": [{"id": c.name, "pid": c.pid, "alive": c.alive,
                                       "ready": c.alive and self.is_ready(c),
                                       "restarts": c.restarts} for c in self.senders]},
+            "maintenance": self.watcher.status() if self.watcher else {"release_seconds": 0},
         }
         try:
             depths = queue.depths(self.redis, self.keys)

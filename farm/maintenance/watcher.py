@@ -49,7 +49,11 @@ class MaintenanceWatcher:
         self.every = every
         self.windows = Windows(cfg, redis_client, keys)
         self.cursor: str | None = None
-        self.released = 0  # alerts sent for release since start, for /status and the tests
+        # For /status: this node's rounds (another node may make the next one).
+        self.last_round: float | None = None
+        self.last_held = 0   # alerts in status maintenance the last round read
+        self.last_sent = 0   # of which sent back
+        self.sent = 0        # since start
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -80,21 +84,27 @@ class MaintenanceWatcher:
                               px=lock_ms):
             return 0
         windows = self.windows.active_at(now)
-        sent = 0
+        sent = held = 0
         for _ in range(PAGES_PER_PASS):
             page = search_page(self.cfg, Query(statuses=(HELD,), limit=PAGE,
                                                before=self.cursor))
             free = [doc for doc in page.alerts
                     if is_held(doc) and first_taker(windows, released(doc)) is None]
+            held += len(page.alerts)
             sent += self.send(free, now)
             self.cursor = page.next_before
             if self.cursor is None:
                 break
-        self.released += sent
+        self.last_round, self.last_held, self.last_sent = now, held, sent
+        self.sent += sent
         if sent:
             log.info("maintenance watcher: %d alerts no window holds any more sent back to "
                      "the workers with their own status", sent)
         return sent
+
+    def status(self) -> dict:
+        return {"release_seconds": self.every, "last_round": self.last_round,
+                "last_held": self.last_held, "last_sent": self.last_sent, "sent": self.sent}
 
     def send(self, docs: list[dict], now: float) -> int:
         """Queue release batches for `docs`: one per tenant and provider, RELEASE_BATCH alerts
