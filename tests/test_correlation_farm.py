@@ -178,16 +178,26 @@ def farm_cli(config, *args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_incidents_list_show_resolve_and_search_by_incident(tmp_path, redis, redis_url):
+REVIEW_RULE = """
+[[rule]]
+name = "review"
+condition = 'labels.kind == "review"'
+require_approve = true
+"""
+
+
+def test_incidents_list_show_resolve_confirm_and_search_by_incident(tmp_path, redis,
+                                                                     redis_url):
     rules = tmp_path / "rules.toml"
-    rules.write_text(STORM_RULES.replace("threshold = 5", "threshold = 1"))
+    rules.write_text(STORM_RULES.replace("threshold = 5", "threshold = 1") + REVIEW_RULE)
     config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url,
                           extra=f'[correlation]\nrules = "{rules}"\n')
     with FarmProcess(config, workers=1) as farm:
         redis.lpush("farm:q:normal", encode_batch(
             [alert("x1", labels={"kind": "storm", "host": "db1"}),
-             alert("x2", labels={"kind": "storm", "host": "db1"})], "keep"))
-        farm.wait_drained(expected_received=2)
+             alert("x2", labels={"kind": "storm", "host": "db1"}),
+             alert("y1", labels={"kind": "review"})], "keep"))
+        farm.wait_drained(expected_received=3)
         listed = farm_cli(config, "incidents", "list", "--json")
         [incident] = json.loads(listed.stdout)
         assert incident["name"] == "Storm on db1" and incident["status"] == "firing"
@@ -202,3 +212,17 @@ def test_incidents_list_show_resolve_and_search_by_incident(tmp_path, redis, red
         missing = farm_cli(config, "incidents", "resolve", "no-such-id")
         assert missing.returncode == 1
         assert missing.stderr.count("\n") == 1 and "no incident no-such-id" in missing.stderr
+        # A candidate (require_approve) shows only with --all until it is confirmed.
+        every = json.loads(farm_cli(config, "incidents", "list", "--all", "--json").stdout)
+        [candidate] = [i for i in every if i["rule"] == "review"]
+        assert candidate["is_candidate"] and not candidate["is_visible"]
+        done = farm_cli(config, "incidents", "confirm", candidate["id"])
+        assert done.returncode == 0 and "confirmed: it is visible now" in done.stdout
+        listed = json.loads(farm_cli(config, "incidents", "list", "--json").stdout)
+        [confirmed] = [i for i in listed if i["id"] == candidate["id"]]
+        assert confirmed["is_visible"] and confirmed["is_candidate"]
+        again = farm_cli(config, "incidents", "confirm", candidate["id"])
+        assert again.returncode == 0 and "was already confirmed" in again.stdout
+        refused = farm_cli(config, "incidents", "confirm", incident["id"])
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+        assert "is not a candidate" in refused.stderr

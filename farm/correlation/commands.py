@@ -1,5 +1,6 @@
-"""`farm incidents list|show|resolve`: incidents as the store holds them, and resolving one by
-hand through the farm's own write path (a control batch a worker carries out)."""
+"""`farm incidents list|show|resolve|confirm`: incidents as the store holds them, and resolving
+one or confirming a candidate by hand through the farm's own write path (a control batch a
+worker carries out)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 
 import click
 import msgpack
 import orjson
 
 from farm.cli_support import config_option, connect_redis, fail, load_config
-from farm.correlation.stage import RESOLVE_INCIDENT
+from farm.correlation.stage import CONFIRM_INCIDENT, RESOLVE_INCIDENT
 from farm.redis_keys import Keys, keys_for
 from farm.redis_server import redis_url_of
 
@@ -89,36 +91,71 @@ def _incident_state(redis, keys: Keys, incident_id: str, tenant: str) -> dict | 
     return orjson.loads(raw) if raw else None
 
 
+_TIMEOUT = click.option("--timeout", type=float, default=30.0, show_default=True,
+                        help="Seconds to wait for a worker to carry it out.")
+_TENANT = click.option("--tenant", default="default", show_default=True,
+                       help="The incident's tenant (on a Redis Cluster its state lives in the "
+                            "tenant's hash slot).")
+
+
 @incidents.command("resolve")
 @click.argument("incident_id")
-@click.option("--timeout", type=float, default=30.0, show_default=True,
-              help="Seconds to wait for a worker to carry it out.")
-@click.option("--tenant", default="default", show_default=True,
-              help="The incident's tenant (on a Redis Cluster its state lives in the tenant's "
-                   "hash slot).")
+@_TIMEOUT
+@_TENANT
 @config_option
 def incidents_resolve(incident_id, timeout, tenant, config_path):
     """Resolve an incident by hand: a worker marks it resolved in Redis and the indexer
     stores the new state, like any other change."""
+    _by_hand(RESOLVE_INCIDENT, incident_id, timeout, tenant, config_path,
+             lambda state: state.get("status") == "resolved", "resolved")
 
+
+@incidents.command("confirm")
+@click.argument("incident_id")
+@_TIMEOUT
+@_TENANT
+@config_option
+def incidents_confirm(incident_id, timeout, tenant, config_path):
+    """Confirm a candidate incident (its rule has require_approve): it becomes visible, as
+    Keep's confirm makes it. A worker changes it in Redis and the indexer stores it."""
+
+    def candidate(state: dict) -> None:
+        if state.get("candidate") != 1:
+            fail(f"incident {incident_id} is not a candidate: its rule does not have "
+                 f"require_approve, so it shows by itself once its threshold is reached")
+
+    _by_hand(CONFIRM_INCIDENT, incident_id, timeout, tenant, config_path,
+             lambda state: state.get("visible") == 1, "confirmed: it is visible now",
+             check=candidate)
+
+
+def _by_hand(command: str, incident_id: str, timeout: float, tenant: str, config_path,
+             done: Callable[[dict], bool], said: str,
+             check: Callable[[dict], None] | None = None) -> None:
+    """Queue a control batch that changes one incident, and wait until a worker did and the
+    store has it (the batch's memo is gone once it is acked, after the commit)."""
     cfg = load_config(config_path)
     redis = connect_redis(cfg)
     keys = keys_for(cfg, redis_url_of(cfg))
     state = _incident_state(redis, keys, incident_id, tenant)
     if state is None:
         fail(f"no incident {incident_id} in Redis (a wrong id, or untouched for longer than "
-                 f"[correlation] ttl_seconds)")
+             f"[correlation] ttl_seconds)")
+    if check is not None:
+        check(state)
+    if done(state):
+        click.echo(f"incident {incident_id} was already {said.split(':')[0]}")
+        return
     batch = {"v": 1, "id": uuid.uuid4().hex, "tenant": state["tenant"], "provider": "keep",
-             "sent_at": time.time(), "events": [],
-             "control": {RESOLVE_INCIDENT: incident_id}}
+             "sent_at": time.time(), "events": [], "control": {command: incident_id}}
     redis.lpush(keys.queue("critical", random.randrange(keys.shards)), msgpack.packb(batch))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         memo = redis.exists(keys.incidents_memo(batch["id"], tenant))
-        if not memo and (_incident_state(redis, keys, incident_id, tenant) or {}).get("status") \
-                == "resolved":
-            click.echo(f"incident {incident_id} resolved")
+        if not memo and done(_incident_state(redis, keys, incident_id, tenant) or {}):
+            click.echo(f"incident {incident_id} {said}")
             return
         time.sleep(0.2)
-    fail(f"asked the farm to resolve {incident_id}, but no worker did within {timeout:g}s "
-             f"(is the farm running? `farm status`); it stays queued and happens when one does")
+    fail(f"asked the farm to {command.split('_')[0]} {incident_id}, but no worker did within "
+         f"{timeout:g}s (is the farm running? `farm status`); it stays queued and happens when "
+         f"one does")

@@ -36,6 +36,7 @@ _HERE = Path(__file__).parent
 _STATE = (_HERE / "state.lua").read_text()
 CHUNK_LUA = _STATE + (_HERE / "chunk.lua").read_text()
 RESOLVE_LUA = _STATE + (_HERE / "resolve.lua").read_text()
+CONFIRM_LUA = _STATE + (_HERE / "confirm.lua").read_text()
 
 
 @dataclass
@@ -70,7 +71,8 @@ class Decider:
         self.keys = keys
         self.ttl = ttl_seconds
         self._chunk = redis.register_script(CHUNK_LUA)
-        self._resolve = redis.register_script(RESOLVE_LUA)
+        self._by_hand = {"resolve": redis.register_script(RESOLVE_LUA),
+                         "confirm": redis.register_script(CONFIRM_LUA)}
 
     def decide(self, batch_id: str, tenant: str, sent_at: float, start: int, end: int,
                items: list[list], rules: dict[str, list]) -> Callable[[], Decided]:
@@ -91,15 +93,16 @@ class Decider:
                                               [orjson.dumps(request)])])
         return lambda: _decided(replies()[0])
 
-    def resolve(self, batch_id: str, tenant: str, sent_at: float, incident_id: str
-                ) -> dict | None:
-        """Resolve one incident by hand; memoised under the control batch's id. None when
-        Redis holds no such incident for the tenant."""
+    def by_hand(self, action: str, batch_id: str, tenant: str, sent_at: float,
+                incident_id: str) -> dict | None:
+        """Resolve one incident, or confirm a candidate (`action`), by hand; memoised under the
+        control batch's id. Returns the incident's snapshot after it, or None when Redis holds
+        no such incident for the tenant (or, to confirm, it is no candidate)."""
         request = {"p": self.keys.correlation_prefix(tenant), "t": tenant, "now": sent_at,
                    "iso": iso_ms(sent_at), "ttl": self.ttl, "mttl": MEMO_TTL_SECONDS,
                    "id": incident_id}
-        raw = self._resolve(keys=[self.keys.incidents_memo(batch_id, tenant)],
-                            args=[orjson.dumps(request)])
+        raw = self._by_hand[action](keys=[self.keys.incidents_memo(batch_id, tenant)],
+                                    args=[orjson.dumps(request)])
         return snapshot_of(raw) if raw else None
 
 

@@ -16,9 +16,11 @@ from farm.correlation.matching import RuleIndex, matches
 from farm.correlation.rules import CorrelationRule, RuleFile
 from farm.dedup import FULL
 
-# A control batch (`{"control": {"resolve_incident": <id>}}` in the envelope) asks a worker to
-# change incident state through the normal write path.
+# A control batch (`{"control": {"resolve_incident": <id>}}` or `{"confirm_incident": <id>}` in
+# the envelope) asks a worker to change incident state through the normal write path.
 RESOLVE_INCIDENT = "resolve_incident"
+CONFIRM_INCIDENT = "confirm_incident"
+BY_HAND = {RESOLVE_INCIDENT: "resolve", CONFIRM_INCIDENT: "confirm"}
 
 
 @dataclass
@@ -109,8 +111,10 @@ class Correlation:
 
     def control(self, batch) -> Correlated:
         """Carry out a control batch; unknown commands and unknown incidents do nothing."""
-        incident = batch.control.get(RESOLVE_INCIDENT)
-        if not isinstance(incident, str):
-            return Correlated()
-        snapshot = self.decider.resolve(batch.id, batch.tenant, batch.sent_at, incident)
-        return Correlated(snapshots=[snapshot] if snapshot else [])
+        for command, action in BY_HAND.items():
+            incident = batch.control.get(command)
+            if isinstance(incident, str):
+                snapshot = self.decider.by_hand(action, batch.id, batch.tenant, batch.sent_at,
+                                                incident)
+                return Correlated(snapshots=[snapshot] if snapshot else [])
+        return Correlated()
