@@ -53,8 +53,8 @@ On a single Redis `<D>`, `<T>` and `<M>` are plain `<p>`.
 - `<T>:incidents:<batch id>`           hash: the correlation script's memo of one batch: `upto`
   (how many of the batch's alerts it decided), position -> JSON [incident ids, incident ids
   newly linked], `s:<incident id>` -> the incident's snapshot after the batch. Written by the
-  correlation script chunk by chunk (and by the resolve script for a control batch), TTL a
-  day, dropped with the batch's other memos.
+  correlation script chunk by chunk (and by the control scripts: resolve, acknowledge,
+  confirm), TTL a day, dropped with the batch's other memos.
 - `<T>:incgroup:<tenant>:<rule>:<group key>`  string: the id of the newest incident of that
   rule and group key, TTL `[correlation] ttl_seconds`. Written by the correlation script.
 - `<T>:incident:<incident id>`          hash: `state` = an incident's state as one JSON object
@@ -63,7 +63,7 @@ On a single Redis `<D>`, `<T>` and `<M>` are plain `<p>`.
   an alert last joined or updated it (full precision; it decides the timeframe), `count` = its
   alerts_count, for people reading Redis, and `m:<fingerprint>` per member = JSON [latest
   status, unresolvedCounter, lastReceived], for resolve_on and visibility. TTL `[correlation]
-  ttl_seconds`. Written by the correlation and resolve scripts.
+  ttl_seconds`. Written by the correlation and control scripts.
 - `<T>:incfp:<tenant>:<fingerprint>`    set: the unresolved incidents the fingerprint belongs
   to (a new version of it updates them even when it matches no rule). Same writers and TTL.
 - `<T>:incnumber:<tenant>`              integer: the last incident running number (for

@@ -190,6 +190,23 @@ def test_resolve_on_never_stays_firing(run_with):
     assert run.incidents()[0]["status"] == "firing"
 
 
+def test_an_acknowledged_incident_stays_open_takes_alerts_and_resolves_by_its_rule(run_with):
+    run = run_with(BY_HOST + 'resolve_on = "all"\n')
+    run.send(dba("a", "db1"))
+    [incident] = run.incidents()
+    run.by_hand("acknowledge_incident", incident["id"])
+    assert run.incidents()[0]["status"] == "acknowledged"
+    run.send(dba("b", "db1"))  # joins it: an acknowledged incident is still open
+    [incident] = run.incidents()
+    assert incident["status"] == "acknowledged" and incident["alerts_count"] == 2
+    run.send(dba("a", "db1", "resolved"))
+    run.send(alert("b", "resolved", labels={"team": "web", "host": "db1"}))  # matches no rule
+    [incident] = run.incidents()
+    assert incident["status"] == "resolved"
+    run.by_hand("acknowledge_incident", incident["id"])  # a resolved one stays resolved
+    assert run.incidents()[0]["status"] == "resolved"
+
+
 def test_a_resolved_member_resolves_its_incident_even_when_it_matches_no_rule(run_with):
     run = run_with(BY_HOST + 'resolve_on = "all"\n')
     run.send(dba("a", "db1"))

@@ -186,8 +186,8 @@ require_approve = true
 """
 
 
-def test_incidents_list_show_resolve_confirm_and_search_by_incident(tmp_path, redis,
-                                                                     redis_url):
+def test_incidents_list_show_resolve_confirm_acknowledge_and_search_by_incident(
+        tmp_path, redis, redis_url):
     rules = tmp_path / "rules.toml"
     rules.write_text(STORM_RULES.replace("threshold = 5", "threshold = 1") + REVIEW_RULE)
     config = write_config(tmp_path / "farm.toml", tmp_path / "data", redis_url,
@@ -226,3 +226,11 @@ def test_incidents_list_show_resolve_confirm_and_search_by_incident(tmp_path, re
         refused = farm_cli(config, "incidents", "confirm", incident["id"])
         assert refused.returncode == 1 and refused.stderr.count("\n") == 1
         assert "is not a candidate" in refused.stderr
+        # Acknowledged: still open; a resolved incident cannot be.
+        done = farm_cli(config, "incidents", "acknowledge", candidate["id"])
+        assert done.returncode == 0 and "acknowledged" in done.stdout
+        acked = json.loads(farm_cli(config, "incidents", "list", "--status", "acknowledged",
+                                    "--json").stdout)
+        assert [i["id"] for i in acked] == [candidate["id"]]
+        refused = farm_cli(config, "incidents", "acknowledge", incident["id"])
+        assert refused.returncode == 1 and "is resolved" in refused.stderr

@@ -1,6 +1,6 @@
-"""`farm incidents list|show|resolve|confirm`: incidents as the store holds them, and resolving
-one or confirming a candidate by hand through the farm's own write path (a control batch a
-worker carries out)."""
+"""`farm incidents list|show|resolve|acknowledge|confirm`: incidents as the store holds them,
+and changing one by hand through the farm's own write path (a control batch a worker carries
+out)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import msgpack
 import orjson
 
 from farm.cli_support import config_option, connect_redis, fail, load_config
-from farm.correlation.stage import CONFIRM_INCIDENT, RESOLVE_INCIDENT
+from farm.correlation.stage import ACKNOWLEDGE_INCIDENT, CONFIRM_INCIDENT, RESOLVE_INCIDENT
 from farm.redis_keys import Keys, keys_for
 from farm.redis_server import redis_url_of
 
@@ -27,7 +27,7 @@ def incidents():
 
 @incidents.command("list")
 @click.argument("query", nargs=-1)
-@click.option("--status", type=click.Choice(["firing", "resolved"]))
+@click.option("--status", type=click.Choice(["firing", "acknowledged", "resolved"]))
 @click.option("--tenant", help="Only this tenant.")
 @click.option("--all", "everything", is_flag=True,
               help="Also incidents not visible yet (under their threshold, or candidates).")
@@ -51,7 +51,7 @@ def incidents_list(query, status, tenant, everything, limit, as_json, config_pat
         click.echo("no incidents")
     for doc in found:
         shown = "" if doc["is_visible"] else (" candidate" if doc["is_candidate"] else " hidden")
-        click.echo(f"{doc['id']}  {doc['status']:<8} {doc['severity']:<8} "
+        click.echo(f"{doc['id']}  {doc['status']:<12} {doc['severity']:<8} "
                    f"{doc['alerts_count']:>5} alerts  {doc['last_seen_time']}{shown}  "
                    f"{doc['name']}")
 
@@ -108,6 +108,24 @@ def incidents_resolve(incident_id, timeout, tenant, config_path):
     stores the new state, like any other change."""
     _by_hand(RESOLVE_INCIDENT, incident_id, timeout, tenant, config_path,
              lambda state: state.get("status") == "resolved", "resolved")
+
+
+@incidents.command("acknowledge")
+@click.argument("incident_id")
+@_TIMEOUT
+@_TENANT
+@config_option
+def incidents_acknowledge(incident_id, timeout, tenant, config_path):
+    """Acknowledge a firing incident: it stays open (alerts still join it, and it still
+    resolves by its rule's resolve_on), with status acknowledged, as in Keep."""
+
+    def firing(state: dict) -> None:
+        if state.get("status") == "resolved":
+            fail(f"incident {incident_id} is resolved; only an open one can be acknowledged")
+
+    _by_hand(ACKNOWLEDGE_INCIDENT, incident_id, timeout, tenant, config_path,
+             lambda state: state.get("status") == "acknowledged", "acknowledged",
+             check=firing)
 
 
 @incidents.command("confirm")

@@ -37,6 +37,7 @@ _STATE = (_HERE / "state.lua").read_text()
 CHUNK_LUA = _STATE + (_HERE / "chunk.lua").read_text()
 RESOLVE_LUA = _STATE + (_HERE / "resolve.lua").read_text()
 CONFIRM_LUA = _STATE + (_HERE / "confirm.lua").read_text()
+ACKNOWLEDGE_LUA = _STATE + (_HERE / "acknowledge.lua").read_text()
 
 
 @dataclass
@@ -72,7 +73,8 @@ class Decider:
         self.ttl = ttl_seconds
         self._chunk = redis.register_script(CHUNK_LUA)
         self._by_hand = {"resolve": redis.register_script(RESOLVE_LUA),
-                         "confirm": redis.register_script(CONFIRM_LUA)}
+                         "confirm": redis.register_script(CONFIRM_LUA),
+                         "acknowledge": redis.register_script(ACKNOWLEDGE_LUA)}
 
     def decide(self, batch_id: str, tenant: str, sent_at: float, start: int, end: int,
                items: list[list], rules: dict[str, list]) -> Callable[[], Decided]:
@@ -95,9 +97,10 @@ class Decider:
 
     def by_hand(self, action: str, batch_id: str, tenant: str, sent_at: float,
                 incident_id: str) -> dict | None:
-        """Resolve one incident, or confirm a candidate (`action`), by hand; memoised under the
-        control batch's id. Returns the incident's snapshot after it, or None when Redis holds
-        no such incident for the tenant (or, to confirm, it is no candidate)."""
+        """Resolve, acknowledge (a firing one) or confirm (a candidate) one incident by hand
+        (`action`); memoised under the control batch's id. Returns the incident's snapshot
+        after it, or None when Redis holds no such incident for the tenant (or it is not in a
+        state the action applies to)."""
         request = {"p": self.keys.correlation_prefix(tenant), "t": tenant, "now": sent_at,
                    "iso": iso_ms(sent_at), "ttl": self.ttl, "mttl": MEMO_TTL_SECONDS,
                    "id": incident_id}

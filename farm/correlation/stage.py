@@ -16,11 +16,14 @@ from farm.correlation.matching import RuleIndex, matches
 from farm.correlation.rules import CorrelationRule, RuleFile
 from farm.dedup import FULL
 
-# A control batch (`{"control": {"resolve_incident": <id>}}` or `{"confirm_incident": <id>}` in
-# the envelope) asks a worker to change incident state through the normal write path.
+# A control batch (`{"control": {"resolve_incident": <id>}}`, `acknowledge_incident` or
+# `confirm_incident` in the envelope) asks a worker to change incident state through the normal
+# write path.
 RESOLVE_INCIDENT = "resolve_incident"
+ACKNOWLEDGE_INCIDENT = "acknowledge_incident"
 CONFIRM_INCIDENT = "confirm_incident"
-BY_HAND = {RESOLVE_INCIDENT: "resolve", CONFIRM_INCIDENT: "confirm"}
+BY_HAND = {RESOLVE_INCIDENT: "resolve", ACKNOWLEDGE_INCIDENT: "acknowledge",
+           CONFIRM_INCIDENT: "confirm"}
 
 
 @dataclass

@@ -197,8 +197,9 @@ local function newest(rule, group)
   return gkey, id and load(id) or false
 end
 
+-- An acknowledged incident is still open (Keep's active statuses are firing and acknowledged).
 local function expired(inc, spec)
-  return inc.status ~= 'firing' or inc.touched < NOW - spec[1]
+  return inc.status == 'resolved' or inc.touched < NOW - spec[1]
 end
 
 -- One alert: each rule match joins or opens an incident, then its other active incidents
@@ -245,7 +246,7 @@ local function decide(it)
       local inc = load(id)
       if not inc then
         redis.call('SREM', fk, id)
-      elseif inc.status == 'firing' then
+      elseif inc.status ~= 'resolved' then
         set_member(inc, it)
         check_resolve(inc)
         seen[id] = true; ids[#ids + 1] = id

@@ -7,6 +7,7 @@ import itertools
 import sqlite3
 from pathlib import Path
 
+import msgpack
 import orjson
 
 from farm import config
@@ -59,6 +60,16 @@ class CorrelationRun:
         self.now += after
         return encode_batch(list(alerts), "keep", tenant=tenant, sent_at=self.now,
                             batch_id=batch_id or f"batch{next(_ids)}")
+
+    def by_hand(self, command: str, incident_id: str, after: float = 1.0):
+        """A control batch changing one incident (`farm incidents resolve|acknowledge|confirm`
+        sends the same), processed and committed; returns its Outcome."""
+        self.now += after
+        out = self.pipeline.process(msgpack.packb({
+            "v": 1, "id": f"hand{next(_ids)}", "tenant": "default", "provider": "keep",
+            "sent_at": self.now, "events": [], "control": {command: incident_id}}))
+        self.commit(out)
+        return out
 
     def commit(self, out) -> None:
         self.writer.write([unpack_record(r)[2] for r in out.records])
