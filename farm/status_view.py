@@ -63,6 +63,12 @@ def render_status(doc: dict, console: Console | None = None) -> None:
                       f"overflowed to dead letters {notify.get('overflowed', 0):,}")
     if "maintenance" in doc:  # a farm from before the watcher has none
         render_watcher(doc["maintenance"], console)
+    render_account(doc, console)
+
+
+def render_account(doc: dict, console: Console) -> None:
+    """The counters, and whether they add up."""
+    queues = doc["queues"]
     counters = Table(title="accounting", title_justify="left")
     counters.add_column("counter")
     counters.add_column("value", justify="right")
