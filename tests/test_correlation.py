@@ -196,7 +196,8 @@ def test_an_acknowledged_incident_stays_open_takes_alerts_and_resolves_by_its_ru
     [incident] = run.incidents()
     run.by_hand("acknowledge_incident", incident["id"])
     assert run.incidents()[0]["status"] == "acknowledged"
-    run.send(dba("b", "db1"))  # joins it: an acknowledged incident is still open
+    joined = run.send(dba("b", "db1"))  # joins it: an acknowledged incident is still open
+    assert (joined.correlation.opened, joined.correlation.updated) == (0, 1)
     [incident] = run.incidents()
     assert incident["status"] == "acknowledged" and incident["alerts_count"] == 2
     run.send(dba("a", "db1", "resolved"))

@@ -28,7 +28,7 @@ for _, id in ipairs(dirty_order) do
   snaps[id] = snapshot(inc)
   memo_writes[#memo_writes + 1] = 's:' .. id
   memo_writes[#memo_writes + 1] = snaps[id]
-  if inc.version > 1 and inc.status == 'firing' then updated = updated + 1 end
+  if inc.version > 1 and inc.status ~= 'resolved' then updated = updated + 1 end
 end
 save_number()
 if req['end'] > upto then
