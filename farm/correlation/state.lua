@@ -174,7 +174,6 @@ local function attach(inc, it, match)
   local mask = match[3]
   inc.mask = bit.bor(inc.mask, mask)
   for i, values in ipairs(match[4]) do add_to_list(inc.vals[i], values) end
-  render(inc)
   if inc.visible == 0 and inc.approve == 0 then
     local n = math.max(inc.count, inc.firing_sum)
     local full = bit.lshift(1, inc.nsub) - 1
@@ -269,6 +268,7 @@ local function snapshot(inc)
 end
 
 local function save(inc)
+  render(inc)  -- once per save: the values it joins only grow while the call attaches alerts
   inc.version = inc.version + 1
   local touched = inc.touched
   inc.touched = nil
