@@ -85,15 +85,21 @@ class Decider:
         sources, service, matches] for its alerts that are not full duplicates; `rules` the
         specs (CorrelationRule.spec) of the rules matched. Both raise redis errors as they
         come."""
+        replies = scripts_ahead(self.redis, [(
+            self._chunk, [self.keys.incidents_memo(batch_id, tenant)],
+            [self.chunk_request(tenant, sent_at, start, end, items, rules)])])
+        return lambda: _decided(replies()[0])
+
+    def chunk_request(self, tenant: str, sent_at: float, start: int, end: int,
+                      items: list[list], rules: dict[str, list]) -> bytes:
+        """The chunk script's argument (decide's arguments but the batch id, which names the
+        memo key)."""
         # "p": every key the script names starts with it: on a Redis Cluster it carries the
         # tenant's hash tag, so the whole call touches that one slot.
-        request = {"p": self.keys.correlation_prefix(tenant), "t": tenant, "now": sent_at,
-                   "iso": iso_ms(sent_at), "ttl": self.ttl, "mttl": MEMO_TTL_SECONDS,
-                   "start": start, "end": end, "rules": rules or {"": []}, "items": items}
-        replies = scripts_ahead(self.redis, [(self._chunk,
-                                              [self.keys.incidents_memo(batch_id, tenant)],
-                                              [orjson.dumps(request)])])
-        return lambda: _decided(replies()[0])
+        return orjson.dumps({"p": self.keys.correlation_prefix(tenant), "t": tenant,
+                             "now": sent_at, "iso": iso_ms(sent_at), "ttl": self.ttl,
+                             "mttl": MEMO_TTL_SECONDS, "start": start, "end": end,
+                             "rules": rules or {"": []}, "items": items})
 
     def by_hand(self, action: str, batch_id: str, tenant: str, sent_at: float,
                 incident_id: str) -> dict | None:
