@@ -19,9 +19,12 @@ import pytest
 from redis import exceptions as redis_errors
 from redis.crc import key_slot
 
+from farm import config as config_mod
 from farm.correlation.decide import CHUNK_LUA
 from farm.ingest.ratelimit import RateLimiter
+from farm.maintenance.release import RELEASE
 from farm.maintenance.sources import add_window, end_window, read_redis
+from farm.pipeline import Pipeline
 from farm.queue import (
     ShardAck,
     WorkQueue,
@@ -42,9 +45,11 @@ from farm.redisconn import (
     run_scripts,
     unlink_later,
 )
+from farm.wire import WIRE_VERSION, encode_batch
 from tests.support.correlation_runs import CorrelationRun, alert
 from tests.support.farms import FarmProcess, write_config
 from tests.support.gateways import post
+from tests.support.maintenance import events, stored
 from tests.support.notify_receiver import Receiver
 from tests.support.payloads import ALERTMANAGER
 from tests.support.ports import free_port, wait_healthy
@@ -240,6 +245,41 @@ def test_dedup_timeline_and_correlation_run_on_the_cluster(tmp_path, redis_clust
         run.pipeline.dedup.forget("default", {"fingerprint": "fp0", "eventId": "nope"})
     finally:
         run.close()
+        client.close()
+
+
+def test_alerts_held_in_maintenance_are_released_on_the_cluster(tmp_path, redis_cluster_url):
+    """The release batch's guarded dedup script runs per bucket, with each alert's expected
+    eventId beside it: every held alert comes back once, and one stored again since is skipped."""
+    (tmp_path / "windows.toml").write_text(
+        '[[window]]\nname = "cache"\nstart = "2026-12-05T02:00:00Z"\n'
+        'end = "2026-12-05T03:00:00Z"\ncondition = \'service == "cache"\'\n'
+        'suppress = true\nrecover_previous_status = true\n')
+    (tmp_path / "farm.toml").write_text('[maintenance]\nrules = "windows.toml"\n')
+    client = connect(redis_cluster_url)
+    pipeline = Pipeline(config_mod.load(tmp_path / "farm.toml", env={}), client,
+                        Keys("r1", cluster=True))
+    inside, after = 1_796_437_800.0, 1_796_437_800.0 + 3600
+    try:
+        held = stored(pipeline.process(encode_batch(events("h", ["cache"] * 12), "keep",
+                                                    batch_id="h1", sent_at=inside)))
+        assert {doc["status"] for doc in held.values()} == {"maintenance"}
+        newer = {**events("h", ["cache"])[0], "status": "resolved"}  # the first one, again
+        pipeline.process(encode_batch([newer], "keep", batch_id="n1", sent_at=after))
+        docs = list(held.values())
+
+        def release(batch_id: str) -> bytes:
+            return msgpack.packb({"v": WIRE_VERSION, "id": batch_id, "tenant": "default",
+                                  "provider": "keep", "sent_at": after + 1, "events": docs,
+                                  "control": {RELEASE: [d["eventId"] for d in docs]}})
+
+        out = pipeline.process(release("rel1"))
+        again = stored(out)
+        assert out.released == 11 and {d["status"] for d in again.values()} == {"firing"}
+        assert held["h1:0"]["fingerprint"] not in {d["fingerprint"] for d in again.values()}
+        assert pipeline.process(release("rel1")).released == 11  # redelivered: memo replays
+        assert pipeline.process(release("rel2")).released == 0  # the next round, sent again
+    finally:
         client.close()
 
 
