@@ -23,11 +23,13 @@ that stopped part-way).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 import xxhash
 
 from farm.alert import BOOKKEEPING_FIELDS, json_default
-from farm.redisconn import run_scripts
+from farm.redisconn import send_scripts
 
 # KEYS[1] the batch's memo, KEYS[2] its timeline memo, KEYS[3..] dedup keys (on a Redis Cluster:
 # those of one dedup bucket, all in the bucket's slot); ARGV[1] ttl, ARGV[2] memo ttl, then per
@@ -263,7 +265,14 @@ class Deduplicator:
 
     def decide(self, batch_id: str, start: int, tenant: str, alerts: list[dict],
                digests: list[bytes], expect: list[str] | None = None) -> str:
-        """One decision letter per alert of the chunk that starts at position `start` of the
+        """The decisions `send` reads (see there), waited for."""
+        return self.send(batch_id, start, tenant, alerts, digests, expect)()
+
+    def send(self, batch_id: str, start: int, tenant: str, alerts: list[dict],
+             digests: list[bytes], expect: list[str] | None = None) -> Callable[[], str]:
+        """Send the call that decides the chunk and return the function that reads its
+        decisions (redisconn.send_scripts: on a single Redis the caller works meanwhile):
+        one decision letter per alert of the chunk that starts at position `start` of the
         batch, in order; replayed from the batch's memo where it has them. Every alert that is
         not a full duplicate gets its firing timeline (TIMELINE_FIELDS) in place, computed from
         the fingerprint's previous stored version in the same call. On a Redis Cluster, one
@@ -273,7 +282,7 @@ class Deduplicator:
         `expect` (a maintenance release) gives per alert the eventId that must have set its
         fingerprint's dedup key; an alert whose key another event set since is SKIPPED."""
         if not alerts:
-            return ""
+            return lambda: ""
         groups: dict[int, list[int]] = {}
         bucket = self.keys.bucket
         for i, alert in enumerate(alerts):
@@ -292,15 +301,18 @@ class Deduplicator:
                 calls.append((self._decide, keys, args))
             else:
                 calls.append((self._release, keys, [*args, *(expect[i] for i in members)]))
-        letters = [""] * len(alerts)
-        for members, (got, timelines) in zip(groups.values(), run_scripts(self.redis, calls),
-                                             strict=True):
-            got = got.decode() if isinstance(got, bytes) else got
-            for i, letter, line in zip(members, got, timelines, strict=True):
-                letters[i] = letter
-                if line:
-                    apply_timeline(alerts[i], orjson.loads(line))
-        return "".join(letters)
+        replies = send_scripts(self.redis, calls)
+
+        def read() -> str:
+            letters = [""] * len(alerts)
+            for members, (got, timelines) in zip(groups.values(), replies(), strict=True):
+                got = got.decode() if isinstance(got, bytes) else got
+                for i, letter, line in zip(members, got, timelines, strict=True):
+                    letters[i] = letter
+                    if line:
+                        apply_timeline(alerts[i], orjson.loads(line))
+            return "".join(letters)
+        return read
 
     def forget(self, tenant: str, alert: dict) -> None:
         """Drop the digest `alert` stored when it was decided, unless a later event has replaced

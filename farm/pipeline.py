@@ -76,6 +76,26 @@ class Outcome:
 
 
 
+class MeanwhileFailed(BaseException):
+    """What Pipeline.process's `meanwhile` raised, as its __cause__: carried past the batch's
+    guard, which turns an Exception into the batch's dead letter."""
+
+
+class _Meanwhile:
+    """Runs a function at most once; its errors come out as MeanwhileFailed."""
+
+    def __init__(self, fn: Callable[[], None] | None):
+        self._fn = fn
+
+    def __call__(self) -> None:
+        fn, self._fn = self._fn, None
+        if fn is not None:
+            try:
+                fn()
+            except Exception as exc:
+                raise MeanwhileFailed() from exc
+
+
 def pack_record(sent_at: float, n_alerts: int, body: bytes) -> bytes:
     return msgpack.packb((sent_at, n_alerts, body))
 
@@ -182,7 +202,8 @@ class Pipeline:
         self._enrich_errors = 0
         self._enrich_logged = 0.0
 
-    def process(self, raw: bytes, ahead: bool = False) -> Outcome:
+    def process(self, raw: bytes, ahead: bool = False,
+                meanwhile: Callable[[], None] | None = None) -> Outcome:
         """Run one raw batch through every stage. Raises only Redis errors (the batch stays
         in flight and the caller retries); bad input becomes dead letters: a bad event alone,
         before any dedup decision; an alert that cannot be stored (too big for a record even by
@@ -191,8 +212,15 @@ class Pipeline:
         With `ahead`, a batch whose correlation call is still running in Redis comes back
         unfinished (`Outcome.unfinished`): the worker prepares its next batch meanwhile, and
         `finish` then reads the call's reply and fills in the records, counts and
-        notifications. Nothing else of the outcome may be used before that."""
-        out = self._guarded(raw, lambda: self._process(raw))
+        notifications. Nothing else of the outcome may be used before that.
+
+        `meanwhile` (the worker finishing the batch before this one) runs once, while this
+        batch's first dedup call runs in Redis, or before the batch ends if it makes none. What
+        it raises comes out as the __cause__ of a MeanwhileFailed, which is not an Exception:
+        it is not this batch's fault."""
+        step = _Meanwhile(meanwhile)
+        out = self._guarded(raw, lambda: self._process(raw, step))
+        step()
         return out if ahead else self.finish(out)
 
     def finish(self, out: Outcome) -> Outcome:
@@ -210,7 +238,7 @@ class Pipeline:
             log.exception("batch dead-lettered by an unexpected error")
             return self.dead_batch(raw, f"{type(exc).__name__}: {exc}", "pipeline")
 
-    def _process(self, raw: bytes) -> Outcome:
+    def _process(self, raw: bytes, meanwhile: _Meanwhile) -> Outcome:
         out = Outcome()
         try:
             batch = decode_batch(raw)
@@ -218,7 +246,7 @@ class Pipeline:
             return self.dead_batch(raw, str(exc), "decode")
         out.provider, out.tenant = batch.provider, batch.tenant
         if batch.control is not None and RELEASE in batch.control:
-            return self.release(batch, raw, out)
+            return self.release(batch, raw, out, meanwhile)
         if batch.control is not None:
             incidents = self.correlation.control(batch)
             out.records.append(pack_record(batch.sent_at, 0, self.encoder.encode(
@@ -240,7 +268,8 @@ class Pipeline:
         received = len(alerts)
         alerts, digests, memo_id = self.maintain(batch, rules, alerts, digests, out)
 
-        decided, chunks = self.decide_chunks(batch, rules, now, alerts, digests, memo_id, out)
+        decided, chunks = self.decide_chunks(batch, rules, now, alerts, digests, memo_id, out,
+                                             meanwhile=meanwhile)
         if alerts:
             out.memo_ids.append(memo_id)
         out.decisions = decided
@@ -265,7 +294,8 @@ class Pipeline:
             return out
         return finish()
 
-    def release(self, batch: Batch, raw: bytes, out: Outcome) -> Outcome:
+    def release(self, batch: Batch, raw: bytes, out: Outcome,
+                meanwhile: _Meanwhile | None = None) -> Outcome:
         """A release batch (farm/maintenance/release.py): each held version it carries is stored
         again with its own status, unless its fingerprint was stored again since it was read.
         Not counted as received (the alert was, when it came), nor enriched again."""
@@ -282,7 +312,7 @@ class Pipeline:
                          batchId=batch.id, receivedAt=now, processedAt=processed)
         digests = [rules.hasher.digest(alert) for alert in alerts]
         decided, chunks = self.decide_chunks(batch, rules, now, alerts, digests, batch.id, out,
-                                             expect)
+                                             expect, meanwhile)
         out.memo_ids.append(batch.id)
         out.released = decided[NEW] + decided[PARTIAL]
 
@@ -298,23 +328,27 @@ class Pipeline:
 
     def decide_chunks(self, batch: Batch, rules: BatchRules, now: str, alerts: list[dict],
                       digests: list[bytes], memo_id: str, out: Outcome,
-                      expect: list[str] | None = None
+                      expect: list[str] | None = None, meanwhile: _Meanwhile | None = None
                       ) -> tuple[dict[str, int], list[tuple[list, Callable | None]]]:
         """Dedup, enrich and correlate the alerts, `[workers] batch_max` at a time, their
         decisions memoised under `memo_id`. Returns the decisions per letter and each chunk's
         (alert, decision) pairs with the function that reads its correlation call's outcome
         (None: no call), for `encode`. The next chunk's dedup call goes while the one before
-        correlates. With `expect` (a release: Deduplicator.decide) nothing is enriched and the
-        SKIPPED alerts are left out of the pairs."""
+        correlates, and `meanwhile` runs while the first dedup call does. With `expect` (a
+        release: Deduplicator.send) nothing is enriched and the SKIPPED alerts are left out of
+        the pairs."""
         decided = dict.fromkeys(DECISION_NAMES, 0)
         if expect is not None:
             decided[SKIPPED] = 0
         chunks = []
         for start in range(0, max(len(alerts), 1), self.batch_max):
             chunk = alerts[start:start + self.batch_max]
-            decisions = self.dedup.decide(
+            decisions = self.dedup.send(
                 memo_id, start, batch.tenant, chunk, digests[start:start + self.batch_max],
                 None if expect is None else expect[start:start + self.batch_max])
+            if meanwhile is not None:
+                meanwhile()
+            decisions = decisions()
             for letter in decisions:
                 decided[letter] += 1
             items = list(zip(chunk, decisions, strict=True))

@@ -141,19 +141,47 @@ def run_scripts(client, calls: list[tuple]) -> list:
 
     The client's riders (Riders.of) bound for the nodes these calls reach (on a single Redis:
     all of them) go in the same requests, so they cost no round trip of their own."""
+    return send_scripts(client, calls)()
+
+
+def send_scripts(client, calls: list[tuple]) -> Callable[[], list]:
+    """run_scripts, but on a single Redis the calls (and their riders) are written now and
+    read later (farm/held_connection.py): the caller does other work while they run. Returns
+    the function that gives their replies (waiting for them if need be), answers the riders
+    and raises the first error. On a cluster the calls run at once."""
     riders = _RIDERS.get(client)
     riding = riders.take_for(client, [keys[0] for _, keys, _ in calls]) if riders else []
-    if len(calls) == 1 and not riding and isinstance(client, RedisCluster):
-        script, keys, args = calls[0]
-        return [client.execute_command(*args) if script is None
-                else script(keys=keys, args=args)]
     everything = [*calls, *((r.script, r.keys, r.args) for r in riding)]
-    replies = _pipelined(client, everything)
-    done = [] if not riding else riders.answer(client, riding, replies[len(calls):])
-    failed = [r for r in replies[:len(calls)] if isinstance(r, Exception)] + done
+    if isinstance(client, RedisCluster):
+        if len(calls) == 1 and not riding:
+            script, keys, args = calls[0]
+            reply = (client.execute_command(*args) if script is None
+                     else script(keys=keys, args=args))
+            return lambda: [reply]
+        replies = _pipelined(client, everything)
+        return lambda: _answered(client, riders, riding, replies, len(calls))
+    ahead = send_ahead(client, [_command(*call) for call in everything])
+
+    def read() -> list:
+        replies = ahead.replies()
+        missing = [i for i, reply in enumerate(replies)
+                   if isinstance(reply, redis.exceptions.NoScriptError)]
+        if missing:
+            for i, reply in zip(missing, _pipelined(client, [everything[i] for i in missing]),
+                                strict=True):
+                replies[i] = reply
+        return _answered(client, riders, riding, replies, len(calls))
+    return read
+
+
+def _answered(client, riders: Riders | None, riding: list[Rider], replies: list,
+              count: int) -> list:
+    """The first `count` replies, once the riders have theirs; raises the first error."""
+    done = [] if not riding else riders.answer(client, riding, replies[count:])
+    failed = [r for r in replies[:count] if isinstance(r, Exception)] + done
     if failed:
         raise failed[0]
-    return replies[:len(calls)]
+    return replies[:count]
 
 
 def scripts_ahead(client, calls: list[tuple]) -> Callable[[], list]:
@@ -187,6 +215,11 @@ def _evalsha(script, keys: list, args: list) -> tuple:
     return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
+def _command(script, keys: list, args: list) -> tuple | list:
+    """A call (a script's, or a plain command when `script` is None) as request() sends it."""
+    return args if script is None else _evalsha(script, keys, args)
+
+
 def _pipelined(client, calls: list[tuple]) -> list:
     """Replies (or the error each met) of calls, where a call is (Script, keys, args) or (None,
     keys, command) for a plain command (its whole argument list) on `keys`, of one slot."""
@@ -197,8 +230,7 @@ def _pipelined(client, calls: list[tuple]) -> list:
         if cluster:
             got = _cluster_pipeline(client, [calls[i] for i in todo])
         else:
-            got = request(client, [args if script is None else _evalsha(script, keys, args)
-                                   for script, keys, args in (calls[i] for i in todo)])
+            got = request(client, [_command(*calls[i]) for i in todo])
         missing = []
         for i, reply in zip(todo, got, strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 1:

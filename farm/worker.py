@@ -22,7 +22,7 @@ from farm.config import Config
 from farm.dedup import DECISION_NAMES
 from farm.lifeline import BOOT_ERROR, Lifeline
 from farm.log import setup_logging
-from farm.pipeline import Outcome, Pipeline
+from farm.pipeline import MeanwhileFailed, Outcome, Pipeline
 from farm.queue import ShardAck, WorkQueue
 from farm.redis_keys import keys_for
 from farm.redisconn import (
@@ -183,8 +183,12 @@ class Worker:
         the batch before it (whose correlation call ran meanwhile)."""
         started = time.perf_counter()
         try:
+            # The batch before is finished while this one's dedup call runs in Redis.
             outcome = (self.expired(raw) if self.max_age and self.is_stale(raw)
-                       else self.pipeline.process(raw, ahead=True))  # it splits big records
+                       else self.pipeline.process(raw, ahead=True,  # it splits big records
+                                                  meanwhile=self.deliver_unfinished))
+        except MeanwhileFailed as failed:
+            raise failed.__cause__ from None  # the batch before's, as deliver_unfinished raised it
         except redis.RedisError:
             raise
         except Exception as exc:  # a poison batch must not crash-loop the farm

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from farm.held_connection import held_by_this_thread
+from farm.pipeline import MeanwhileFailed
 from farm.wire import encode_batch
 from tests.support.correlation_runs import START, CorrelationRun, alert
 
@@ -313,8 +315,9 @@ def test_a_redelivered_batch_replays_its_incidents(run_with):
 
 def test_a_worker_preparing_its_next_batch_decides_as_one_that_waits(run_with):
     """A worker sends each chunk's correlation call ahead and prepares its next batch while it
-    runs (Pipeline.process with ahead, then finish): the same incident rows, incidents and
-    members as waiting for every call, with batches cut into several chunks."""
+    runs (Pipeline.process with ahead), then finishes it while the next batch's first dedup call
+    runs (`meanwhile`): the same incident rows, incidents and members as waiting for every
+    call, with batches cut into several chunks."""
     rules = BY_HOST + "threshold = 2\nresolve_on = \"all\"\n"
     chunks = "[workers]\nbatch_max = 3\n"
     waits, ahead = run_with(rules, extra=chunks), run_with(rules, extra=chunks)
@@ -324,11 +327,15 @@ def test_a_worker_preparing_its_next_batch_decides_as_one_that_waits(run_with):
     waited = [waits.send(*alerts, after=400, batch_id=f"w{i}") for i, alerts in enumerate(waves)]
     prepared, before = [], None
     for i, alerts in enumerate(waves):
-        outcome = ahead.pipeline.process(ahead.batch(*alerts, after=400, batch_id=f"w{i}"),
-                                         ahead=True)
-        assert outcome.unfinished is not None  # its calls are still running in Redis
-        if before is not None:
+        def finish_before(before=before) -> None:
+            # This batch's dedup request is written and its reply not read yet.
+            assert held_by_this_thread(ahead.redis).owed
             prepared.append(ahead.pipeline.finish(before))
+        outcome = ahead.pipeline.process(ahead.batch(*alerts, after=400, batch_id=f"w{i}"),
+                                         ahead=True,
+                                         meanwhile=None if before is None else finish_before)
+        assert outcome.unfinished is not None  # its calls are still running in Redis
+        assert len(prepared) == i  # the batch before was finished meanwhile, once
         before = outcome
     prepared.append(ahead.pipeline.finish(before))
     for outcome in prepared:
@@ -338,6 +345,29 @@ def test_a_worker_preparing_its_next_batch_decides_as_one_that_waits(run_with):
     assert ahead.incidents() == waits.incidents() and len(waits.incidents()) >= 3
     for incident in waits.incidents():
         assert ahead.members(incident["id"]) == waits.members(incident["id"])
+
+
+def test_the_batch_before_is_finished_once_and_its_errors_are_not_this_batchs(run_with):
+    """`meanwhile` runs exactly once, whether the batch makes a dedup call or none (it is
+    unreadable); what it raises comes out as MeanwhileFailed and leaves the batch undecided,
+    not dead-lettered."""
+    run = run_with(BY_HOST)
+    calls = []
+    out = run.pipeline.process(b"not a batch", ahead=True, meanwhile=lambda: calls.append(1))
+    assert calls == [1] and out.dead_letters
+    run.pipeline.finish(run.pipeline.process(run.batch(dba("a", "db1", "firing"), batch_id="m0"),
+                                             ahead=True, meanwhile=lambda: calls.append(2)))
+    assert calls == [1, 2]
+
+    def broken() -> None:
+        raise ValueError("the ring is gone")
+    with pytest.raises(MeanwhileFailed) as raised:
+        run.pipeline.process(run.batch(dba("b", "db1", "firing"), batch_id="m1"), ahead=True,
+                             meanwhile=broken)
+    assert isinstance(raised.value.__cause__, ValueError)
+    again = run.pipeline.finish(run.pipeline.process(
+        run.batch(dba("b", "db1", "firing"), batch_id="m1")))  # redelivered
+    assert again.counts["alerts_indexed"] == 1 and not again.dead_letters
 
 
 def _incident_rows(outcome) -> list:
