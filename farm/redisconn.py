@@ -162,16 +162,21 @@ def send_scripts(client, calls: list[tuple]) -> Callable[[], list]:
         return lambda: _answered(client, riders, riding, replies, len(calls))
     ahead = send_ahead(client, [_command(*call) for call in everything])
 
-    def read() -> list:
-        replies = ahead.replies()
-        missing = [i for i, reply in enumerate(replies)
-                   if isinstance(reply, redis.exceptions.NoScriptError)]
-        if missing:
-            for i, reply in zip(missing, _pipelined(client, [everything[i] for i in missing]),
-                                strict=True):
-                replies[i] = reply
-        return _answered(client, riders, riding, replies, len(calls))
-    return read
+    return lambda: _answered(client, riders, riding, _loaded(client, ahead, everything),
+                             len(calls))
+
+
+def _loaded(client, ahead, calls: list[tuple]) -> list:
+    """The replies of calls sent ahead, those that met a server without their script (they did
+    not run) sent again after loading it."""
+    replies = ahead.replies()
+    missing = [i for i, reply in enumerate(replies)
+               if isinstance(reply, redis.exceptions.NoScriptError)]
+    if missing:
+        for i, reply in zip(missing, _pipelined(client, [calls[i] for i in missing]),
+                            strict=True):
+            replies[i] = reply
+    return replies
 
 
 def _answered(client, riders: Riders | None, riding: list[Rider], replies: list,
@@ -194,20 +199,7 @@ def scripts_ahead(client, calls: list[tuple]) -> Callable[[], list]:
         replies = run_scripts(client, calls)
         return lambda: replies
     ahead = send_ahead(client, [_evalsha(*call) for call in calls])
-
-    def replies() -> list:
-        got = ahead.replies()
-        missing = [i for i, reply in enumerate(got)
-                   if isinstance(reply, redis.exceptions.NoScriptError)]
-        if missing:
-            for i, reply in zip(missing, _pipelined(client, [calls[i] for i in missing]),
-                                strict=True):
-                got[i] = reply
-        failed = [reply for reply in got if isinstance(reply, Exception)]
-        if failed:
-            raise failed[0]
-        return got
-    return replies
+    return lambda: _answered(client, None, [], _loaded(client, ahead, calls), len(calls))
 
 
 def _evalsha(script, keys: list, args: list) -> tuple:
