@@ -287,3 +287,19 @@ local function save(inc)
   if #flat > 0 then redis.call('HSET', ikey(inc.id), unpack(flat)) end
   redis.call('EXPIRE', ikey(inc.id), TTL)
 end
+
+-- A change by hand (the resolve, acknowledge and confirm scripts), memoised like a chunk: a
+-- redelivered control batch returns the same snapshot. req.id is the incident id; `change(inc)`
+-- makes the change and returns true, or returns false when it does not apply (the incident is
+-- then left as it is).
+local function by_hand(change)
+  local done = redis.call('HGET', memo, 's:' .. req.id)
+  if done then return done end
+  local inc = load(req.id)
+  if not inc or inc.tenant ~= T or not change(inc) then return '' end
+  save(inc)
+  local snap = snapshot(inc)
+  redis.call('HSET', memo, 's:' .. req.id, snap)
+  redis.call('EXPIRE', memo, req.mttl)
+  return snap
+end
