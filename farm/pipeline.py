@@ -269,7 +269,7 @@ class Pipeline:
         alerts, digests, memo_id = self.maintain(batch, rules, alerts, digests, out)
 
         decided, chunks = self.decide_chunks(batch, rules, now, alerts, digests, memo_id, out,
-                                             meanwhile=meanwhile)
+                                             meanwhile)
         if alerts:
             out.memo_ids.append(memo_id)
         out.decisions = decided
@@ -289,13 +289,9 @@ class Pipeline:
             }
             return out
 
-        if any(correlated for _, correlated in chunks):  # a correlation call is running
-            out.unfinished = lambda: self._guarded(raw, finish)
-            return out
-        return finish()
+        return self._when_correlated(raw, chunks, out, finish)
 
-    def release(self, batch: Batch, raw: bytes, out: Outcome,
-                meanwhile: _Meanwhile | None = None) -> Outcome:
+    def release(self, batch: Batch, raw: bytes, out: Outcome, meanwhile: _Meanwhile) -> Outcome:
         """A release batch (farm/maintenance/release.py): each held version it carries is stored
         again with its own status, unless its fingerprint was stored again since it was read.
         Not counted as received (the alert was, when it came), nor enriched again."""
@@ -312,7 +308,7 @@ class Pipeline:
                          batchId=batch.id, receivedAt=now, processedAt=processed)
         digests = [rules.hasher.digest(alert) for alert in alerts]
         decided, chunks = self.decide_chunks(batch, rules, now, alerts, digests, batch.id, out,
-                                             expect, meanwhile)
+                                             meanwhile, expect)
         out.memo_ids.append(batch.id)
         out.released = decided[NEW] + decided[PARTIAL]
 
@@ -321,6 +317,11 @@ class Pipeline:
             out.released -= lost[NEW] + lost[PARTIAL]
             return out
 
+        return self._when_correlated(raw, chunks, out, finish)
+
+    def _when_correlated(self, raw: bytes, chunks: list[tuple[list, Callable | None]],
+                         out: Outcome, finish: Callable[[], Outcome]) -> Outcome:
+        """`finish()` now, or, while a chunk's correlation call runs, left to Pipeline.finish."""
         if any(correlated for _, correlated in chunks):
             out.unfinished = lambda: self._guarded(raw, finish)
             return out
@@ -328,7 +329,7 @@ class Pipeline:
 
     def decide_chunks(self, batch: Batch, rules: BatchRules, now: str, alerts: list[dict],
                       digests: list[bytes], memo_id: str, out: Outcome,
-                      expect: list[str] | None = None, meanwhile: _Meanwhile | None = None
+                      meanwhile: _Meanwhile, expect: list[str] | None = None
                       ) -> tuple[dict[str, int], list[tuple[list, Callable | None]]]:
         """Dedup, enrich and correlate the alerts, `[workers] batch_max` at a time, their
         decisions memoised under `memo_id`. Returns the decisions per letter and each chunk's
@@ -343,12 +344,11 @@ class Pipeline:
         chunks = []
         for start in range(0, max(len(alerts), 1), self.batch_max):
             chunk = alerts[start:start + self.batch_max]
-            decisions = self.dedup.send(
+            read_decisions = self.dedup.send(
                 memo_id, start, batch.tenant, chunk, digests[start:start + self.batch_max],
                 None if expect is None else expect[start:start + self.batch_max])
-            if meanwhile is not None:
-                meanwhile()
-            decisions = decisions()
+            meanwhile()  # the first chunk's call runs; later chunks find it done
+            decisions = read_decisions()
             for letter in decisions:
                 decided[letter] += 1
             items = list(zip(chunk, decisions, strict=True))
