@@ -189,26 +189,23 @@ def kill_at_random_under_load(tmp_path, redis_url: str, kills: int, duration: st
     data = tmp_path / "data"
     config = write_config(tmp_path / "farm.toml", data, redis_url, extra="ring_mb = 2\n")
     rng = random.Random(seed)
-    # The shipped default restart_limit, which used to turn such kills into a stopped farm.
-    with FarmProcess(config, workers=2, env={"FARM_SUPERVISOR_RESTART_LIMIT": "5"}) as farm:
+    # The shipped default restart_limit, which used to turn such kills into a stopped farm. The
+    # backoff is capped at 2 s so that the kills land on running processes: the default 30 s
+    # cap would leave a child killed seven times in a minute down for most of the load.
+    env = {"FARM_SUPERVISOR_RESTART_LIMIT": "5", "FARM_SUPERVISOR_RESTART_BACKOFF_MAX_SECONDS": "2"}
+    with FarmProcess(config, workers=2, env=env) as farm:
         loadgen = subprocess.Popen(
             [sys.executable, "-m", "loadgen.cli", "--config", str(config), "--rate",
              "600GB/day", "--duration", duration, "--seed", str(seed), "--verify", "--json",
              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        done = 0
         killed: set[int] = set()
-        while done < kills and loadgen.poll() is None:
+        while len(killed) < kills and loadgen.poll() is None:
             time.sleep(rng.uniform(*gap))
-            pid = farm.children()[rng.choice(["worker-0", "worker-1", "indexer"])]
+            pid = kill_one_living_child(farm, rng, killed, until=loadgen.poll)
             if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    done += 1
-                    killed.add(pid)
-                except ProcessLookupError:
-                    pass
+                killed.add(pid)
         output, errors = loadgen.communicate(timeout=1800)
-        assert done == kills
+        assert len(killed) == kills
         assert loadgen.returncode == 0, errors + output[-3000:]
         # The last kill may come moments before loadgen ends: stop the farm only once every
         # killed process has a successor, or its drain would rightly report that death.
@@ -221,3 +218,23 @@ def kill_at_random_under_load(tmp_path, redis_url: str, kills: int, duration: st
         assert verdict["missing"] == 0 and not verdict["unexpected"]
         assert not verdict["counter_problems"]
     assert farm.proc.returncode == 0
+
+
+def kill_one_living_child(farm: FarmProcess, rng: random.Random, killed: set[int],
+                          until) -> int | None:
+    """SIGKILL one worker or the indexer that is up and not already a victim; returns its pid,
+    or None if `until()` reports the load over first. A pick that lands on a process still
+    being restarted waits for it rather than spending the gap: on a slow machine a restart
+    takes seconds, and the kills would otherwise not all fit in the load's time."""
+    while until() is None:
+        alive = {name: part for name, part in farm.parts().items()
+                 if part["alive"] and part["pid"] and part["pid"] not in killed}
+        if alive:
+            pid = alive[rng.choice(sorted(alive))]["pid"]
+            try:
+                os.kill(pid, signal.SIGKILL)
+                return pid
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    return None

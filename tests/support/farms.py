@@ -118,12 +118,16 @@ class FarmProcess:
             time.sleep(0.2)
         raise TimeoutError(f"farm did not drain in {timeout}s: {doc}\n{self.tail()}")
 
+    def parts(self) -> dict[str, dict]:
+        """Each worker's ('worker-N') and the indexer's entry in /status (pid, alive, ...)."""
+        doc = self.status()
+        parts = {f"worker-{i}": w for i, w in enumerate(doc["workers"])}
+        parts["indexer"] = doc["indexer"]
+        return parts
+
     def children(self) -> dict[str, int]:
         """pid of each worker ('worker-N') and of the indexer, from /status."""
-        doc = self.status()
-        pids = {f"worker-{i}": w["pid"] for i, w in enumerate(doc["workers"])}
-        pids["indexer"] = doc["indexer"]["pid"]
-        return pids
+        return {name: part["pid"] for name, part in self.parts().items()}
 
     def terminate(self, timeout: float = 60) -> int:
         self.proc.send_signal(signal.SIGTERM)
