@@ -144,12 +144,13 @@ def run_scripts(client, calls: list[tuple]) -> list:
     return send_scripts(client, calls)()
 
 
-def send_scripts(client, calls: list[tuple]) -> Callable[[], list]:
+def send_scripts(client, calls: list[tuple], ride: bool = True) -> Callable[[], list]:
     """run_scripts, but on a single Redis the calls (and their riders) are written now and
     read later (farm/held_connection.py): the caller does other work while they run. Returns
     the function that gives their replies (waiting for them if need be), answers the riders
-    and raises the first error. On a cluster the calls run at once."""
-    riders = _RIDERS.get(client)
+    and raises the first error. On a cluster the calls run at once. With `ride` False no
+    riders go along."""
+    riders = _RIDERS.get(client) if ride else None
     riding = riders.take_for(client, [keys[0] for _, keys, _ in calls]) if riders else []
     everything = [*calls, *((r.script, r.keys, r.args) for r in riding)]
     if isinstance(client, RedisCluster):
@@ -190,16 +191,11 @@ def _answered(client, riders: Riders | None, riding: list[Rider], replies: list,
 
 
 def scripts_ahead(client, calls: list[tuple]) -> Callable[[], list]:
-    """Run (Script, keys, args) calls as run_scripts does, but on a single Redis write them now
-    and read their replies later (farm/held_connection.py): the worker goes on with its next
-    batch while they run. Returns a function that gives their replies in order (waiting for
-    them if need be) and raises the first error; a call that met a server without its script
-    is sent again after loading it. On a cluster the calls run at once."""
-    if isinstance(client, RedisCluster):
-        replies = run_scripts(client, calls)
-        return lambda: replies
-    ahead = send_ahead(client, [_evalsha(*call) for call in calls])
-    return lambda: _answered(client, None, [], _loaded(client, ahead, calls), len(calls))
+    """send_scripts for a batch's correlation calls, whose replies the worker reads only after
+    it has taken and prepared its next batch. On a single Redis no riders go along: the next
+    take among them would be answered that late. On a cluster the calls run at once, riders
+    and all."""
+    return send_scripts(client, calls, ride=isinstance(client, RedisCluster))
 
 
 def _evalsha(script, keys: list, args: list) -> tuple:

@@ -182,11 +182,13 @@ class Worker:
         """Run a batch through the pipeline and put its records into the ring, after those of
         the batch before it (whose correlation call ran meanwhile)."""
         started = time.perf_counter()
+        finishing: list[float] = []  # the batch before's time, not this batch's
         try:
             # The batch before is finished while this one's dedup call runs in Redis.
             outcome = (self.expired(raw) if self.max_age and self.is_stale(raw)
-                       else self.pipeline.process(raw, ahead=True,  # it splits big records
-                                                  meanwhile=self.deliver_unfinished))
+                       else self.pipeline.process(  # it splits big records
+                           raw, ahead=True,
+                           meanwhile=lambda: finishing.append(self.deliver_unfinished())))
         except MeanwhileFailed as failed:
             raise failed.__cause__ from None  # the batch before's, as deliver_unfinished raised it
         except redis.RedisError:
@@ -194,21 +196,23 @@ class Worker:
         except Exception as exc:  # a poison batch must not crash-loop the farm
             log.exception("%s: batch dead-lettered", self.worker_id)
             outcome = self.pipeline.dead_batch(raw, f"{type(exc).__name__}: {exc}", "pipeline")
-        spent = time.perf_counter() - started
+        spent = time.perf_counter() - started - sum(finishing)
         self.deliver_unfinished()
         if outcome.unfinished is not None:
             self.unfinished = (shard, outcome, spent)
         else:
             self.deliver(shard, outcome, spent)
 
-    def deliver_unfinished(self) -> None:
-        """Finish the batch whose correlation call was left running, and deliver it."""
+    def deliver_unfinished(self) -> float:
+        """Finish the batch whose correlation call was left running, and deliver it; returns
+        the seconds that took (0 when there was none)."""
         if self.unfinished is None:
-            return
+            return 0.0
         (shard, outcome, spent), self.unfinished = self.unfinished, None
         started = time.perf_counter()
         outcome = self.pipeline.finish(outcome)
         self.deliver(shard, outcome, spent + time.perf_counter() - started)
+        return time.perf_counter() - started
 
     def deliver(self, shard: int, outcome: Outcome, seconds: float) -> None:
         """Put a batch's records into the ring; it is acked once the indexer commits them."""

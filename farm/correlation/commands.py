@@ -119,13 +119,13 @@ def incidents_acknowledge(incident_id, timeout, tenant, config_path):
     """Acknowledge a firing incident: it stays open (alerts still join it, and it still
     resolves by its rule's resolve_on), with status acknowledged, as in Keep."""
 
-    def firing(state: dict) -> None:
+    def not_resolved(state: dict) -> None:
         if state.get("status") == "resolved":
             fail(f"incident {incident_id} is resolved; only an open one can be acknowledged")
 
     _by_hand(ACKNOWLEDGE_INCIDENT, incident_id, timeout, tenant, config_path,
              lambda state: state.get("status") == "acknowledged", "acknowledged",
-             check=firing)
+             check=not_resolved)
 
 
 @incidents.command("confirm")
